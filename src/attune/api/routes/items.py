@@ -1,0 +1,72 @@
+"""Catalog routes: create or replace items, read them back, list them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from attune.api.deps import IngestDep, RecommendationsDep, StoresDep
+from attune.api.routes._common import ItemIdPath, item_out
+from attune.api.routes.recommendations import RecommendationOut, recommendation_out
+from attune.errors import NotFoundError, PayloadTooLargeError
+from attune.ingest.schemas import BatchResult, ItemBatchIn, ItemIn, ItemOut
+
+router = APIRouter(tags=["items"])
+
+MAX_ITEM_BATCH = 10_000
+
+
+@router.put("/v1/items/{item_id}", response_model=ItemOut, summary="Create or replace an item")
+def put_item(item_id: ItemIdPath, item: ItemIn, ingest: IngestDep) -> dict[str, Any]:
+    return item_out(ingest.put_item(item_id, item))
+
+
+@router.post("/v1/items:batch", response_model=BatchResult, summary="Create or replace items")
+def post_items(batch: ItemBatchIn, ingest: IngestDep) -> BatchResult:
+    """Each entry is an item with its ``item_id``; invalid entries are rejected one by one."""
+    if len(batch.items) > MAX_ITEM_BATCH:
+        raise PayloadTooLargeError(f"a batch holds at most {MAX_ITEM_BATCH} items")
+    stored, results = ingest.put_items(batch.items)
+    return BatchResult(accepted=stored, rejected=len(results) - stored, results=results)
+
+
+@router.get("/v1/items/{item_id}", response_model=ItemOut, summary="Read an item")
+def get_item(item_id: ItemIdPath, stores: StoresDep) -> dict[str, Any]:
+    row = stores.catalog.get_item(item_id)
+    if row is None:
+        raise NotFoundError(f"item {item_id!r} not found")
+    return item_out(row)
+
+
+@router.get("/v1/items", summary="List items, or fetch several by id")
+def list_items(
+    stores: StoresDep,
+    ids: Annotated[
+        str | None, Query(description="Comma-separated item ids", max_length=100_000)
+    ] = None,
+    cursor: Annotated[str | None, Query(max_length=1_024)] = None,
+    limit: Annotated[int, Query(ge=1, le=1_000)] = 100,
+) -> dict[str, Any]:
+    if ids is not None:
+        wanted = [i for i in (p.strip() for p in ids.split(",")) if i][:1_000]
+        found = stores.catalog.get_items(wanted)
+        return {"data": [item_out(found[i]) for i in wanted if i in found], "next_cursor": None}
+    page = stores.catalog.list_items(cursor, limit)
+    return {"data": [item_out(r) for r in page.data], "next_cursor": page.next_cursor}
+
+
+@router.get(
+    "/v1/items/{item_id}/similar",
+    response_model=RecommendationOut,
+    response_model_exclude_none=True,
+    summary="Items similar to this one",
+)
+def similar_items(
+    item_id: ItemIdPath,
+    service: RecommendationsDep,
+    stores: StoresDep,
+    n: Annotated[int, Query(ge=1, le=500)] = 10,
+    include_items: Annotated[bool, Query(description="Embed each item's catalog entry")] = False,
+) -> RecommendationOut:
+    return recommendation_out(service.similar(item_id, n), stores, include_items)

@@ -1,0 +1,342 @@
+"""The ``attune`` command line (Typer + Rich)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from attune.config import Settings, get_settings
+from attune.errors import AttuneError
+
+app = typer.Typer(help="Attune: an open-source AI personalization engine.", no_args_is_help=True)
+import_app = typer.Typer(
+    help="Bulk-import events, items, users or a MovieLens folder.", no_args_is_help=True
+)
+app.add_typer(import_app, name="import")
+
+console = Console(stderr=True)
+out = Console()
+
+
+def _fail(message: str) -> None:
+    console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code=1)
+
+
+@contextmanager
+def _session() -> Iterator[tuple[Settings, Any]]:
+    """Settings and open stores for one command; AttuneErrors become a clean exit."""
+    from attune.store.factory import open_stores
+
+    settings = get_settings()
+    stores = None
+    try:
+        stores = open_stores(settings)
+        yield settings, stores
+    except AttuneError as exc:
+        _fail(exc.message)
+    finally:
+        if stores is not None:
+            stores.close()
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+def _summary(report: Any) -> None:
+    table = Table(title=f"import {report.kind}", show_header=True)
+    for column in ("total", "accepted", "duplicates", "rejected"):
+        table.add_column(column, justify="right")
+    table.add_row(
+        *(f"{getattr(report, c):,}" for c in ("total", "accepted", "duplicates", "rejected"))
+    )
+    console.print(table)
+    if report.rejected_file:
+        console.print(f"rejected rows and their reasons: [bold]{report.rejected_file}[/]")
+
+
+def _run_import(kind: str, path: Path, importer: Callable[..., Any], **options: Any) -> None:
+    from attune.ingest.files import read_table
+    from attune.ingest.importers import write_rejected
+    from attune.ingest.service import IngestService
+
+    with _session() as (settings, stores):
+        frame = read_table(path)
+        service = IngestService(settings, stores)
+        with _progress() as progress:
+            task = progress.add_task(f"{kind} from {path.name}", total=len(frame))
+            report = importer(
+                service,
+                frame,
+                source=path.name,
+                advance=lambda k: progress.advance(task, k),
+                **options,
+            )
+        write_rejected(report, path, settings.data_dir / "rejected")
+        _summary(report)
+
+
+@import_app.command("events")
+def import_events_cmd(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV, JSON lines or Parquet: user_id,item_id,timestamp[,type,value,event_id]"
+        ),
+    ],
+    event_type: Annotated[
+        str, typer.Option("--type", help="Type of rows without a type column")
+    ] = "view",
+) -> None:
+    """Import events. Re-importing the same file adds nothing."""
+    from attune.ingest.importers import import_events
+
+    _run_import("events", file, import_events, default_type=event_type)
+
+
+@import_app.command("items")
+def import_items_cmd(
+    file: Annotated[
+        Path, typer.Argument(help="item_id[,title,text,categories,tags,available,price]")
+    ],
+) -> None:
+    """Import catalog items (lists '|'-separated; 'genres' is read as categories)."""
+    from attune.ingest.importers import import_items
+
+    _run_import("items", file, import_items)
+
+
+@import_app.command("users")
+def import_users_cmd(
+    file: Annotated[Path, typer.Argument(help="user_id and trait columns")],
+) -> None:
+    """Import user profiles; every column but user_id is a trait."""
+    from attune.ingest.importers import import_users
+
+    _run_import("users", file, import_users)
+
+
+@import_app.command("movielens")
+def import_movielens_cmd(
+    folder: Annotated[Path, typer.Argument(help="A MovieLens folder")],
+) -> None:
+    """Import a MovieLens data set: ratings, titles, genres, tags and user traits."""
+    from attune.ingest.importers import import_events, import_items, import_users
+    from attune.ingest.movielens import read_movielens
+    from attune.ingest.service import IngestService
+
+    with _session() as (settings, stores):
+        data = read_movielens(folder)
+        service = IngestService(settings, stores)
+        reports = []
+        with _progress() as progress:
+            for kind, frame, importer in (
+                ("items", data.items, import_items),
+                ("users", data.users, import_users),
+                ("events", data.events, import_events),
+            ):
+                task = progress.add_task(f"{kind} ({data.layout})", total=len(frame))
+                reports.append(
+                    importer(
+                        service,
+                        frame,
+                        source=f"{folder.name}/{kind}",
+                        advance=lambda k, t=task: progress.advance(t, k),
+                    )
+                )
+        for report in reports:
+            _summary(report)
+
+
+@app.command()
+def train(
+    algorithm: Annotated[str | None, typer.Option(help="Model name (see `attune models`)")] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="Model parameter key=value")
+    ] = None,
+) -> None:
+    """Fit a model on every stored event and register it as the serving version."""
+    from attune.training.pipeline import STEPS
+    from attune.training.pipeline import train as run_training
+
+    params = dict(_parse_param(p) for p in param or [])
+    with _session() as (settings, stores):
+        with _progress() as progress:
+            task = progress.add_task("training", total=len(STEPS))
+            done = {"n": 0}
+
+            def step(name: str) -> None:
+                progress.update(task, completed=done["n"], description=f"training: {name}")
+                done["n"] += 1
+
+            version = run_training(settings, stores, algorithm, params, progress=step)
+            progress.update(task, completed=len(STEPS), description="training: done")
+        window = version.data_window
+        console.print(
+            f"model version [bold]{version.version_id}[/] ({version.algorithm}) on "
+            f"{window['events']:,} events, {window['users']:,} users, {window['items']:,} items "
+            f"in {version.metrics['train_seconds']:.1f} s"
+        )
+
+
+def _parse_param(text: str) -> tuple[str, Any]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        _fail(f"--param wants key=value, got {text!r}")
+    try:
+        return key.strip(), json.loads(raw)
+    except json.JSONDecodeError:
+        return key.strip(), raw
+
+
+@app.command()
+def stats(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False) -> None:
+    """What is stored: events by type, users, items, model versions."""
+    with _session() as (_settings, stores):
+        by_type = stores.events.count_by_type()
+        versions = stores.model_versions.list_versions(limit=20)
+        report = {
+            "events": by_type,
+            "events_total": sum(by_type.values()),
+            "users": stores.events.count_users(),
+            "user_profiles": stores.users.count(),
+            "items": stores.catalog.count(),
+            "items_with_events": stores.events.count_items(),
+            "model_versions": [
+                {
+                    "version_id": v.version_id,
+                    "algorithm": v.algorithm,
+                    "status": v.status,
+                    "events": v.data_window.get("events"),
+                }
+                for v in versions
+            ],
+        }
+    if as_json:
+        out.print_json(json.dumps(report))
+        return
+    table = Table(title="Attune data")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for event_type, count in by_type.items():
+        table.add_row(f"events: {event_type}", f"{count:,}")
+    table.add_row("events (all)", f"{report['events_total']:,}")
+    for key in ("users", "user_profiles", "items", "items_with_events"):
+        table.add_row(key.replace("_", " "), f"{report[key]:,}")
+    out.print(table)
+    for v in report["model_versions"]:
+        out.print(f"model {v['version_id']}  {v['algorithm']}  {v['status']}  events={v['events']}")
+
+
+@app.command("batch-recommend")
+def batch_recommend(
+    users: Annotated[Path, typer.Option(help="File with one user id per line")],
+    output: Annotated[Path, typer.Option(help="JSON lines: {user_id, items}")],
+    n: Annotated[int, typer.Option(min=1, max=1000, help="Items per user")] = 10,
+) -> None:
+    """Write recommendations for many users (also the export for email campaigns)."""
+    from attune.engine.model_holder import ModelHolder
+    from attune.engine.recommend import RecommendationService
+
+    if not users.is_file():
+        _fail(f"{users}: no such file")
+    ids = list(
+        dict.fromkeys(line.strip() for line in users.read_text().splitlines() if line.strip())
+    )
+    with _session() as (_settings, stores):
+        service = RecommendationService(stores, ModelHolder(stores))
+        chunk = 256
+        with _progress() as progress, output.open("w", encoding="utf-8") as handle:
+            task = progress.add_task("recommending", total=len(ids))
+            for start in range(0, len(ids), chunk):
+                part = ids[start : start + chunk]
+                for user_id, rec in zip(part, service.for_users(part, n), strict=True):
+                    line = {"user_id": user_id, "items": [it.item_id for it in rec.items]}
+                    handle.write(json.dumps(line) + "\n")
+                progress.advance(task, len(part))
+    console.print(f"wrote {len(ids):,} lists to [bold]{output}[/]")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+) -> None:
+    """Serve the REST API (and the demo page at /demo)."""
+    import uvicorn
+
+    from attune.api.app import create_app
+
+    settings = get_settings()
+    console.print(f"Attune on [bold]http://{host}:{port}[/]  (API docs: /docs)")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=False)
+
+
+@app.command()
+def models() -> None:
+    """List the model names the registry knows."""
+    from attune.models.registry import available_models
+
+    for name, path in sorted(available_models().items()):
+        out.print(f"{name:16} {path}")
+
+
+@app.command("db-upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the database schema to the newest version."""
+    with _session() as (settings, _stores):
+        console.print(f"schema up to date at {settings.sql_url.split('@')[-1]}")
+
+
+def main() -> None:  # pragma: no cover - console entry
+    try:
+        app()
+    except AttuneError as exc:
+        console.print(f"[bold red]error:[/] {exc.message}")
+        sys.exit(1)
+
+
+@app.command()
+def demo(
+    sample: Annotated[
+        Path, typer.Option(help="MovieLens folder to import when the store is empty")
+    ] = Path("data/ml-latest-small"),
+    host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+) -> None:
+    """Import the sample (first run only), train if there is no model, then serve."""
+    from attune.ingest.movielens import read_movielens
+
+    with _session() as (_settings, stores):
+        has_events = bool(stores.events.count_by_type())
+        has_model = stores.model_versions.latest() is not None
+    if not has_events:
+        if not sample.is_dir():
+            _fail(f"{sample}: sample data folder not found")
+        read_movielens(sample)  # fail early on a bad folder, before any progress bar
+        import_movielens_cmd(sample)
+    if not has_model or not has_events:
+        train(algorithm=None, param=None)
+    console.rule("[bold green]Attune demo")
+    console.print(f"  demo page   [bold]http://{host}:{port}/demo[/]")
+    console.print(f"  API docs    http://{host}:{port}/docs")
+    console.print(f"  try         curl 'http://{host}:{port}/v1/users/1/recommendations?n=5'")
+    console.print("  stop with Ctrl-C; data stays in ./attune-data")
+    serve(host=host, port=port)

@@ -1,0 +1,1 @@
+"""Layer 3, learn: features (interaction matrices, user and item aggregates)."""

@@ -1,0 +1,260 @@
+"""Bulk import of events, items and users from files, through the same validation as the API.
+
+Rejected rows are written beside the input (``<name>.rejected.csv``) with their reasons;
+if that folder is read-only, into the data folder instead.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pydantic
+
+from attune.errors import ValidationError
+from attune.ingest.schemas import ItemIn, UserIn
+from attune.ingest.service import IngestService
+from attune.ingest.validation import error_list, item_row, user_row
+
+Advance = Callable[[int], None]
+CHUNK_ROWS = 5_000
+
+EVENT_COLUMNS = (
+    "event_id",
+    "user_id",
+    "anonymous_id",
+    "item_id",
+    "type",
+    "value",
+    "timestamp",
+    "recommendation_id",
+)
+ITEM_COLUMNS = (
+    "item_id",
+    "title",
+    "text",
+    "categories",
+    "tags",
+    "available",
+    "price",
+    "language",
+    "created_at",
+)
+ITEM_ALIASES = {"genres": "categories", "genre": "categories", "category": "categories"}
+
+
+@dataclass
+class ImportReport:
+    """What a bulk import did: counts, and where the rejected rows went."""
+
+    kind: str
+    total: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    rejected_file: Path | None = None
+    rejected_rows: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "total": self.total,
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "rejected_file": str(self.rejected_file) if self.rejected_file else None,
+        }
+
+
+def _cell(value: Any) -> Any:
+    """Empty text and NaN mean "not given"."""
+    if value is None:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, str) and value.strip() == "":
+        return None
+    return value
+
+
+def _records(frame: pd.DataFrame) -> Iterator[tuple[int, dict[str, Any]]]:
+    columns = list(frame.columns)
+    for number, values in enumerate(frame.itertuples(index=False, name=None)):
+        yield number, {c: _cell(v) for c, v in zip(columns, values, strict=True)}
+
+
+def _require(frame: pd.DataFrame, columns: tuple[str, ...], source: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValidationError(
+            f"{source}: missing column(s) {', '.join(missing)}; found {', '.join(frame.columns)}"
+        )
+
+
+def _reason(errors: list[dict[str, Any]]) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc'][2:]) or 'row'}: {e['msg']}" for e in errors
+    )
+
+
+def import_events(
+    service: IngestService,
+    frame: pd.DataFrame,
+    *,
+    default_type: str = "view",
+    source: str = "events",
+    advance: Advance | None = None,
+) -> ImportReport:
+    """Store every valid row as an event (``type`` column or ``default_type``)."""
+    _require(frame, ("user_id", "item_id", "timestamp"), source)
+    report = ImportReport("events", total=len(frame))
+    extra = [c for c in frame.columns if c not in EVENT_COLUMNS]
+    batch: list[dict[str, Any]] = []
+    originals: list[tuple[int, dict[str, Any]]] = []
+
+    def flush() -> None:
+        outcome = service.ingest_events(batch, loc_prefix="rows")
+        for (number, original), result in zip(originals, outcome.outcomes, strict=True):
+            if result.status == "rejected":
+                report.rejected_rows.append(
+                    {"row": number + 1, "reason": _reason(result.errors or []), **original}
+                )
+        report.accepted += outcome.count("accepted")
+        report.duplicates += outcome.count("duplicate")
+        report.rejected += outcome.count("rejected")
+        if advance:
+            advance(len(batch))
+        batch.clear()
+        originals.clear()
+
+    for number, record in _records(frame):
+        event = {k: record.get(k) for k in EVENT_COLUMNS if record.get(k) is not None}
+        event.setdefault("type", default_type)
+        if extra:
+            props = {k: record[k] for k in extra if record.get(k) is not None}
+            if props:
+                event["properties"] = props
+        batch.append(event)
+        originals.append((number, record))
+        if len(batch) >= CHUNK_ROWS:
+            flush()
+    if batch:
+        flush()
+    return report
+
+
+def import_items(
+    service: IngestService,
+    frame: pd.DataFrame,
+    *,
+    source: str = "items",
+    advance: Advance | None = None,
+) -> ImportReport:
+    """Upsert every valid row as a catalog item; unknown columns become properties."""
+    frame = frame.rename(
+        columns={
+            k: v for k, v in ITEM_ALIASES.items() if k in frame.columns and v not in frame.columns
+        }
+    )
+    _require(frame, ("item_id",), source)
+    report = ImportReport("items", total=len(frame))
+    rows: list[dict[str, Any]] = []
+    for number, record in _records(frame):
+        fields = {
+            k: record[k] for k in ITEM_COLUMNS if k != "item_id" and record.get(k) is not None
+        }
+        props = {k: v for k, v in record.items() if k not in ITEM_COLUMNS and v is not None}
+        if props:
+            fields["properties"] = props
+        item_id = record.get("item_id")
+        try:
+            if item_id is None:
+                raise ValueError("item_id is empty")
+            rows.append(item_row(str(item_id).strip(), ItemIn.model_validate(fields)))
+        except pydantic.ValidationError as exc:
+            report.rejected_rows.append(
+                {"row": number + 1, "reason": _reason(error_list(exc, ("rows", number))), **record}
+            )
+        except ValueError as exc:
+            report.rejected_rows.append({"row": number + 1, "reason": str(exc), **record})
+        if advance:
+            advance(1)
+    _store_unique(rows, "item_id", service.stores.catalog.upsert_items, report)
+    return report
+
+
+def import_users(
+    service: IngestService,
+    frame: pd.DataFrame,
+    *,
+    source: str = "users",
+    advance: Advance | None = None,
+) -> ImportReport:
+    """Upsert every valid row as a user profile; other columns are traits."""
+    _require(frame, ("user_id",), source)
+    report = ImportReport("users", total=len(frame))
+    rows: list[dict[str, Any]] = []
+    for number, record in _records(frame):
+        traits = {
+            k: _number_or_text(v) for k, v in record.items() if k != "user_id" and v is not None
+        }
+        user_id = record.get("user_id")
+        try:
+            if user_id is None:
+                raise ValueError("user_id is empty")
+            rows.append(user_row(str(user_id).strip(), UserIn.model_validate({"traits": traits})))
+        except pydantic.ValidationError as exc:
+            report.rejected_rows.append(
+                {"row": number + 1, "reason": _reason(error_list(exc, ("rows", number))), **record}
+            )
+        except ValueError as exc:
+            report.rejected_rows.append({"row": number + 1, "reason": str(exc), **record})
+        if advance:
+            advance(1)
+    _store_unique(rows, "user_id", service.stores.users.upsert_users, report)
+    return report
+
+
+def _store_unique(
+    rows: list[dict[str, Any]],
+    key: str,
+    upsert: Callable[[list[dict[str, Any]]], int],
+    report: ImportReport,
+) -> None:
+    """Upsert the last row per id; a repeated id in the file counts as a duplicate."""
+    unique = {row[key]: row for row in rows}
+    upsert(list(unique.values()))
+    report.accepted = len(unique)
+    report.duplicates = len(rows) - len(unique)
+    report.rejected = len(report.rejected_rows)
+
+
+def _number_or_text(value: Any) -> Any:
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lstrip("-").isdigit() and len(text) < 16:
+            return int(text)
+        return text
+    return value
+
+
+def write_rejected(report: ImportReport, source: Path, fallback_dir: Path) -> Path | None:
+    """Write rejected rows beside ``source`` (or in ``fallback_dir`` if that is read-only)."""
+    if not report.rejected_rows:
+        return None
+    name = f"{source.name}.rejected.csv"
+    frame = pd.DataFrame(report.rejected_rows)
+    for folder in (source.parent, fallback_dir):
+        target = folder / name
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            frame.to_csv(target, index=False)
+        except OSError:
+            continue
+        report.rejected_file = target
+        return target
+    return None

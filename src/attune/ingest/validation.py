@@ -1,0 +1,112 @@
+"""Turn raw event, item and user payloads into store rows, or into precise errors.
+
+Shared by the REST API and the bulk importers, so a row rejected by one is rejected by
+the other for the same reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import pydantic
+
+from attune.config import Settings
+from attune.ingest.schemas import EventIn, ItemIn, UserIn
+from attune.store.protocols import EventRow, ItemRow, UserRow
+
+Errors = list[dict[str, Any]]
+
+
+def error_list(exc: pydantic.ValidationError, prefix: tuple[Any, ...] = ()) -> Errors:
+    """Pydantic's errors as ``{"loc": [...], "msg": ...}`` with a location prefix."""
+    return [
+        {"loc": [*prefix, *err["loc"]], "msg": err["msg"], "type": err["type"]}
+        for err in exc.errors(include_url=False, include_context=False, include_input=False)
+    ]
+
+
+def derived_event_id(event: EventIn, timestamp: float) -> str:
+    """A content hash: the same event sent twice without an id gets the same id."""
+    parts = [
+        event.user_id or "",
+        event.anonymous_id or "",
+        event.item_id or "",
+        event.type,
+        repr(event.value),
+        repr(round(timestamp, 6)),
+    ]
+    digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+    return "h-" + digest[:40]
+
+
+class EventValidator:
+    """Validates one event at a time against the schema and the configured event types."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.known_types = set(settings.event_type_weights)
+        self.allow_unknown = settings.allow_unknown_event_types
+
+    def to_row(
+        self, raw: Any, prefix: tuple[Any, ...] = (), received_at: float | None = None
+    ) -> tuple[EventRow | None, Errors]:
+        """Return ``(row, [])`` for a valid event or ``(None, errors)``."""
+        if not isinstance(raw, Mapping):
+            return None, [
+                {"loc": list(prefix), "msg": "an event must be a JSON object", "type": "type_error"}
+            ]
+        try:
+            event = EventIn.model_validate(raw)
+        except pydantic.ValidationError as exc:
+            return None, error_list(exc, prefix)
+        if event.type not in self.known_types and not self.allow_unknown:
+            known = ", ".join(sorted(self.known_types))
+            return None, [
+                {
+                    "loc": [*prefix, "type"],
+                    "msg": f"unknown event type {event.type!r}; known types: {known}",
+                    "type": "unknown_event_type",
+                }
+            ]
+        now = received_at if received_at is not None else time.time()
+        timestamp = event.timestamp.timestamp() if event.timestamp else now
+        return {
+            "event_id": event.event_id or derived_event_id(event, timestamp),
+            "user_id": event.user_id,
+            "anonymous_id": event.anonymous_id,
+            "item_id": event.item_id,
+            "type": event.type,
+            "value": event.value,
+            "timestamp": timestamp,
+            "received_at": now,
+            "context": event.context or None,
+            "properties": event.properties or None,
+            "recommendation_id": event.recommendation_id,
+        }, []
+
+
+def item_row(item_id: str, item: ItemIn, now: float | None = None) -> ItemRow:
+    """The catalog row for a validated item."""
+    return {
+        "item_id": item_id,
+        "title": item.title,
+        "text": item.text,
+        "categories": list(dict.fromkeys(item.categories)),
+        "tags": list(dict.fromkeys(item.tags)),
+        "language": item.language,
+        "translations": {k: v.model_dump(exclude_none=True) for k, v in item.translations.items()}
+        or None,
+        "regions": item.regions,
+        "available": item.available,
+        "price": item.price,
+        "created_at": item.created_at.timestamp() if item.created_at else None,
+        "properties": item.properties or None,
+        "updated_at": now if now is not None else time.time(),
+    }
+
+
+def user_row(user_id: str, user: UserIn, now: float | None = None) -> UserRow:
+    stamp = now if now is not None else time.time()
+    return {"user_id": user_id, "traits": user.traits, "created_at": stamp, "updated_at": stamp}

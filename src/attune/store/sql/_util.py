@@ -1,0 +1,42 @@
+"""Small helpers shared by the SQL stores: dialect-aware inserts, cursors, chunking."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import Engine, Table
+from sqlalchemy.sql.dml import Insert
+
+CHUNK = 5_000  # rows per statement batch; keeps parameter lists well under backend limits
+
+
+def dialect_insert(engine: Engine, table: Table) -> Insert:
+    """An INSERT that knows ON CONFLICT for this engine's dialect."""
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
+
+
+def chunks(rows: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+def encode_cursor(last_id: str) -> str:
+    return base64.urlsafe_b64encode(last_id.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    from attune.errors import ValidationError
+
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        return base64.urlsafe_b64decode(padded.encode()).decode()
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValidationError(
+            "invalid cursor", details=[{"loc": ["query", "cursor"], "msg": "not a cursor"}]
+        ) from exc

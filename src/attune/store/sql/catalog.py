@@ -1,0 +1,117 @@
+"""SQL stores for the catalog (items) and for user profiles."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Engine, Table, delete, func, select
+
+from attune.store.protocols import ItemRow, Page, UserRow
+from attune.store.sql._util import chunks, decode_cursor, dialect_insert, encode_cursor
+from attune.store.sql.schema import items, users
+
+
+def _upsert(
+    engine: Engine,
+    table: Table,
+    key: str,
+    rows: Sequence[dict[str, Any]],
+    keep: tuple[str, ...] = (),
+) -> int:
+    """Insert or replace rows by primary key; columns in ``keep`` survive an update."""
+    if not rows:
+        return 0
+    statement = dialect_insert(engine, table)
+    columns = [c.name for c in table.columns if c.name != key and c.name not in keep]
+    statement = statement.on_conflict_do_update(
+        index_elements=[key], set_={name: statement.excluded[name] for name in columns}
+    )
+    with engine.begin() as conn:
+        for part in chunks(rows):
+            conn.execute(statement, list(part))
+    return len(rows)
+
+
+def _page(engine: Engine, table: Table, key: str, cursor: str | None, limit: int) -> Page:
+    column = table.c[key]
+    query = select(table).order_by(column).limit(limit + 1)
+    if cursor:
+        query = query.where(column > decode_cursor(cursor))
+    with engine.connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(query)]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(rows, encode_cursor(rows[-1][key]) if more and rows else None)
+
+
+def _count(engine: Engine, table: Table) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+class SqlCatalogStore:
+    """Items; see :class:`attune.store.protocols.CatalogStore`."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def upsert_items(self, rows: Sequence[ItemRow]) -> int:
+        return _upsert(self.engine, items, "item_id", rows)
+
+    def get_item(self, item_id: str) -> ItemRow | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(items).where(items.c.item_id == item_id)).first()
+        return dict(row._mapping) if row else None
+
+    def get_items(self, item_ids: Sequence[str]) -> dict[str, ItemRow]:
+        found: dict[str, ItemRow] = {}
+        with self.engine.connect() as conn:
+            for part in chunks(list(dict.fromkeys(item_ids)), 900):
+                for row in conn.execute(select(items).where(items.c.item_id.in_(part))):
+                    found[row.item_id] = dict(row._mapping)
+        return found
+
+    def list_items(self, cursor: str | None = None, limit: int = 100) -> Page:
+        return _page(self.engine, items, "item_id", cursor, limit)
+
+    def delete_item(self, item_id: str) -> bool:
+        with self.engine.begin() as conn:
+            return bool(conn.execute(delete(items).where(items.c.item_id == item_id)).rowcount)
+
+    def unavailable_item_ids(self) -> set[str]:
+        with self.engine.connect() as conn:
+            query = select(items.c.item_id).where(items.c.available.is_(False))
+            return set(conn.execute(query).scalars())
+
+    def count(self) -> int:
+        return _count(self.engine, items)
+
+    def erase_user(self, user_id: str) -> int:
+        """Items hold no personal data."""
+        return 0
+
+
+class SqlUserStore:
+    """User profiles; see :class:`attune.store.protocols.UserStore`."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def upsert_users(self, rows: Sequence[UserRow]) -> int:
+        return _upsert(self.engine, users, "user_id", rows, keep=("created_at",))
+
+    def get_user(self, user_id: str) -> UserRow | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(users).where(users.c.user_id == user_id)).first()
+        return dict(row._mapping) if row else None
+
+    def list_users(self, cursor: str | None = None, limit: int = 100) -> Page:
+        return _page(self.engine, users, "user_id", cursor, limit)
+
+    def count(self) -> int:
+        return _count(self.engine, users)
+
+    def erase_user(self, user_id: str) -> int:
+        with self.engine.begin() as conn:
+            return conn.execute(delete(users).where(users.c.user_id == user_id)).rowcount or 0

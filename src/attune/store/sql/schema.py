@@ -1,0 +1,85 @@
+"""The one SQLAlchemy Core schema, shared by SQLite and PostgreSQL.
+
+Times are stored as UTC Unix seconds (double precision): one representation on every
+backend, cheap to compare and to load into numpy. Free-form fields are JSON.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+ID = 256  # the longest external id (user, item, event) Attune accepts
+
+events = Table(
+    "events",
+    metadata,
+    Column("event_id", String(ID), primary_key=True),
+    Column("user_id", String(ID), nullable=True),
+    Column("anonymous_id", String(ID), nullable=True),
+    Column("item_id", String(ID), nullable=True),
+    Column("type", String(64), nullable=False),
+    Column("value", Float, nullable=True),
+    Column("timestamp", Float, nullable=False, doc="client time, UTC Unix seconds"),
+    Column("received_at", Float, nullable=False, doc="server time, UTC Unix seconds"),
+    Column("context", JSON, nullable=True),
+    Column("properties", JSON, nullable=True),
+    Column("recommendation_id", String(64), nullable=True),
+    Index("ix_events_user_time", "user_id", "timestamp"),
+    Index("ix_events_anonymous", "anonymous_id"),
+    Index("ix_events_item", "item_id"),
+    Index("ix_events_time", "timestamp"),
+)
+
+items = Table(
+    "items",
+    metadata,
+    Column("item_id", String(ID), primary_key=True),
+    Column("title", Text, nullable=True),
+    Column("text", Text, nullable=True),
+    Column("categories", JSON, nullable=False),
+    Column("tags", JSON, nullable=False),
+    Column("language", String(35), nullable=True),
+    Column("translations", JSON, nullable=True),
+    Column("regions", JSON, nullable=True, doc="null: available everywhere"),
+    Column("available", Boolean, nullable=False, default=True),
+    Column("price", Float, nullable=True),
+    Column("created_at", Float, nullable=True),
+    Column("properties", JSON, nullable=True),
+    Column("updated_at", Float, nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("user_id", String(ID), primary_key=True),
+    Column("traits", JSON, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("version_id", String(128), primary_key=True),
+    Column("seq", Integer, nullable=False, unique=True, doc="monotonic; newest wins"),
+    Column("algorithm", String(128), nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("data_window", JSON, nullable=False),
+    Column("metrics", JSON, nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("artifact_uri", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)

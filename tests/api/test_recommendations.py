@@ -1,0 +1,74 @@
+"""Recommendations over HTTP: personalised, never repeating history, fallback for strangers."""
+
+from __future__ import annotations
+
+import time
+
+
+def test_recommendations_follow_taste_and_skip_seen_items(client, trained):
+    body = client.get("/v1/users/u0/recommendations", params={"n": 2}).json()
+    items = [it["item_id"] for it in body["items"]]
+    assert items and all(i.startswith("a") for i in items)
+    seen = {f"a{k}" for k in range(5) if k % 5 < 3}
+    assert not seen & set(items)
+    assert body["model_version"] and len(body["recommendation_id"]) == 32
+
+
+def test_events_posted_now_leave_the_next_list(client, trained):
+    before = [it["item_id"] for it in client.get("/v1/users/u0/recommendations").json()["items"]]
+    now = int(time.time())
+    events = [{"user_id": "u0", "item_id": i, "type": "view", "timestamp": now} for i in before[:2]]
+    assert client.post("/v1/events", json={"events": events}).json()["accepted"] == 2
+    after = [it["item_id"] for it in client.get("/v1/users/u0/recommendations").json()["items"]]
+    assert not set(before[:2]) & set(after)
+
+
+def test_unknown_user_gets_popular_items(client, trained):
+    body = client.get("/v1/users/stranger/recommendations", params={"n": 3}).json()
+    assert len(body["items"]) == 3
+    assert {it["source"] for it in body["items"]} == {"popular"}
+
+
+def test_new_user_with_fresh_events_is_personalised_at_once(client, trained):
+    client.post("/v1/events", json={"events": [{"user_id": "newbie", "item_id": "b0", "type": "view"}]})
+    items = client.get("/v1/users/newbie/recommendations", params={"n": 2}).json()["items"]
+    assert [it["source"] for it in items] == ["model", "model"]
+    assert all(it["item_id"].startswith("b") and it["item_id"] != "b0" for it in items)
+
+
+def test_similar_items_and_unknown_item(client, trained):
+    body = client.get("/v1/items/a0/similar", params={"n": 3}).json()
+    assert [it["item_id"][0] for it in body["items"]][:3] == ["a", "a", "a"]
+    assert "a0" not in [it["item_id"] for it in body["items"]]
+    missing = client.get("/v1/items/nope/similar")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "not_found"
+
+
+def test_unavailable_items_are_never_recommended(client, trained):
+    top = client.get("/v1/users/u0/recommendations", params={"n": 1}).json()["items"][0]["item_id"]
+    assert client.put(f"/v1/items/{top}", json={"available": False}).status_code == 200
+    services = client.app.state.services
+    services.recommendations._unavailable_at = float("-inf")  # skip the 5 s refresh wait
+    items = [it["item_id"] for it in client.get("/v1/users/u0/recommendations").json()["items"]]
+    assert top not in items
+
+
+def test_no_model_yet_is_503_with_a_hint(client):
+    response = client.get("/v1/users/u0/recommendations")
+    assert response.status_code == 503
+    assert "attune train" in response.json()["error"]["message"]
+
+
+def test_n_out_of_range_is_422(client, trained):
+    for n in (0, 501, "ten"):
+        response = client.get("/v1/users/u0/recommendations", params={"n": n})
+        assert response.status_code == 422
+        assert response.json()["error"]["details"][0]["loc"] == ["query", "n"]
+
+
+def test_health_and_readiness(client, trained):
+    assert client.get("/healthz").json()["status"] == "ok"
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["checks"]["model_version"]
+    assert "/v1/events" in client.get("/openapi.json").json()["paths"]
