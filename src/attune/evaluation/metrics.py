@@ -1,0 +1,47 @@
+"""Ranking metrics over recommendation lists (binary relevance), averaged over users.
+
+Conventions (PROTOCOL.md): a user in the test set without a list scores zero; items the
+user had in train and repeated items count as misses but use up their slot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+
+def _hits(ranked: Sequence[str], relevant: set[str], k: int, seen: set[str]) -> np.ndarray:
+    hits = np.zeros(k, dtype=bool)
+    shown: set[str] = set()
+    for position, item in enumerate(ranked[:k]):
+        if item in relevant and item not in shown and item not in seen:
+            hits[position] = True
+        shown.add(item)
+    return hits
+
+
+def ranking_metrics(
+    recommendations: Mapping[str, Sequence[str]],
+    relevant: Mapping[str, set[str]],
+    k: int = 10,
+    train_items: Mapping[str, set[str]] | None = None,
+) -> dict[str, float]:
+    """NDCG@k, Recall@k (truncated), HitRate@k, MAP@k and MRR over users in ``relevant``."""
+    discount = 1.0 / np.log2(np.arange(2, k + 2))
+    totals = {"ndcg": 0.0, "recall": 0.0, "hit_rate": 0.0, "map": 0.0, "mrr": 0.0}
+    users = [u for u, items in relevant.items() if items]
+    for user in users:
+        rel = relevant[user]
+        seen = train_items.get(user, set()) if train_items else set()
+        hits = _hits(list(recommendations.get(user, ())), rel, k, seen)
+        ideal = min(len(rel), k)
+        totals["ndcg"] += float((hits * discount).sum() / discount[:ideal].sum())
+        totals["recall"] += hits.sum() / ideal
+        totals["hit_rate"] += float(hits.any())
+        if hits.any():
+            precision_at_hits = np.cumsum(hits)[hits] / (np.flatnonzero(hits) + 1)
+            totals["map"] += float(precision_at_hits.sum() / ideal)
+            totals["mrr"] += 1.0 / (np.flatnonzero(hits)[0] + 1)
+    n = max(len(users), 1)
+    return {f"{name}@{k}" if name != "mrr" else "mrr": value / n for name, value in totals.items()}

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from attune.evaluation.metrics import ranking_metrics
+from attune.evaluation.splits import leave_last_one_out, temporal_user_split
+
+
+def _frame():
+    rows = [("u1", f"i{k}", 100 + k) for k in range(10)] + [
+        ("u2", "x", 5),
+        ("u3", "y", 1),
+        ("u3", "z", 2),
+    ]
+    return pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
+
+
+def test_temporal_user_split_holds_out_each_users_newest_fifth():
+    train, test = temporal_user_split(_frame())
+    assert sorted(test[test.user_id == "u1"].item_id) == ["i8", "i9"]
+    # one row: it goes to test (at least one per user); two rows: round(0.4) -> 1
+    assert list(test[test.user_id == "u2"].item_id) == ["x"]
+    assert list(test[test.user_id == "u3"].item_id) == ["z"]
+    assert len(train) + len(test) == len(_frame())
+
+
+def test_ties_in_time_are_broken_by_item_id():
+    frame = pd.DataFrame({"user_id": ["u"] * 5, "item_id": list("edcba"), "timestamp": [1] * 5})
+    _, test = temporal_user_split(frame)
+    assert list(test.item_id) == ["e"]
+
+
+def test_leave_last_one_out():
+    train, test = leave_last_one_out(_frame())
+    assert set(zip(test.user_id, test.item_id, strict=True)) == {("u1", "i9"), ("u3", "z")}
+    assert "u2" in set(train.user_id)
+
+
+def test_metrics_known_values():
+    relevant = {"a": {"1", "2"}, "b": {"9"}}
+    recs = {"a": ["1", "3", "2"], "b": ["5"]}
+    m = ranking_metrics(recs, relevant, k=3)
+    ideal = 1 + 1 / math.log2(3)
+    dcg = 1 + 1 / 2.0
+    assert m["ndcg@3"] == pytest.approx((dcg / ideal + 0) / 2)
+    assert m["recall@3"] == pytest.approx(0.5)
+    assert m["hit_rate@3"] == pytest.approx(0.5)
+    assert m["mrr"] == pytest.approx(0.5)
+    assert m["map@3"] == pytest.approx(((1 + 2 / 3) / 2) / 2)
+
+
+def test_train_items_and_repeats_are_misses():
+    relevant = {"a": {"1"}}
+    assert ranking_metrics({"a": ["1"]}, relevant, 5, {"a": {"1"}})["hit_rate@5"] == 0
+    assert ranking_metrics({"a": ["2", "2", "1"]}, relevant, 2)["hit_rate@2"] == 0
+    assert ranking_metrics({}, relevant, 5)["ndcg@5"] == 0

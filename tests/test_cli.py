@@ -1,0 +1,92 @@
+"""The command line as a user meets it: import, train, stats, batch-recommend."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from attune.cli import app
+from tests.conftest import two_taste_events
+
+
+@pytest.fixture
+def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("ATTUNE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("ATTUNE_DATABASE_URL", raising=False)
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(app, list(args), catch_exceptions=False)
+
+    return invoke
+
+
+@pytest.fixture
+def events_csv(tmp_path: Path) -> Path:
+    path = tmp_path / "events.csv"
+    lines = ["user_id,item_id,timestamp"]
+    lines += [f"{e['user_id']},{e['item_id']},{e['timestamp']}" for e in two_taste_events()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_import_train_stats_and_batch_recommend(run, events_csv, tmp_path):
+    result = run("import", "events", str(events_csv), "--type", "click")
+    assert result.exit_code == 0, result.output
+    assert "120" in result.output
+    assert run("train").exit_code == 0
+    stats = json.loads(run("stats", "--json").stdout)
+    assert stats["events"] == {"click": 120}
+    assert stats["users"] == 40 and len(stats["model_versions"]) == 1
+
+    users = tmp_path / "users.txt"
+    users.write_text("u0\nu1\nnobody\n\nu0\n")
+    out = tmp_path / "recs.jsonl"
+    result = run("batch-recommend", "--users", str(users), "--n", "2", "--output", str(out))
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [line["user_id"] for line in lines] == ["u0", "u1", "nobody"]
+    assert all(len(line["items"]) == 2 for line in lines)
+    assert all(i.startswith("a") for i in lines[0]["items"])
+    assert all(i.startswith("b") for i in lines[1]["items"])
+
+
+def test_reimport_adds_nothing(run, events_csv):
+    run("import", "events", str(events_csv))
+    result = run("import", "events", str(events_csv))
+    assert result.exit_code == 0
+    stats = json.loads(run("stats", "--json").stdout)
+    assert stats["events_total"] == 120
+
+
+def test_rejected_rows_are_reported_beside_the_file(run, tmp_path):
+    path = tmp_path / "mixed.csv"
+    path.write_text(
+        "user_id,item_id,timestamp\nu1,i1,1700000000\n,i2,1700000000\nu3,i3,yesterday\n"
+    )
+    result = run("import", "events", str(path))
+    assert result.exit_code == 0
+    rejected = (tmp_path / "mixed.csv.rejected.csv").read_text()
+    assert "timestamp" in rejected and "user_id or anonymous_id" in rejected
+    assert json.loads(run("stats", "--json").stdout)["events_total"] == 1
+
+
+def test_train_with_nothing_stored_fails_cleanly(run):
+    result = run("train")
+    assert result.exit_code == 1
+    assert "import or send events first" in result.output
+
+
+def test_missing_file_and_bad_param_fail_cleanly(run, tmp_path):
+    result = run("import", "events", str(tmp_path / "nope.csv"))
+    assert result.exit_code == 1 and "no such file" in result.output
+    result = run("train", "--param", "neighbors")
+    assert result.exit_code == 1 and "key=value" in result.output
+
+
+def test_models_lists_the_registry(run):
+    result = run("models")
+    assert "item_knn" in result.stdout and "popularity" in result.stdout

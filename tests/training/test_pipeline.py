@@ -1,0 +1,62 @@
+"""Training from stored events to a registered, loadable, served model version."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from attune.engine.model_holder import ModelHolder
+from attune.errors import NotReadyError
+from attune.ingest.service import IngestService
+from attune.store.protocols import ModelVersion
+from attune.training.pipeline import train
+from tests.conftest import two_taste_events
+
+
+def test_train_registers_a_version_with_its_window_and_files(any_settings, stores):
+    IngestService(any_settings, stores).ingest_events(two_taste_events())
+    version = train(any_settings, stores)
+    assert isinstance(version, ModelVersion)
+    assert version.algorithm == "item_knn" and version.params["neighbors"] == 100
+    assert version.data_window["events"] == 120 and version.data_window["users"] == 40
+    assert version.data_window["items"] == 10
+    folder = stores.artifacts.open(version.artifact_uri)
+    assert (folder / "main" / "model.json").is_file() and (
+        folder / "fallback" / "arrays.npz"
+    ).is_file()
+    assert json.loads((folder / "serving.json").read_text())["type_weights"]["view"] == 1.0
+    assert stores.model_versions.latest().version_id == version.version_id
+
+
+def test_a_new_version_is_served_without_restart(any_settings, stores):
+    IngestService(any_settings, stores).ingest_events(two_taste_events())
+    first = train(any_settings, stores)
+    holder = ModelHolder(stores, refresh_seconds=0)
+    assert holder.current().version.version_id == first.version_id
+    second = train(any_settings, stores, algorithm="popularity")
+    assert second.seq > first.seq
+    loaded = holder.current()
+    assert loaded.version.version_id == second.version_id
+    assert loaded.main.name == "popularity"
+
+
+def test_nothing_to_train_on_is_a_clear_error(any_settings, stores):
+    with pytest.raises(NotReadyError, match="import or send events"):
+        train(any_settings, stores)
+
+
+def test_event_type_weights_decide_what_counts(settings, sqlite_stores):
+    events = [
+        {"user_id": "u1", "item_id": "shown", "type": "impression", "timestamp": 1},
+        {"user_id": "u1", "item_id": "bought", "type": "purchase", "value": 2, "timestamp": 2},
+        {"user_id": "u2", "item_id": "bought", "type": "view", "timestamp": 3},
+    ]
+    IngestService(settings, sqlite_stores).ingest_events(events)
+    version = train(settings, sqlite_stores)
+    assert version.data_window["events"] == 2, "a zero-weight impression is not feedback"
+    custom = settings.model_copy(
+        update={"event_type_weights": {"impression": 1.0, "view": 0.0, "purchase": 1.0}}
+    )
+    version = train(custom, sqlite_stores)
+    assert version.data_window["events"] == 2 and version.data_window["users"] == 1
