@@ -8,7 +8,8 @@ import pandas as pd
 from sqlalchemy import Engine, delete, func, or_, select
 
 from attune.store.protocols import EventRow, HistoryEvent
-from attune.store.sql._util import chunks, dialect_insert
+from attune.store.sql._util import chunks
+from attune.store.sql.bulk import insert_new_events
 from attune.store.sql.schema import events
 
 
@@ -22,15 +23,9 @@ class SqlEventStore:
         inserted: set[str] = set()
         if not rows:
             return inserted
-        statement = (
-            dialect_insert(self.engine, events)
-            .on_conflict_do_nothing(index_elements=["event_id"])
-            .returning(events.c.event_id)
-        )
         with self.engine.begin() as conn:
-            for part in chunks(rows):
-                result = conn.execute(statement, list(part))
-                inserted.update(row[0] for row in result)
+            for part in chunks(rows, 20_000):
+                inserted |= insert_new_events(conn, part)
         return inserted
 
     def existing_event_ids(self, event_ids: Iterable[str]) -> set[str]:
