@@ -125,8 +125,12 @@ def two_taste_events(n_users: int = 40, start: int = 1_700_000_000) -> list[dict
         for k in range(5):
             if (u + k) % 5 < 3:
                 events.append(
-                    {"user_id": f"u{u}", "item_id": f"{taste}{k}", "type": "view",
-                     "timestamp": start + u * 100 + k}
+                    {
+                        "user_id": f"u{u}",
+                        "item_id": f"{taste}{k}",
+                        "type": "view",
+                        "timestamp": start + u * 100 + k,
+                    }
                 )
     return events
 

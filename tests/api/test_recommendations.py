@@ -30,7 +30,9 @@ def test_unknown_user_gets_popular_items(client, trained):
 
 
 def test_new_user_with_fresh_events_is_personalised_at_once(client, trained):
-    client.post("/v1/events", json={"events": [{"user_id": "newbie", "item_id": "b0", "type": "view"}]})
+    client.post(
+        "/v1/events", json={"events": [{"user_id": "newbie", "item_id": "b0", "type": "view"}]}
+    )
     items = client.get("/v1/users/newbie/recommendations", params={"n": 2}).json()["items"]
     assert [it["source"] for it in items] == ["model", "model"]
     assert all(it["item_id"].startswith("b") and it["item_id"] != "b0" for it in items)
@@ -72,3 +74,12 @@ def test_health_and_readiness(client, trained):
     ready = client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["checks"]["model_version"]
     assert "/v1/events" in client.get("/openapi.json").json()["paths"]
+
+
+def test_items_without_model_evidence_come_from_the_fallback(client, trained):
+    """Regression: item-kNN scored unrelated items 0.0 and labelled them "model"."""
+    items = client.get("/v1/users/u0/recommendations", params={"n": 7}).json()["items"]
+    model_items = [it for it in items if it["source"] == "model"]
+    assert model_items and all(it["score"] > 0 for it in model_items)
+    assert all(it["item_id"].startswith("a") for it in model_items)
+    assert {it["source"] for it in items} == {"model", "popular"}

@@ -172,8 +172,11 @@ def _scored(
     n: int,
 ) -> list[ScoredItem]:
     out: list[ScoredItem] = []
+    # a model score of zero means "no evidence" (e.g. no neighbour in the history):
+    # such slots are left for the popularity fallback rather than filled arbitrarily
+    floor = 0.0 if source == "model" else -np.inf
     for i, score in zip(index.tolist(), scores.tolist(), strict=True):
-        if i < 0 or not np.isfinite(score):
+        if i < 0 or not np.isfinite(score) or score <= floor:
             continue
         item_id = str(item_ids[i])
         if item_id in blocked:
