@@ -167,33 +167,70 @@ def import_movielens_cmd(
 
 @app.command()
 def train(
-    algorithm: Annotated[str | None, typer.Option(help="Model name (see `attune models`)")] = None,
+    algorithm: Annotated[
+        str | None,
+        typer.Option(help="Model name (see `attune models`); default: chosen by validation"),
+    ] = None,
     param: Annotated[
         list[str] | None, typer.Option("--param", "-p", help="Model parameter key=value")
     ] = None,
+    tune: Annotated[
+        bool, typer.Option("--tune", help="Tune every candidate, then pick or blend")
+    ] = False,
+    budget: Annotated[str, typer.Option(help="Tuning time budget, e.g. 90s, 10m, 1h")] = "10m",
 ) -> None:
     """Fit a model on every stored event and register it as the serving version."""
-    from attune.training.pipeline import STEPS
     from attune.training.pipeline import train as run_training
 
     params = dict(_parse_param(p) for p in param or [])
+    seconds = _parse_duration(budget) if tune else None
     with _session() as (settings, stores):
         with _progress() as progress:
-            task = progress.add_task("training", total=len(STEPS))
-            done = {"n": 0}
+            task = progress.add_task("training", total=1000)
 
-            def step(name: str) -> None:
-                progress.update(task, completed=done["n"], description=f"training: {name}")
-                done["n"] += 1
+            def tell(message: str, fraction: float) -> None:
+                progress.update(task, completed=int(1000 * fraction), description=message[:60])
 
-            version = run_training(settings, stores, algorithm, params, progress=step)
-            progress.update(task, completed=len(STEPS), description="training: done")
+            version = run_training(
+                settings, stores, algorithm, params, progress=tell, tune_budget_seconds=seconds
+            )
         window = version.data_window
         console.print(
-            f"model version [bold]{version.version_id}[/] ({version.algorithm}) on "
-            f"{window['events']:,} events, {window['users']:,} users, {window['items']:,} items "
-            f"in {version.metrics['train_seconds']:.1f} s"
+            f"model version [bold]{version.version_id}[/] ({version.algorithm}, "
+            f"{version.metrics.get('selection')}) on {window['events']:,} events, "
+            f"{window['users']:,} users, {window['items']:,} items "
+            f"in {version.metrics['train_seconds']:.1f} s",
+            soft_wrap=True,
         )
+        validation = version.metrics.get("validation") or {}
+        if validation.get("best_per_algorithm"):
+            table = Table(title="validation NDCG@10 (temporal split)")
+            table.add_column("model")
+            table.add_column("NDCG@10", justify="right")
+            for name, value in sorted(
+                validation["best_per_algorithm"].items(), key=lambda kv: -kv[1]
+            ):
+                table.add_row(name, f"{value:.4f}")
+            table.add_row(
+                f"[bold]chosen: {version.algorithm}",
+                f"[bold]{validation['validation_ndcg@10']:.4f}",
+            )
+            console.print(table)
+
+
+def _parse_duration(text: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600}
+    value = text.strip().lower()
+    try:
+        if value and value[-1] in units:
+            seconds = float(value[:-1]) * units[value[-1]]
+        else:
+            seconds = float(value)
+    except ValueError:
+        _fail(f"--budget wants a duration like 90s, 10m or 1h, got {text!r}")
+    if seconds <= 0:
+        _fail("--budget must be positive")
+    return seconds
 
 
 def _parse_param(text: str) -> tuple[str, Any]:
@@ -333,7 +370,7 @@ def demo(
         read_movielens(sample)  # fail early on a bad folder, before any progress bar
         import_movielens_cmd(sample)
     if not has_model or not has_events:
-        train(algorithm=None, param=None)
+        train(algorithm=None, param=None, tune=False, budget="10m")
     console.rule("[bold green]Attune demo")
     console.print(f"  demo page   [bold]http://{host}:{port}/demo[/]")
     console.print(f"  API docs    http://{host}:{port}/docs")

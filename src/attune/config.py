@@ -69,7 +69,11 @@ class Settings(BaseSettings):
     )
     max_batch_events: int = Field(default=10_000, ge=1)
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
-    default_algorithm: str = "item_knn"
+    default_algorithm: str = Field(
+        default="auto",
+        description="What `attune train` fits without --algorithm: 'auto' chooses among the "
+        "candidates by validation (or reuses the last tuned choice); or a model name.",
+    )
     popularity_half_life_days: float = Field(default=30.0, gt=0)
     model_refresh_seconds: float = Field(
         default=2.0, ge=0, description="How often a server checks for a newer model version."

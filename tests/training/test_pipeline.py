@@ -16,9 +16,10 @@ from tests.conftest import two_taste_events
 
 def test_train_registers_a_version_with_its_window_and_files(any_settings, stores):
     IngestService(any_settings, stores).ingest_events(two_taste_events())
-    version = train(any_settings, stores)
+    version = train(any_settings, stores, algorithm="item_knn")
     assert isinstance(version, ModelVersion)
     assert version.algorithm == "item_knn" and version.params["neighbors"] == 100
+    assert version.metrics["selection"] == "explicit"
     assert version.data_window["events"] == 120 and version.data_window["users"] == 40
     assert version.data_window["items"] == 10
     folder = stores.artifacts.open(version.artifact_uri)
@@ -60,3 +61,31 @@ def test_event_type_weights_decide_what_counts(settings, sqlite_stores):
     )
     version = train(custom, sqlite_stores)
     assert version.data_window["events"] == 2 and version.data_window["users"] == 1
+
+
+def test_plain_train_chooses_by_validation_and_records_the_evidence(settings, sqlite_stores):
+    IngestService(settings, sqlite_stores).ingest_events(two_taste_events())
+    version = train(settings, sqlite_stores)
+    assert version.metrics["selection"] == "validated-defaults"
+    evidence = version.metrics["validation"]["best_per_algorithm"]
+    assert {"ease", "item_knn", "popularity"} <= set(evidence)
+    chosen = version.metrics["validation"]["validation_ndcg@10"]
+    assert chosen == max(evidence.values()) or version.algorithm == "blend"
+    assert chosen >= evidence["popularity"]
+    folder = sqlite_stores.artifacts.open(version.artifact_uri)
+    assert (folder / "similar" / "model.json").is_file() or version.algorithm == "item_knn"
+
+
+def test_tuning_respects_its_budget_and_plain_train_reuses_it(settings, sqlite_stores):
+    import time
+
+    IngestService(settings, sqlite_stores).ingest_events(two_taste_events())
+    started = time.monotonic()
+    tuned = train(settings, sqlite_stores, tune_budget_seconds=4)
+    assert time.monotonic() - started < 4 + 5, "budget plus the final refit"
+    assert tuned.metrics["selection"] == "tuned"
+    assert tuned.metrics["validation"]["trials"] > 5
+    again = train(settings, sqlite_stores)
+    assert again.metrics["tuned_in"] == tuned.version_id
+    assert again.algorithm == tuned.algorithm
+    assert again.params == tuned.params

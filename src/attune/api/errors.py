@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from attune.errors import AttuneError, PayloadTooLargeError
+from attune.errors import AttuneError
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +73,10 @@ def install_error_handlers(app: FastAPI) -> None:
 class BodySizeLimit:
     """ASGI middleware: answer 413 once a request body exceeds ``max_bytes``.
 
-    Checks the declared Content-Length first, then counts streamed bytes, so a chunked
-    upload cannot slip past the limit.
+    Checks the declared Content-Length first, then reads the body (at most ``max_bytes``)
+    before the app sees it, so a chunked upload cannot slip past the limit. Reading it
+    here, rather than raising from inside the app's ``receive``, matters: FastAPI turns
+    any error raised while it reads a body into a 400.
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
@@ -89,19 +91,30 @@ class BodySizeLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._reject(send)
             return
+        parts: list[bytes] = []
         seen = 0
-
-        async def counting_receive() -> Message:
-            # raised inside the app, this renders as 413 through the AttuneError handler
-            nonlocal seen
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise PayloadTooLargeError(self._message())
-            return message
+            if message["type"] != "http.request":
+                return  # the client went away before sending its whole body
+            body = message.get("body", b"")
+            seen += len(body)
+            if seen > self.max_bytes:
+                await self._reject(send)
+                return
+            parts.append(body)
+            if not message.get("more_body", False):
+                break
+        replayed = False
 
-        await self.app(scope, counting_receive, send)
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(parts), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
     def _message(self) -> str:
         return f"request body exceeds {self.max_bytes} bytes"

@@ -23,12 +23,14 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class LoadedModel:
-    """One model version in memory: main model, popularity fallback and weighting."""
+    """One model version in memory: main model, popularity fallback, the item-to-item
+    model behind "similar items", and the weighting. All share one item space."""
 
     version: ModelVersion
     main: Recommender
     fallback: Recommender
     policy: WeightPolicy
+    similar: Recommender
 
     @cached_property
     def item_position(self) -> dict[str, int]:
@@ -50,9 +52,9 @@ def load_version(stores: Stores, version: ModelVersion) -> LoadedModel:
         value_modes=serving["value_modes"],
         half_life_days=serving["history_half_life_days"],
     )
-    return LoadedModel(
-        version, load_model(folder / "main"), load_model(folder / "fallback"), policy
-    )
+    main = load_model(folder / "main")
+    similar = load_model(folder / "similar") if (folder / "similar").is_dir() else main
+    return LoadedModel(version, main, load_model(folder / "fallback"), policy, similar)
 
 
 class ModelHolder:

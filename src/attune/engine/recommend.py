@@ -90,7 +90,7 @@ class RecommendationService:
         blocked_per_user = [
             {e.item_id for e in h if e.type not in NOT_CONSUMED} | unavailable for h in histories
         ]
-        has_history = np.diff(query.indptr) > 0
+        has_history = query.row_sizes() > 0
         main_lists: list[list[ScoredItem]] = [[] for _ in histories]
         if has_history.any():
             rows = np.flatnonzero(has_history)
@@ -117,8 +117,8 @@ class RecommendationService:
         blocked = {item_id} | self.unavailable_items()
         items: list[ScoredItem] = []
         if position is not None:
-            index, scores = model.main.similar_items(np.array([position]), n + len(blocked))
-            items = _scored(model.main.item_ids, index[0], scores[0], "model", blocked, n)
+            index, scores = model.similar.similar_items(np.array([position]), n + len(blocked))
+            items = _scored(model.similar.item_ids, index[0], scores[0], "model", blocked, n)
         if len(items) < n:
             taken = blocked | {it.item_id for it in items}
             items += _top(model, "fallback", None, n - len(items), taken)

@@ -153,34 +153,169 @@ def build_dataset(
     )
 
 
+@dataclass(frozen=True)
+class History:
+    """People's histories over a model's items, one row per person.
+
+    Attributes:
+        weights: summed event weights per (person, item), float32 CSR.
+        ranks: on the same pattern, 1 + how many of the person's events are newer than
+            their newest event with that item (1 = the very latest thing they did).
+
+    A model applies its own recency preference with :meth:`weighted`: clock-free, so it
+    works for bursts of activity and for data without meaningful timestamps.
+    """
+
+    weights: sp.csr_matrix
+    ranks: sp.csr_matrix
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.weights.shape  # type: ignore[no-any-return]
+
+    @property
+    def nnz(self) -> int:
+        return int(self.weights.nnz)
+
+    def row_sizes(self) -> np.ndarray:
+        return np.diff(self.weights.indptr)
+
+    def __getitem__(self, rows: np.ndarray | slice) -> History:
+        return History(self.weights[rows], self.ranks[rows])
+
+    def weighted(self, recency_half_life_events: float | None) -> sp.csr_matrix:
+        """Weights, each halved for every ``recency_half_life_events`` newer events."""
+        if not recency_half_life_events:
+            return self.weights
+        decay = np.exp2(-(self.ranks.data - 1.0) / recency_half_life_events).astype(np.float32)
+        return sp.csr_matrix(
+            (self.weights.data * decay, self.weights.indices, self.weights.indptr),
+            shape=self.weights.shape,
+        )
+
+    @classmethod
+    def from_matrix(cls, weights: sp.csr_matrix) -> History:
+        """A history without order (every item as recent as the others)."""
+        weights = sp.csr_matrix(weights, dtype=np.float32)
+        ranks = weights.copy()
+        ranks.data = np.ones_like(ranks.data)
+        return cls(weights, ranks)
+
+
 def history_matrix(
     histories: Sequence[Sequence[HistoryEvent]],
     item_position: Mapping[str, int],
     n_items: int,
     policy: WeightPolicy,
-) -> sp.csr_matrix:
-    """One row per user over a model's items, weighted like the training data.
+) -> History:
+    """One row per person over a model's items, weighted like the training data.
 
-    Ages are measured from each user's own newest event, so a returning user's latest
-    session counts most. Items the model does not know are skipped.
+    Each history is oldest first. Ages are measured from each person's own newest
+    event, so a returning user's latest session counts most. Items the model does not
+    know are skipped.
     """
-    rows, cols, vals = [], [], []
+    rows, items, types, values, times = [], [], [], [], []
     for row, history in enumerate(histories):
-        known = [e for e in history if e.item_id in item_position]
-        if not known:
-            continue
-        newest = max(e.timestamp for e in history)
-        types = np.array([e.type for e in known], dtype=object)
-        values = np.array([np.nan if e.value is None else e.value for e in known], dtype=np.float64)
-        ages = np.array([(newest - e.timestamp) / SECONDS_PER_DAY for e in known])
-        weights = policy.weights(types, values, ages)
-        for event, weight in zip(known, weights, strict=True):
-            if weight > 0:
-                rows.append(row)
-                cols.append(item_position[event.item_id])
-                vals.append(weight)
-    matrix = sp.csr_matrix(
-        (np.asarray(vals, dtype=np.float32), (rows, cols)), shape=(len(histories), n_items)
+        for event in history:
+            rows.append(row)
+            items.append(item_position.get(event.item_id, -1))
+            types.append(event.type)
+            values.append(np.nan if event.value is None else event.value)
+            times.append(event.timestamp)
+    return weighted_history(
+        np.asarray(rows, dtype=np.int64),
+        np.asarray(items, dtype=np.int64),
+        np.asarray(types, dtype=object),
+        np.asarray(values, dtype=np.float64),
+        np.asarray(times, dtype=np.float64),
+        n_rows=len(histories),
+        n_items=n_items,
+        policy=policy,
     )
-    matrix.sum_duplicates()
-    return matrix
+
+
+def weighted_history(
+    rows: np.ndarray,
+    items: np.ndarray,
+    types: np.ndarray,
+    values: np.ndarray,
+    times: np.ndarray,
+    *,
+    n_rows: int,
+    n_items: int,
+    policy: WeightPolicy,
+) -> History:
+    """Vectorised core of :func:`history_matrix`: one entry per event (``items`` -1 = unknown).
+
+    Within a row, events are ranked newest first by time, ties broken by their order in
+    the input (later = newer).
+    """
+    if len(rows) == 0:
+        empty = sp.csr_matrix((n_rows, n_items), dtype=np.float32)
+        return History(empty, empty.copy())
+    newest = np.full(n_rows, -np.inf)
+    np.maximum.at(newest, rows, times)
+    ages = (newest[rows] - times) / SECONDS_PER_DAY
+    weights = policy.weights(types, values, ages)
+    # rank every event within its row: 0 = newest
+    order = np.lexsort((-np.arange(len(rows)), -times, rows))
+    sorted_rows = rows[order]
+    starts = np.flatnonzero(np.r_[True, sorted_rows[1:] != sorted_rows[:-1]])
+    run_start = np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+    rank = np.empty(len(rows), dtype=np.float64)
+    rank[order] = np.arange(len(order)) - run_start
+    keep = (items >= 0) & (weights > 0)
+    rows, items, weights, rank = rows[keep], items[keep], weights[keep], rank[keep]
+    # one entry per (row, item): summed weight, rank of the newest event
+    pair_order = np.lexsort((rank, items, rows))
+    rows, items, weights, rank = (
+        rows[pair_order],
+        items[pair_order],
+        weights[pair_order],
+        rank[pair_order],
+    )
+    first = (
+        np.r_[True, (rows[1:] != rows[:-1]) | (items[1:] != items[:-1])]
+        if len(rows)
+        else np.zeros(0, bool)
+    )
+    starts = np.flatnonzero(first)
+    summed = np.add.reduceat(weights, starts) if len(starts) else weights
+    shape = (n_rows, n_items)
+    weight_matrix = sp.csr_matrix(
+        (summed.astype(np.float32), (rows[starts], items[starts])), shape=shape
+    )
+    rank_matrix = sp.csr_matrix(
+        ((rank[starts] + 1.0).astype(np.float32), (rows[starts], items[starts])), shape=shape
+    )
+    return History(weight_matrix, rank_matrix)
+
+
+def frame_history(
+    frame: pd.DataFrame,
+    user_ids: Sequence[str],
+    item_position: Mapping[str, int],
+    n_items: int,
+    policy: WeightPolicy,
+) -> History:
+    """:func:`history_matrix` for many people from an event frame (evaluation, batch jobs).
+
+    Args:
+        frame: events with columns user_id, item_id, type, value, timestamp.
+        user_ids: one output row per id, in this order (absent people get empty rows).
+    """
+    row_of = {u: r for r, u in enumerate(user_ids)}
+    rows = frame["user_id"].astype(str).map(row_of)
+    present = rows.notna().to_numpy()
+    part = frame.loc[present]
+    items = part["item_id"].astype(str).map(item_position).fillna(-1).astype(np.int64)
+    return weighted_history(
+        rows[present].to_numpy(dtype=np.int64),
+        items.to_numpy(),
+        part["type"].to_numpy(dtype=object),
+        part["value"].to_numpy(dtype=np.float64, na_value=np.nan),
+        part["timestamp"].to_numpy(dtype=np.float64),
+        n_rows=len(user_ids),
+        n_items=n_items,
+        policy=policy,
+    )

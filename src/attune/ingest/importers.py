@@ -234,9 +234,12 @@ def _store_unique(
 
 
 def _number_or_text(value: Any) -> Any:
+    """Whole numbers become ints; digits with a leading zero (zip codes, ids) stay text."""
     if isinstance(value, str):
         text = value.strip()
-        if text.lstrip("-").isdigit() and len(text) < 16:
+        digits = text.removeprefix("-")
+        whole = digits.isascii() and digits.isdigit() and len(text) < 16
+        if whole and (digits == "0" or not digits.startswith("0")):
             return int(text)
         return text
     return value

@@ -26,41 +26,84 @@ from pydantic import (
 MAX_ID_LENGTH = 256
 MAX_TEXT_LENGTH = 20_000
 
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold NUL; refuse it here rather than fail at insert time
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
 Id = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_ID_LENGTH),
+    AfterValidator(_no_nul),
 ]
 EventType = Annotated[
     str,
+    # the pattern is checked before lowering, so it admits capitals: "VIEW" means "view"
     StringConstraints(
         strip_whitespace=True,
         to_lower=True,
         min_length=1,
         max_length=64,
-        pattern=r"^[a-z0-9][a-z0-9_.:-]*$",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$",
     ),
 ]
 Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Scalar = str | int | float | bool | None
+Text = Annotated[str, AfterValidator(_no_nul)]
+
+MAX_UNIX_SECONDS = 1e11  # year 5138; larger numbers are taken for milliseconds and refused
 
 
 def _parse_time(value: Any) -> Any:
-    """Accept Unix seconds given as a numeric string too ("1700000000")."""
+    """Turn Unix seconds (a number, or a numeric string such as "1700000000") into UTC.
+
+    Numbers are converted here rather than by pydantic, which would silently read any
+    number above 2e10 as milliseconds.
+    """
     if isinstance(value, str) and re.fullmatch(r"\s*-?\d+(\.\d+)?\s*", value):
-        return float(value)
+        value = float(value)
     if isinstance(value, bool):
         raise ValueError("a timestamp is ISO 8601 text or Unix seconds, not a boolean")
-    if isinstance(value, int | float) and not math.isfinite(value):
+    if not isinstance(value, int | float):
+        return value
+    try:
+        seconds = float(value)
+    except OverflowError:
+        raise ValueError("timestamp is out of range") from None
+    if not math.isfinite(seconds):
         raise ValueError("timestamp must be finite")
-    if isinstance(value, int | float) and abs(value) > 1e11:
+    if abs(seconds) > MAX_UNIX_SECONDS:
         raise ValueError("timestamp looks like milliseconds; send Unix seconds")
-    return value
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise ValueError("timestamp is out of range") from None
 
 
 def _to_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:59-01:00 is past datetime.max in UTC
+        raise ValueError("timestamp is out of range") from None
+
+
+def _json_safe(value: Any) -> Any:
+    """Refuse NaN and Infinity anywhere inside: they are not JSON and cannot be stored."""
+    stack = [value]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, float) and not math.isfinite(current):
+            raise ValueError("must not hold NaN or Infinity")
+        if isinstance(current, dict):
+            stack.extend(current.values())
+        elif isinstance(current, list | tuple):
+            stack.extend(current)
+    return value
 
 
 UtcTime = Annotated[datetime, BeforeValidator(_parse_time), AfterValidator(_to_utc)]
@@ -99,7 +142,9 @@ class EventIn(_Schema):
     )
     context: dict[Label, Scalar] = Field(default_factory=dict)
     properties: dict[Label, Any] = Field(default_factory=dict)
-    recommendation_id: Annotated[str, StringConstraints(max_length=64)] | None = None
+    recommendation_id: Annotated[Text, StringConstraints(max_length=64)] | None = None
+
+    _finite_json = field_validator("context", "properties")(_json_safe)
 
     @model_validator(mode="after")
     def _someone(self) -> EventIn:
@@ -138,13 +183,13 @@ class Translation(_Schema):
 class ItemIn(_Schema):
     """A catalog entry. ``PUT`` replaces the whole item."""
 
-    title: Annotated[str, StringConstraints(max_length=2_000)] | None = None
-    text: str | None = None
+    title: Annotated[Text, StringConstraints(max_length=2_000)] | None = None
+    text: Text | None = None
     categories: list[Label] = Field(
         default_factory=list, description="Hierarchical levels joined by '/', e.g. 'Shoes/Running'."
     )
     tags: list[Label] = Field(default_factory=list)
-    language: Annotated[str, StringConstraints(max_length=35)] | None = None
+    language: Annotated[Text, StringConstraints(max_length=35)] | None = None
     translations: dict[Annotated[str, StringConstraints(max_length=35)], Translation] = Field(
         default_factory=dict
     )
@@ -153,6 +198,8 @@ class ItemIn(_Schema):
     price: Annotated[FiniteFloat, Field(ge=0)] | None = None
     created_at: UtcTime | None = None
     properties: dict[Label, Any] = Field(default_factory=dict)
+
+    _finite_json = field_validator("properties")(_json_safe)
 
     @field_validator("categories", "tags", mode="before")
     @classmethod
@@ -167,7 +214,9 @@ class ItemBatchEntry(ItemIn):
 
 
 class ItemBatchIn(BaseModel):
-    items: list[dict[str, Any]]
+    """Body of ``POST /v1/items:batch``. Items are validated one by one, not as a block."""
+
+    items: list[Any] = Field(description="Item objects with their item_id (see ItemIn).")
 
 
 class ItemOut(BaseModel):
@@ -190,6 +239,8 @@ class UserIn(_Schema):
     """A person's profile: traits such as locale, region, segment."""
 
     traits: dict[Label, Scalar | list[Scalar]] = Field(default_factory=dict)
+
+    _finite_json = field_validator("traits")(_json_safe)
 
 
 class UserOut(BaseModel):

@@ -20,10 +20,10 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from attune.errors import NotSupportedError, ValidationError
-from attune.features.interactions import InteractionDataset
+from attune.features.interactions import History, InteractionDataset
 
 ARTIFACT_FORMAT = 1
 
@@ -32,6 +32,18 @@ class ModelConfig(BaseModel):
     """Base of every model's typed hyper-parameters (bounds and docs live on the fields)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    recency_half_life_events: float | None = Field(
+        default=None,
+        gt=0,
+        description="When scoring a person, the weight of a history item halves for every "
+        "this many newer events they have had since; None treats all history alike.",
+    )
+
+    @classmethod
+    def search_space(cls, trial: Any) -> dict[str, Any]:
+        """Parameters to try for one Optuna ``trial`` (none by default: only the defaults)."""
+        return {}
 
 
 class Recommender(ABC):
@@ -79,9 +91,15 @@ class Recommender(ABC):
     def n_items(self) -> int:
         return len(self.item_ids)
 
+    def query(self, history: History | sp.csr_matrix) -> sp.csr_matrix:
+        """The weighted history rows this model scores (its own recency preference applied)."""
+        if isinstance(history, History):
+            return history.weighted(self.config.recency_half_life_events)
+        return sp.csr_matrix(history)
+
     def recommend(
         self,
-        history: sp.csr_matrix,
+        history: History | sp.csr_matrix,
         n: int,
         *,
         user_index: np.ndarray | None = None,
@@ -92,7 +110,8 @@ class Recommender(ABC):
         """Top ``n`` items per query row, best first.
 
         Args:
-            history: (n_queries, n_items) sparse history rows.
+            history: (n_queries, n_items) histories; a plain sparse matrix counts as
+                already weighted.
             n: list length.
             user_index: training index per row (``-1`` unknown); default all unknown.
             exclude: extra (n_queries, n_items) sparse mask of items never to return.
@@ -106,10 +125,11 @@ class Recommender(ABC):
         n_queries = history.shape[0]
         if user_index is None:
             user_index = np.full(n_queries, -1, dtype=np.int64)
-        scores = np.asarray(self.score(history, user_index), dtype=np.float32).copy()
+        rows = self.query(history)
+        scores = np.asarray(self.score(rows, user_index), dtype=np.float32).copy()
         masks = [exclude] if exclude is not None else []
         if exclude_history:
-            masks.append(history)
+            masks.append(rows.weights if isinstance(rows, History) else rows)
         for mask in masks:
             coo = mask.tocoo()
             scores[coo.row, coo.col] = -np.inf
@@ -175,3 +195,20 @@ def top_n(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     out_index[:, :k] = np.where(finite, chosen, -1)
     out_score[:, :k] = np.where(finite, chosen_scores, -np.inf)
     return out_index, out_score
+
+
+def sparse_to_arrays(matrix: sp.csr_matrix) -> dict[str, np.ndarray]:
+    """A CSR matrix as plain arrays for :meth:`Recommender._arrays` (no pickle needed)."""
+    return {
+        "data": matrix.data,
+        "indices": matrix.indices,
+        "indptr": matrix.indptr,
+        "shape": np.array(matrix.shape),
+    }
+
+
+def sparse_from_arrays(arrays: dict[str, np.ndarray]) -> sp.csr_matrix:
+    """The inverse of :func:`sparse_to_arrays`."""
+    return sp.csr_matrix(
+        (arrays["data"], arrays["indices"], arrays["indptr"]), shape=tuple(arrays["shape"])
+    )

@@ -7,14 +7,20 @@ what the person did seconds ago without retraining.
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
 
 from attune.features.interactions import InteractionDataset
-from attune.models.base import ModelConfig, Recommender, top_n
+from attune.models.base import (
+    ModelConfig,
+    Recommender,
+    sparse_from_arrays,
+    sparse_to_arrays,
+    top_n,
+)
 
 BLOCK_CELLS = 32_000_000  # dense similarity cells computed at once (~128 MB of float32)
 
@@ -29,6 +35,14 @@ class ItemKNNConfig(ModelConfig):
     )
     bm25_k1: float = Field(default=1.2, gt=0)
     bm25_b: float = Field(default=0.75, ge=0, le=1)
+
+    @classmethod
+    def search_space(cls, trial: Any) -> dict[str, Any]:
+        return {
+            "neighbors": trial.suggest_int("neighbors", 10, 1_000, log=True),
+            "shrinkage": trial.suggest_float("shrinkage", 0.0, 100.0),
+            "weighting": trial.suggest_categorical("weighting", ["none", "log", "bm25"]),
+        }
 
 
 class ItemKNNRecommender(Recommender):
@@ -82,7 +96,7 @@ class ItemKNNRecommender(Recommender):
         elif self.config.weighting == "log":
             matrix.data = np.log1p(matrix.data)
         elif self.config.weighting == "bm25":
-            matrix = _bm25(matrix, self.config.bm25_k1, self.config.bm25_b)
+            matrix = bm25_weight(matrix, self.config.bm25_k1, self.config.bm25_b)
         return matrix
 
     def score(self, history: sp.csr_matrix, user_index: np.ndarray) -> np.ndarray:
@@ -94,25 +108,19 @@ class ItemKNNRecommender(Recommender):
         return top_n(rows, n)
 
     def _arrays(self) -> dict[str, np.ndarray]:
-        s = self.similarity
-        return {
-            "data": s.data,
-            "indices": s.indices,
-            "indptr": s.indptr,
-            "shape": np.array(s.shape),
-        }
+        return sparse_to_arrays(self.similarity)
 
     def _restore(self, arrays: dict[str, np.ndarray]) -> None:
-        self.similarity = sp.csr_matrix(
-            (arrays["data"], arrays["indices"], arrays["indptr"]), shape=tuple(arrays["shape"])
-        )
+        self.similarity = sparse_from_arrays(arrays)
 
 
-def _bm25(matrix: sp.csr_matrix, k1: float, b: float) -> sp.csr_matrix:
+def bm25_weight(matrix: sp.csr_matrix, k1: float, b: float) -> sp.csr_matrix:
     """Okapi BM25 weighting of a users × items matrix (users as documents)."""
     coo = matrix.tocoo()
     n_users = matrix.shape[0]
-    idf = np.log(n_users) - np.log1p(np.bincount(coo.col, minlength=matrix.shape[1]))
+    # the "+1" form of BM25's idf never goes negative, even for an item everyone had
+    df = np.bincount(coo.col, minlength=matrix.shape[1])
+    idf = np.log1p((n_users - df + 0.5) / (df + 0.5))
     lengths = np.asarray(matrix.sum(axis=1)).ravel()
     ratio = lengths / max(lengths.mean(), 1e-9)
     length_norm = (1.0 - b) + b * ratio

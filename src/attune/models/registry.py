@@ -17,6 +17,12 @@ from attune.models.base import Recommender
 BUILTIN: dict[str, str] = {
     "popularity": "attune.models.popularity:PopularityRecommender",
     "item_knn": "attune.models.item_knn:ItemKNNRecommender",
+    "user_knn": "attune.models.user_knn:UserKNNRecommender",
+    "als": "attune.models.implicit_mf:ALSRecommender",
+    "bpr": "attune.models.implicit_mf:BPRRecommender",
+    "ease": "attune.models.ease:EASERecommender",
+    "transitions": "attune.models.transitions:TransitionsRecommender",
+    "blend": "attune.models.blend:BlendRecommender",
 }
 
 ENTRY_POINT_GROUP = "attune.models"

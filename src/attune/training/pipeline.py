@@ -1,4 +1,10 @@
-"""`attune train`: stored events → interaction dataset → fitted model → model version."""
+"""`attune train`: stored events → interaction dataset → chosen model → model version.
+
+Which model: an explicit ``algorithm`` if given; with a tuning budget, whatever
+validation picks after tuning (:mod:`attune.training.tuning`); otherwise the last tuned
+configuration; and when there is none, the candidates' robust defaults, still chosen
+by validation.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import pandas as pd
+
 from attune.config import Settings
 from attune.errors import NotReadyError
 from attune.features.interactions import WeightPolicy, build_dataset
@@ -19,11 +27,12 @@ from attune.store.protocols import ModelVersion
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[str], None]
-"""Told the name of each step as it starts (the CLI draws a progress bar from it)."""
+Progress = Callable[[str, float], None]
+"""Told what is happening and how far along the run is (0 to 1)."""
 
-STEPS = ("load events", "build matrix", "fit model", "fit fallback", "save")
 SERVING_FILE = "serving.json"
+MIN_USERS_TO_SELECT = 20
+"""Below this many people a validation split says nothing; use the default model."""
 
 
 def weight_policy(settings: Settings) -> WeightPolicy:
@@ -35,48 +44,112 @@ def weight_policy(settings: Settings) -> WeightPolicy:
     )
 
 
+def _last_tuned(stores: Stores) -> ModelVersion | None:
+    for version in stores.model_versions.list_versions(limit=50):
+        if version.metrics.get("selection") == "tuned":
+            return version
+    return None
+
+
+def _choose(
+    settings: Settings,
+    stores: Stores,
+    frame: pd.DataFrame,
+    n_users: int,
+    tune_budget_seconds: float | None,
+    tell: Progress,
+) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """(algorithm, params, selection metrics) for a run without an explicit algorithm."""
+    from attune.training.tuning import select_model
+
+    if not tune_budget_seconds:
+        tuned = _last_tuned(stores)
+        if tuned is not None:
+            tell(f"reusing the configuration tuned in {tuned.version_id}", 0.3)
+            return (
+                tuned.algorithm,
+                tuned.params,
+                {
+                    "selection": "tuned",
+                    "tuned_in": tuned.version_id,
+                    "validation": tuned.metrics.get("validation", {}),
+                },
+            )
+        if settings.default_algorithm != "auto":
+            return settings.default_algorithm, {}, {"selection": "configured"}
+    if n_users < MIN_USERS_TO_SELECT:
+        tell("too few people to validate on: using item_knn", 0.3)
+        return "item_knn", {}, {"selection": "default"}
+    budget = tune_budget_seconds
+    scale = 0.85
+
+    def progress(message: str, fraction: float) -> None:
+        tell(message, 0.05 + scale * fraction)
+
+    choice = select_model(frame, weight_policy(settings), budget, progress=progress)
+    return (
+        choice.algorithm,
+        choice.params,
+        {
+            "selection": "tuned" if budget else "validated-defaults",
+            "validation": choice.summary(),
+        },
+    )
+
+
 def train(
     settings: Settings,
     stores: Stores,
     algorithm: str | None = None,
     params: dict[str, Any] | None = None,
     progress: Progress | None = None,
+    tune_budget_seconds: float | None = None,
 ) -> ModelVersion:
-    """Fit ``algorithm`` (default from settings) on every stored event and register it.
+    """Fit a model on every stored event and register it as the serving champion.
 
     The version's folder holds the main model, a popularity fallback (for people the
-    main model cannot score) and the weighting used, so serving treats live history
-    exactly as training treated stored events.
+    main model cannot score), an item-kNN model for "similar items" (unless the main
+    model is one) and the weighting used, so serving treats live history exactly as
+    training treated stored events.
     """
-    step = progress or (lambda _name: None)
-    algorithm = algorithm or settings.default_algorithm
+    tell = progress or (lambda _message, _fraction: None)
     started = time.perf_counter()
 
-    step("load events")
+    tell("loading events", 0.0)
     frame = stores.events.interaction_frame()
     if frame.empty:
         raise NotReadyError(
             "no events with a user and an item to train on: import or send events first"
         )
-    step("build matrix")
     policy = weight_policy(settings)
     dataset = build_dataset(frame, WeightPolicy(policy.type_weights, policy.value_modes))
     if dataset.n_users == 0:
         raise NotReadyError("every stored event has weight 0: nothing counts as positive feedback")
 
-    step("fit model")
+    if algorithm:
+        selection: dict[str, Any] = {"selection": "explicit"}
+        params = params or {}
+    else:
+        kept = frame.loc[frame["type"].map(lambda t: policy.type_weights.get(t, 1.0) > 0)]
+        algorithm, params, selection = _choose(
+            settings, stores, kept, dataset.n_users, tune_budget_seconds, tell
+        )
+    tell(f"fitting {algorithm} on all data", 0.9)
     model = create_model(algorithm, params).fit(dataset)
-    step("fit fallback")
     fallback = create_model(
         "popularity", {"half_life_days": settings.popularity_half_life_days}
     ).fit(dataset)
+    # "similar items" always has an item-to-item model, whatever the main model is
+    similar = model if algorithm == "item_knn" else create_model("item_knn").fit(dataset)
 
-    step("save")
+    tell("saving", 0.97)
     stamp = datetime.now(UTC)
     version_id = f"{stamp:%Y%m%dT%H%M%S}-{algorithm}-{uuid.uuid4().hex[:6]}"
     folder = stores.artifacts.path_for(version_id)
     model.save(folder / "main")
     fallback.save(folder / "fallback")
+    if similar is not model:
+        similar.save(folder / "similar")
     serving = {
         "type_weights": dict(policy.type_weights),
         "value_modes": dict(policy.value_modes),
@@ -90,9 +163,10 @@ def train(
         data_window=dataset.window(),
         artifact_uri=stores.artifacts.uri_for(version_id),
         status="champion",
-        metrics={"train_seconds": round(time.perf_counter() - started, 3)},
+        metrics={**selection, "train_seconds": round(time.perf_counter() - started, 3)},
         created_at=stamp.timestamp(),
     )
     stores.model_versions.register(version)
+    tell("done", 1.0)
     log.info("trained %s on %s", version_id, version.data_window)
     return version

@@ -9,11 +9,14 @@ from fastapi import Path
 
 from attune.ingest.schemas import MAX_ID_LENGTH
 
+NO_NUL = r"^[^\x00]+$"  # PostgreSQL text cannot hold NUL
 UserIdPath = Annotated[
-    str, Path(min_length=1, max_length=MAX_ID_LENGTH, description="External user id")
+    str,
+    Path(min_length=1, max_length=MAX_ID_LENGTH, pattern=NO_NUL, description="External user id"),
 ]
 ItemIdPath = Annotated[
-    str, Path(min_length=1, max_length=MAX_ID_LENGTH, description="External item id")
+    str,
+    Path(min_length=1, max_length=MAX_ID_LENGTH, pattern=NO_NUL, description="External item id"),
 ]
 
 

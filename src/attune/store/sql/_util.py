@@ -33,10 +33,17 @@ def encode_cursor(last_id: str) -> str:
 def decode_cursor(cursor: str) -> str:
     from attune.errors import ValidationError
 
+    invalid = ValidationError(
+        "invalid cursor", details=[{"loc": ["query", "cursor"], "msg": "not a cursor"}]
+    )
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        return base64.urlsafe_b64decode(padded.encode()).decode()
+        # validate=True: a cursor with characters outside the alphabet is not silently
+        # shortened to some other position in the listing
+        last_id = base64.b64decode(padded.encode(), altchars=b"-_", validate=True).decode()
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationError(
-            "invalid cursor", details=[{"loc": ["query", "cursor"], "msg": "not a cursor"}]
-        ) from exc
+        raise invalid from exc
+    # no id is empty or holds NUL (PostgreSQL text cannot even be compared with one)
+    if not last_id or "\x00" in last_id:
+        raise invalid
+    return last_id

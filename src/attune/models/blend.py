@@ -1,0 +1,107 @@
+"""A weighted blend of several models' scores, each scaled per person to [-1, 1].
+
+Tuning picks the components and their weights on a validation window; each
+component keeps its own parameters (including how much it favours recent history).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+import scipy.sparse as sp
+from pydantic import BaseModel, ConfigDict, Field
+
+from attune.errors import ValidationError
+from attune.features.interactions import History, InteractionDataset
+from attune.models.base import ARTIFACT_FORMAT, ModelConfig, Recommender
+
+
+class BlendComponent(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    algorithm: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    weight: float = Field(default=1.0, ge=0)
+
+
+class BlendConfig(ModelConfig):
+    components: list[BlendComponent] = Field(min_length=1)
+
+
+def scale_rows(scores: np.ndarray) -> np.ndarray:
+    """Divide each row by its largest absolute finite score (rows of zeros stay zero)."""
+    finite = np.where(np.isfinite(scores), np.abs(scores), 0.0)
+    top = finite.max(axis=1, keepdims=True)
+    return np.divide(scores, top, out=np.zeros_like(scores), where=top > 0)
+
+
+class BlendRecommender(Recommender):
+    """Σ weight × scaled score over the components (all fitted on the same data)."""
+
+    name = "blend"
+    config_class = BlendConfig
+    config: BlendConfig
+
+    def __init__(self, config: BlendConfig | dict | None = None) -> None:
+        if config is None:
+            raise ValidationError("a blend needs its components")
+        super().__init__(config)
+        self.components: list[Recommender] = []
+
+    def fit(self, dataset: InteractionDataset) -> Self:
+        from attune.models.registry import create_model
+
+        self.components = [
+            create_model(c.algorithm, c.params).fit(dataset) for c in self.config.components
+        ]
+        self.item_ids = dataset.item_ids
+        return self
+
+    def query(self, history: History | sp.csr_matrix) -> History:  # type: ignore[override]
+        return history if isinstance(history, History) else History.from_matrix(history)
+
+    def score(self, history: History, user_index: np.ndarray) -> np.ndarray:  # type: ignore[override]
+        total = np.zeros(history.shape, dtype=np.float32)
+        for spec, model in zip(self.config.components, self.components, strict=True):
+            if spec.weight == 0:
+                continue
+            scores = np.asarray(model.score(model.query(history), user_index), dtype=np.float32)
+            total += spec.weight * scale_rows(scores)
+        return total
+
+    def similar_items(self, item_index: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        from attune.errors import NotSupportedError
+
+        for model in self.components:
+            try:
+                return model.similar_items(item_index, n)
+            except NotSupportedError:
+                continue
+        raise NotSupportedError("no component of this blend finds similar items")
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def _restore(self, arrays: dict[str, np.ndarray]) -> None:
+        return None
+
+    def save(self, path: Path) -> None:
+        super().save(path)
+        for k, model in enumerate(self.components):
+            model.save(path / f"component_{k}")
+
+    @classmethod
+    def load(cls, path: Path) -> Self:
+        from attune.models.registry import load_model
+
+        meta = json.loads((path / "model.json").read_text())
+        if meta.get("format") != ARTIFACT_FORMAT:
+            raise ValidationError(f"{path}: unknown artifact format {meta.get('format')!r}")
+        model = super().load(path)
+        model.components = [
+            load_model(path / f"component_{k}") for k in range(len(model.config.components))
+        ]
+        return model

@@ -1,0 +1,277 @@
+"""Bulk import from files: every format reads the same events, bad rows are explained."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from attune.config import Settings
+from attune.errors import ValidationError
+from attune.ingest.files import read_table
+from attune.ingest.importers import import_events, import_items, import_users, write_rejected
+from attune.ingest.service import IngestService
+from attune.store.factory import Stores
+
+T0 = 1_700_000_000
+
+EVENTS = pd.DataFrame(
+    {
+        "user_id": ["u1", "u1", "u2", "u3", "u3"],
+        "item_id": ["i1", "i2", "i1", "i3", "i1"],
+        "type": ["view", "rating", "purchase", "view", "like"],
+        "value": [None, 4.5, 2.0, None, None],
+        "timestamp": [T0, T0 + 10, T0 + 20, T0 + 30, T0 + 40],
+    }
+)
+
+
+def write(frame: pd.DataFrame, path: Path) -> Path:
+    suffix = path.suffix
+    if suffix == ".csv":
+        frame.to_csv(path, index=False)
+    elif suffix == ".tsv":
+        frame.to_csv(path, index=False, sep="\t")
+    elif suffix == ".jsonl":
+        frame.to_json(path, orient="records", lines=True)
+    elif suffix == ".parquet":
+        frame.to_parquet(path, index=False)
+    else:  # pragma: no cover - a test bug
+        raise AssertionError(suffix)
+    return path
+
+
+def stored_events(stores: Stores) -> list[tuple[str, str, str, float | None, float]]:
+    frame = stores.events.interaction_frame()
+    rows = []
+    for user_id, item_id, kind, value, timestamp in frame.itertuples(index=False, name=None):
+        rows.append((user_id, item_id, kind, None if pd.isna(value) else value, timestamp))
+    return sorted(rows)
+
+
+EXPECTED = sorted(
+    [
+        ("u1", "i1", "view", None, float(T0)),
+        ("u1", "i2", "rating", 4.5, float(T0 + 10)),
+        ("u2", "i1", "purchase", 2.0, float(T0 + 20)),
+        ("u3", "i3", "view", None, float(T0 + 30)),
+        ("u3", "i1", "like", None, float(T0 + 40)),
+    ]
+)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl", ".parquet"])
+def test_each_format_imports_the_same_events(
+    settings: Settings, sqlite_stores: Stores, tmp_path: Path, suffix: str
+):
+    path = write(EVENTS, tmp_path / f"events{suffix}")
+    service = IngestService(settings, sqlite_stores)
+    report = import_events(service, read_table(path), source=path.name)
+    assert (report.total, report.accepted, report.duplicates, report.rejected) == (5, 5, 0, 0)
+    assert stored_events(sqlite_stores) == EXPECTED
+
+
+def test_formats_agree_on_event_identity(settings: Settings, sqlite_stores: Stores, tmp_path):
+    """Events without ids get content-derived ids: the same rows in another format are repeats."""
+    service = IngestService(settings, sqlite_stores)
+    first = write(EVENTS, tmp_path / "events.csv")
+    assert import_events(service, read_table(first)).accepted == 5
+    for suffix in (".tsv", ".jsonl", ".parquet"):
+        report = import_events(service, read_table(write(EVENTS, tmp_path / f"e{suffix}")))
+        assert (report.accepted, report.duplicates) == (0, 5), suffix
+    assert sqlite_stores.events.count() == 5
+
+
+def test_event_ids_extra_columns_and_progress(settings: Settings, sqlite_stores, tmp_path):
+    frame = EVENTS.assign(event_id=[f"e{k}" for k in range(5)], campaign=["x", "", "y", "", ""])
+    path = write(frame, tmp_path / "events.csv")
+    advanced: list[int] = []
+    report = import_events(
+        IngestService(settings, sqlite_stores), read_table(path), advance=advanced.append
+    )
+    assert report.accepted == 5 and sum(advanced) == 5
+    by_id = {r["event_id"]: r for r in sqlite_stores.events.user_events("u1")}
+    assert set(by_id) == {"e0", "e1"}
+    assert by_id["e0"]["properties"] == {"campaign": "x"}
+    assert by_id["e1"]["properties"] is None
+
+
+def test_missing_required_column_names_it(settings: Settings, sqlite_stores, tmp_path):
+    path = write(EVENTS.drop(columns=["item_id"]), tmp_path / "events.csv")
+    with pytest.raises(ValidationError, match="item_id"):
+        import_events(IngestService(settings, sqlite_stores), read_table(path), source=path.name)
+    assert sqlite_stores.events.count() == 0
+
+
+def test_unknown_file_type_and_missing_file(tmp_path: Path):
+    with pytest.raises(ValidationError, match="unknown file type"):
+        read_table(write(EVENTS, tmp_path / "events.csv").rename(tmp_path / "events.xlsx"))
+    with pytest.raises(ValidationError, match="no such file"):
+        read_table(tmp_path / "absent.csv")
+
+
+def test_bad_rows_are_rejected_with_row_and_reason(settings: Settings, sqlite_stores, tmp_path):
+    frame = pd.DataFrame(
+        {
+            "user_id": ["u1", "u2", "", "u4", "u5"],
+            "item_id": ["i1", "i2", "i3", "i4", "i5"],
+            "type": ["view", "view", "view", "teleport", "view"],
+            "timestamp": [str(T0), "yesterday", str(T0), str(T0), str(T0 * 1000)],
+        }
+    )
+    path = write(frame, tmp_path / "events.csv")
+    service = IngestService(settings, sqlite_stores)
+    report = import_events(service, read_table(path), source=path.name)
+    assert (report.accepted, report.rejected) == (1, 4)
+    rows = {r["row"]: r for r in report.rejected_rows}
+    assert set(rows) == {2, 3, 4, 5}  # 1-based data rows (the header is not counted)
+    assert rows[2]["reason"].startswith("timestamp:") and rows[2]["user_id"] == "u2"
+    assert "user_id" in rows[3]["reason"] and "anonymous_id" in rows[3]["reason"]
+    assert rows[4]["reason"].startswith("type:") and "teleport" in rows[4]["reason"]
+    assert "milliseconds" in rows[5]["reason"]
+
+    target = write_rejected(report, path, settings.data_dir / "rejected")
+    assert target == tmp_path / "events.csv.rejected.csv" and report.rejected_file == target
+    written = pd.read_csv(target, dtype=str, keep_default_na=False)
+    assert {"row", "reason", "user_id", "item_id", "type", "timestamp"} <= set(written.columns)
+    assert list(written["row"]) == ["2", "3", "4", "5"]
+    assert "teleport" in written.loc[written["row"] == "4", "reason"].item()
+    assert written.loc[written["row"] == "2", "timestamp"].item() == "yesterday"
+
+
+def test_nothing_rejected_writes_no_file(settings: Settings, sqlite_stores, tmp_path):
+    path = write(EVENTS, tmp_path / "events.csv")
+    report = import_events(IngestService(settings, sqlite_stores), read_table(path))
+    assert write_rejected(report, path, tmp_path / "fallback") is None
+    assert not (tmp_path / "events.csv.rejected.csv").exists()
+
+
+def test_reimport_adds_nothing(settings: Settings, sqlite_stores, tmp_path):
+    frame = pd.concat(
+        [EVENTS.astype({"timestamp": str}), pd.DataFrame([{"user_id": "", "item_id": "x"}])]
+    )
+    path = write(frame.astype(object).fillna(""), tmp_path / "events.csv")
+    service = IngestService(settings, sqlite_stores)
+    first = import_events(service, read_table(path))
+    second = import_events(service, read_table(path))
+    assert (first.accepted, first.duplicates, first.rejected) == (5, 0, 1)
+    assert (second.accepted, second.duplicates, second.rejected) == (0, 5, 1)
+    assert sqlite_stores.events.count() == 5
+
+
+def test_default_type_applies_without_a_type_column(settings: Settings, sqlite_stores, tmp_path):
+    path = write(EVENTS.drop(columns=["type"]), tmp_path / "events.csv")
+    service = IngestService(settings, sqlite_stores)
+    report = import_events(service, read_table(path), default_type="purchase")
+    assert report.accepted == 5
+    assert sqlite_stores.events.count_by_type() == {"purchase": 5}
+
+    blanks = EVENTS.assign(type=["", "rating", "", "", ""], user_id="v")
+    report = import_events(
+        service, read_table(write(blanks, tmp_path / "blanks.csv")), default_type="click"
+    )
+    assert report.accepted == 5
+    assert sorted(e.type for e in sqlite_stores.events.user_history("v")) == [
+        "click",
+        "click",
+        "click",
+        "click",
+        "rating",
+    ]
+
+
+def test_items_file_reads_genres_lists_properties_price_and_availability(
+    settings: Settings, sqlite_stores: Stores, tmp_path: Path
+):
+    frame = pd.DataFrame(
+        {
+            "item_id": ["m1", "m2", "m3", "m4", ""],
+            "title": ["Toy Story", "Heat", "Bad price", "Old", "no id"],
+            "genres": ["Animation|Children's|Comedy", "Action | Crime", "", "Drama", ""],
+            "tags": ["pixar|toys", "", "", "", ""],
+            "price": ["9.99", "", "-3", "0", ""],
+            "available": ["true", "false", "true", "0", ""],
+            "year": ["1995", "1995", "", "1950", ""],
+            "director": ["Lasseter", "Mann", "", "", ""],
+        }
+    )
+    path = write(frame, tmp_path / "items.csv")
+    report = import_items(IngestService(settings, sqlite_stores), read_table(path))
+    assert (report.total, report.accepted, report.rejected) == (5, 3, 2)
+    assert sorted(r["row"] for r in report.rejected_rows) == [3, 5]
+    bad_price = next(r for r in report.rejected_rows if r["row"] == 3)
+    assert bad_price["reason"].startswith("price:")
+
+    toy = sqlite_stores.catalog.get_item("m1")
+    assert toy["title"] == "Toy Story"
+    assert toy["categories"] == ["Animation", "Children's", "Comedy"]
+    assert toy["tags"] == ["pixar", "toys"]
+    assert toy["price"] == 9.99 and toy["available"] is True
+    assert toy["properties"] == {"year": "1995", "director": "Lasseter"}
+    heat = sqlite_stores.catalog.get_item("m2")
+    assert heat["categories"] == ["Action", "Crime"]
+    assert heat["price"] is None and heat["available"] is False
+    old = sqlite_stores.catalog.get_item("m4")
+    assert old["price"] == 0.0 and old["available"] is False
+    assert sqlite_stores.catalog.unavailable_item_ids() == {"m2", "m4"}
+
+    target = write_rejected(report, path, settings.data_dir)
+    assert target == tmp_path / "items.csv.rejected.csv"
+    assert "reason" in pd.read_csv(target).columns
+
+
+def test_item_file_with_a_repeated_id_keeps_the_last_row(settings, sqlite_stores, tmp_path):
+    frame = pd.DataFrame({"item_id": ["a", "b", "a"], "title": ["first", "B", "second"]})
+    report = import_items(
+        IngestService(settings, sqlite_stores), read_table(write(frame, tmp_path / "i.csv"))
+    )
+    assert (report.accepted, report.duplicates) == (2, 1)
+    assert sqlite_stores.catalog.get_item("a")["title"] == "second"
+
+
+def test_items_without_an_item_id_column_are_refused(settings, sqlite_stores, tmp_path):
+    path = write(pd.DataFrame({"title": ["x"]}), tmp_path / "items.csv")
+    with pytest.raises(ValidationError, match="item_id"):
+        import_items(IngestService(settings, sqlite_stores), read_table(path))
+
+
+def test_users_file_other_columns_become_traits(settings, sqlite_stores, tmp_path):
+    frame = pd.DataFrame(
+        {
+            "user_id": ["1", "2", ""],
+            "age": ["24", "-3", "50"],
+            "gender": ["M", "F", "F"],
+            "zip_code": ["02138", "T8H1N", "1"],
+            "score": ["1.5", "", ""],
+            "unit": ["m²", "²", ""],  # str.isdigit() is true for "²" but int() refuses it
+        }
+    )
+    path = write(frame, tmp_path / "users.tsv")
+    report = import_users(IngestService(settings, sqlite_stores), read_table(path))
+    assert (report.accepted, report.rejected) == (2, 1)
+    assert report.rejected_rows[0]["row"] == 3
+    one = sqlite_stores.users.get_user("1")["traits"]
+    # numbers become ints; a zip code with a leading zero is an identifier and stays text
+    assert one == {"age": 24, "gender": "M", "zip_code": "02138", "score": "1.5", "unit": "m²"}
+    assert sqlite_stores.users.get_user("2")["traits"] == {
+        "age": -3,
+        "gender": "F",
+        "zip_code": "T8H1N",
+        "unit": "²",
+    }
+
+
+def test_json_lines_times_are_not_reinterpreted(settings, sqlite_stores, tmp_path):
+    """pandas.read_json would turn a column named "timestamp" into dates by itself."""
+    path = tmp_path / "events.jsonl"
+    path.write_text(
+        '{"user_id": 7, "item_id": 8, "type": "view", "timestamp": 1700000000}\n'
+        '{"user_id": 7, "item_id": 9, "type": "view", "timestamp": "2023-11-14T22:13:20Z"}\n'
+    )
+    report = import_events(IngestService(settings, sqlite_stores), read_table(path))
+    assert report.accepted == 2
+    assert [(h.item_id, h.timestamp) for h in sqlite_stores.events.user_history("7")] == [
+        ("8", float(T0)),
+        ("9", float(T0)),
+    ]
