@@ -90,3 +90,18 @@ def test_missing_file_and_bad_param_fail_cleanly(run, tmp_path):
 def test_models_lists_the_registry(run):
     result = run("models")
     assert "item_knn" in result.stdout and "popularity" in result.stdout
+
+
+def test_evaluate_prints_a_table_and_writes_json(run, events_csv, tmp_path):
+    run("import", "events", str(events_csv))
+    output = tmp_path / "eval.json"
+    result = run("evaluate", "-a", "item_knn", "-a", "popularity", "--output", str(output))
+    assert result.exit_code == 0, result.output
+    assert "NDCG@10" in result.stdout and "item_knn" in result.stdout
+    report = json.loads(output.read_text())
+    assert report["split"] == "temporal-user"
+    knn, pop = report["models"]["item_knn"]["overall"], report["models"]["popularity"]["overall"]
+    assert knn["ndcg@10"] > pop["ndcg@10"], "taste beats popularity on the two-taste world"
+    assert {"recall@20", "hit_rate@10", "map@10", "mrr", "coverage@10", "novelty@10"} <= set(knn)
+    result = run("evaluate", "--split", "sideways")
+    assert result.exit_code == 1 and "unknown split" in result.output

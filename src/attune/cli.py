@@ -244,6 +244,122 @@ def _parse_param(text: str) -> tuple[str, Any]:
 
 
 @app.command()
+def evaluate(
+    algorithm: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--algorithm", "-a", help="Model to evaluate (repeatable); 'auto' = what train picks"
+        ),
+    ] = None,
+    split: Annotated[
+        str, typer.Option(help="temporal-user, global-temporal or leave-last-one-out")
+    ] = "temporal-user",
+    k: Annotated[list[int] | None, typer.Option("--k", help="Cut-off (repeatable)")] = None,
+    output: Annotated[Path, typer.Option(help="Where to write the JSON report")] = Path(
+        "evaluation.json"
+    ),
+    budget: Annotated[str | None, typer.Option(help="Tune 'auto' for this long, e.g. 5m")] = None,
+) -> None:
+    """Offline evaluation on the stored events: fit on the past, score the future."""
+    from attune.training.offline import evaluate_models
+    from attune.training.pipeline import weight_policy
+
+    names = algorithm or ["auto", "ease", "item_knn", "popularity"]
+    cutoffs = sorted(set(k or [10, 20]))
+    seconds = _parse_duration(budget) if budget else None
+    with _session() as (settings, stores):
+        frame = stores.events.interaction_frame()
+        if frame.empty:
+            _fail("no events stored: import some first")
+        categories = _item_categories(stores)
+        with _progress() as progress:
+            task = progress.add_task("evaluating", total=1000)
+            report = evaluate_models(
+                frame,
+                weight_policy(settings),
+                names,
+                split,
+                cutoffs,
+                categories,
+                seconds,
+                progress=lambda m, f: progress.update(
+                    task, completed=int(1000 * f), description=m[:60]
+                ),
+            )
+    output.write_text(json.dumps(report, indent=2))
+    first, last = cutoffs[0], cutoffs[-1]
+    columns = {
+        f"ndcg@{first}": f"NDCG@{first}",
+        f"recall@{last}": f"Recall@{last}",
+        f"hit_rate@{first}": f"HR@{first}",
+        f"map@{first}": f"MAP@{first}",
+        "mrr": "MRR",
+        f"coverage@{first}": "Cover",
+        f"diversity@{first}": "Div",
+        f"novelty@{first}": "Novel",
+        f"popularity_percentile@{first}": "PopPct",
+    }
+    title = (
+        f"{split} split: {report['train_events']:,} past / {report['test_events']:,} future events"
+    )
+    table = Table(title=title)
+    table.add_column("model")
+    for header in columns.values():
+        table.add_column(header, justify="right")
+    labels = {}
+    for name, result in report["models"].items():
+        labels[name] = f"auto ({result['chosen']['algorithm']})" if "chosen" in result else name
+        table.add_row(
+            labels[name], *(f"{result['overall'].get(c, float('nan')):.3f}" for c in columns)
+        )
+    out.print(table)
+    _bar_chart(
+        f"NDCG@{first}",
+        {labels[n]: r["overall"][f"ndcg@{first}"] for n, r in report["models"].items()},
+    )
+    segments = Table(
+        title=f"NDCG@{first} by segment (training interactions: new ≤5, light ≤30, heavy >30)"
+    )
+    segments.add_column("model")
+    for segment in ("new", "light", "heavy"):
+        segments.add_column(segment, justify="right")
+    for name, result in report["models"].items():
+        cells = []
+        for segment in ("new", "light", "heavy"):
+            seg = result["segments"].get(segment)
+            cells.append(f"{seg[f'ndcg@{first}']:.4f} ({seg['users']})" if seg else "-")
+        segments.add_row(name, *cells)
+    out.print(segments)
+    console.print(f"report written to [bold]{output}[/]")
+
+
+def _bar_chart(title: str, values: dict[str, float]) -> None:
+    """A horizontal bar per entry, scaled to the largest value."""
+    from rich.bar import Bar
+
+    top = max(values.values(), default=0.0) or 1.0
+    chart = Table(title=title, show_header=False, box=None)
+    chart.add_column("model")
+    chart.add_column("bar", width=40)
+    chart.add_column("value", justify="right")
+    for label, value in sorted(values.items(), key=lambda kv: -kv[1]):
+        chart.add_row(label, Bar(top, 0, value, color="green"), f"{value:.4f}")
+    out.print(chart)
+
+
+def _item_categories(stores: Any) -> dict[str, list[str]] | None:
+    categories: dict[str, list[str]] = {}
+    cursor = None
+    while True:
+        page = stores.catalog.list_items(cursor, 1_000)
+        categories.update({row["item_id"]: row.get("categories") or [] for row in page.data})
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    return categories or None
+
+
+@app.command()
 def stats(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False) -> None:
     """What is stored: events by type, users, items, model versions."""
     with _session() as (_settings, stores):

@@ -57,3 +57,31 @@ def test_train_items_and_repeats_are_misses():
     assert ranking_metrics({"a": ["1"]}, relevant, 5, {"a": {"1"}})["hit_rate@5"] == 0
     assert ranking_metrics({"a": ["2", "2", "1"]}, relevant, 2)["hit_rate@2"] == 0
     assert ranking_metrics({}, relevant, 5)["ndcg@5"] == 0
+
+
+def test_beyond_accuracy_known_values():
+    from attune.evaluation.report import beyond_accuracy
+
+    train = pd.DataFrame({"user_id": ["u1", "u2", "u2", "u3"], "item_id": ["a", "a", "b", "c"]})
+    recs = {"u1": ["a", "b"], "u2": ["c", "d"]}
+    cats = {"a": ["x"], "b": ["x"], "c": ["x", "y"], "d": []}
+    m = beyond_accuracy(recs, train, 2, catalog_size=4, item_categories=cats)
+    assert m["coverage@2"] == 1.0
+    # a: 2 of 3 users, b and c: 1 of 3, d: unseen (counts as maximally novel)
+    expected = (-math.log2(2 / 3) - math.log2(1 / 3) - math.log2(1 / 3) + math.log2(3)) / 4
+    assert m["novelty@2"] == pytest.approx(expected)
+    # list 1: a,b share x -> distance 0; list 2: c={x,y}, d={} -> distance 1
+    assert m["diversity@2"] == pytest.approx(0.5)
+
+
+def test_report_breaks_results_down_by_segment():
+    from attune.evaluation.report import evaluation_report
+
+    train = pd.DataFrame(
+        {"user_id": ["new"] + ["heavy"] * 40, "item_id": ["z"] + [f"h{k}" for k in range(40)]}
+    )
+    test = pd.DataFrame({"user_id": ["new", "heavy"], "item_id": ["t1", "t2"]})
+    report = evaluation_report({"new": ["t1"], "heavy": ["x"]}, train, test, ks=(10,))
+    assert report["segments"]["new"]["ndcg@10"] == 1.0
+    assert report["segments"]["heavy"]["ndcg@10"] == 0.0
+    assert report["overall"]["ndcg@10"] == 0.5
