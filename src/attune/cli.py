@@ -271,7 +271,10 @@ def evaluate(
         frame = stores.events.interaction_frame()
         if frame.empty:
             _fail("no events stored: import some first")
-        categories = _item_categories(stores)
+        items = stores.catalog.item_frame()
+        categories = (
+            dict(zip(items["item_id"], items["categories"], strict=True)) if len(items) else None
+        )
         with _progress() as progress:
             task = progress.add_task("evaluating", total=1000)
             report = evaluate_models(
@@ -282,6 +285,7 @@ def evaluate(
                 cutoffs,
                 categories,
                 seconds,
+                items=items,
                 progress=lambda m, f: progress.update(
                     task, completed=int(1000 * f), description=m[:60]
                 ),
@@ -345,18 +349,6 @@ def _bar_chart(title: str, values: dict[str, float]) -> None:
     for label, value in sorted(values.items(), key=lambda kv: -kv[1]):
         chart.add_row(label, Bar(top, 0, value, color="green"), f"{value:.4f}")
     out.print(chart)
-
-
-def _item_categories(stores: Any) -> dict[str, list[str]] | None:
-    categories: dict[str, list[str]] = {}
-    cursor = None
-    while True:
-        page = stores.catalog.list_items(cursor, 1_000)
-        categories.update({row["item_id"]: row.get("categories") or [] for row in page.data})
-        cursor = page.next_cursor
-        if cursor is None:
-            break
-    return categories or None
 
 
 @app.command()

@@ -421,3 +421,19 @@ def test_migrate_is_idempotent(any_settings: Settings, stores: Stores):
         assert third.events.count() == 2
     finally:
         third.close()
+
+
+def test_item_frame_lists_every_item_with_its_content(stores):
+    from attune.ingest.schemas import ItemIn
+    from attune.ingest.validation import item_row
+
+    stores.catalog.upsert_items(
+        [
+            item_row("i1", ItemIn(title="Heat", categories=["Crime"], tags=["heist"])),
+            item_row("i2", ItemIn(text="A quiet film", available=False)),
+        ]
+    )
+    frame = stores.catalog.item_frame().set_index("item_id")
+    assert set(frame.index) == {"i1", "i2"}
+    assert frame.loc["i1", "title"] == "Heat" and list(frame.loc["i1", "categories"]) == ["Crime"]
+    assert not frame.loc["i2", "available"]

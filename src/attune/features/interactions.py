@@ -79,6 +79,9 @@ class InteractionDataset:
     weight: np.ndarray
     timestamp: np.ndarray
     reference_time: float
+    item_features: pd.DataFrame | None = None
+    """Catalog metadata aligned with ``item_ids`` (row k = item k): item_id, title, text,
+    categories, tags; None when no catalog is known. Content models read it."""
 
     @property
     def n_users(self) -> int:
@@ -119,12 +122,13 @@ class InteractionDataset:
 
 
 def build_dataset(
-    frame: pd.DataFrame, policy: WeightPolicy, extra_items: Sequence[str] = ()
+    frame: pd.DataFrame, policy: WeightPolicy, items: pd.DataFrame | None = None
 ) -> InteractionDataset:
     """Build a dataset from events (columns user_id, item_id, type, value, timestamp).
 
-    Events whose weight is zero or less are dropped. ``extra_items`` (catalog items with
-    no interactions yet) get columns too, after the interacted ones.
+    Events whose weight is zero or less are dropped. ``items`` (the catalog: item_id and
+    metadata columns) adds columns for catalog items with no interactions yet, after the
+    interacted ones, and becomes the dataset's ``item_features``.
     """
     timestamps = frame["timestamp"].to_numpy(dtype=np.float64)
     reference = float(timestamps.max()) if len(timestamps) else 0.0
@@ -139,9 +143,14 @@ def build_dataset(
     user_codes, user_ids = pd.factorize(kept["user_id"].astype(str), sort=True)
     item_codes, item_ids = pd.factorize(kept["item_id"].astype(str), sort=True)
     item_list = list(item_ids)
-    if extra_items:
+    features = None
+    if items is not None and len(items):
+        catalog = items.assign(item_id=items["item_id"].astype(str)).drop_duplicates("item_id")
         known = set(item_list)
-        item_list += sorted({str(i) for i in extra_items} - known)
+        item_list += sorted(set(catalog["item_id"]) - known)
+        features = (
+            catalog.set_index("item_id").reindex(item_list).rename_axis("item_id").reset_index()
+        )
     return InteractionDataset(
         user_ids=np.asarray(user_ids, dtype=str),
         item_ids=np.asarray(item_list, dtype=str),
@@ -150,6 +159,7 @@ def build_dataset(
         weight=weights[keep],
         timestamp=timestamps[keep],
         reference_time=reference,
+        item_features=features,
     )
 
 

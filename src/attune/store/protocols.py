@@ -104,6 +104,9 @@ class CatalogStore(Protocol):
     def unavailable_item_ids(self) -> set[str]:
         """Items stored with ``available = false`` (never recommended)."""
 
+    def item_frame(self) -> pd.DataFrame:
+        """Columns item_id, title, text, categories, tags, available; one row per item."""
+
     def count(self) -> int: ...
 
     def erase_user(self, user_id: str) -> int: ...

@@ -36,6 +36,7 @@ def evaluate_models(
     item_categories: Mapping[str, Sequence[str]] | None = None,
     tune_budget_seconds: float | None = None,
     progress: Progress | None = None,
+    items: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """A report per algorithm; ``auto`` is what ``attune train`` would choose on the past.
 
@@ -62,10 +63,10 @@ def evaluate_models(
         candidate = Candidate(name)
         chosen = None
         if name == "auto":
-            choice = select_model(train, policy, tune_budget_seconds)
+            choice = select_model(train, policy, tune_budget_seconds, items=items)
             candidate = Candidate(choice.algorithm, choice.params)
             chosen = {"algorithm": choice.algorithm, "params": choice.params}
-        model, dataset = fit_candidate(candidate, train, policy)
+        model, dataset = fit_candidate(candidate, train, policy, items)
         tell(f"{name}: recommending for {len(users):,} people", (position + 0.5) * share)
         lists = recommend_lists(model, dataset, train, users, policy, max(ks))
         report = evaluation_report(lists, train, test, ks, item_categories)

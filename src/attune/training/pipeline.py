@@ -55,6 +55,7 @@ def _choose(
     settings: Settings,
     stores: Stores,
     frame: pd.DataFrame,
+    items: pd.DataFrame,
     n_users: int,
     tune_budget_seconds: float | None,
     tell: Progress,
@@ -86,7 +87,7 @@ def _choose(
     def progress(message: str, fraction: float) -> None:
         tell(message, 0.05 + scale * fraction)
 
-    choice = select_model(frame, weight_policy(settings), budget, progress=progress)
+    choice = select_model(frame, weight_policy(settings), budget, progress=progress, items=items)
     return (
         choice.algorithm,
         choice.params,
@@ -122,7 +123,8 @@ def train(
             "no events with a user and an item to train on: import or send events first"
         )
     policy = weight_policy(settings)
-    dataset = build_dataset(frame, WeightPolicy(policy.type_weights, policy.value_modes))
+    items = stores.catalog.item_frame()
+    dataset = build_dataset(frame, WeightPolicy(policy.type_weights, policy.value_modes), items)
     if dataset.n_users == 0:
         raise NotReadyError("every stored event has weight 0: nothing counts as positive feedback")
 
@@ -132,7 +134,7 @@ def train(
     else:
         kept = frame.loc[frame["type"].map(lambda t: policy.type_weights.get(t, 1.0) > 0)]
         algorithm, params, selection = _choose(
-            settings, stores, kept, dataset.n_users, tune_budget_seconds, tell
+            settings, stores, kept, items, dataset.n_users, tune_budget_seconds, tell
         )
     tell(f"fitting {algorithm} on all data", 0.9)
     model = create_model(algorithm, params).fit(dataset)

@@ -70,14 +70,22 @@ class Selection:
 class ValidationSet:
     """TRAIN'/VALID with everything that does not depend on the model precomputed."""
 
-    def __init__(self, frame: pd.DataFrame, policy: WeightPolicy, seed: int = 0) -> None:
+    def __init__(
+        self,
+        frame: pd.DataFrame,
+        policy: WeightPolicy,
+        seed: int = 0,
+        items: pd.DataFrame | None = None,
+    ) -> None:
         train, valid = temporal_user_split(frame)
         users = sorted(set(valid["user_id"].astype(str)) & set(train["user_id"].astype(str)))
         if len(users) > MAX_VALID_USERS:
             rng = np.random.default_rng(seed)
             users = sorted(rng.choice(users, MAX_VALID_USERS, replace=False).tolist())
         self.train, self.policy, self.users = train, policy, users
-        self.dataset = build_dataset(train, WeightPolicy(policy.type_weights, policy.value_modes))
+        self.dataset = build_dataset(
+            train, WeightPolicy(policy.type_weights, policy.value_modes), items
+        )
         self.history = frame_history(
             train, users, self.dataset.item_position, self.dataset.n_items, policy
         )
@@ -173,6 +181,7 @@ def select_model(
     algorithms: Sequence[str] = CANDIDATES,
     progress: Progress | None = None,
     seed: int = 0,
+    items: pd.DataFrame | None = None,
 ) -> Selection:
     """Pick the best single model or blend by validation NDCG@10.
 
@@ -189,7 +198,7 @@ def select_model(
         )
 
     tell("building the validation split", 0.0)
-    vset = ValidationSet(frame, policy, seed)
+    vset = ValidationSet(frame, policy, seed, items)
     names = _available(algorithms)
     trials: list[Trial] = []
     best: dict[str, Trial] = {}

@@ -39,9 +39,12 @@ class Candidate:
 
 
 def fit_candidate(
-    candidate: Candidate, train: pd.DataFrame, policy: WeightPolicy
+    candidate: Candidate,
+    train: pd.DataFrame,
+    policy: WeightPolicy,
+    items: pd.DataFrame | None = None,
 ) -> tuple[Recommender, InteractionDataset]:
-    dataset = build_dataset(train, WeightPolicy(policy.type_weights, policy.value_modes))
+    dataset = build_dataset(train, WeightPolicy(policy.type_weights, policy.value_modes), items)
     return create_model(candidate.algorithm, candidate.params).fit(dataset), dataset
 
 
@@ -74,9 +77,10 @@ def score_candidate(
     valid: pd.DataFrame,
     policy: WeightPolicy,
     k: int = 10,
+    items: pd.DataFrame | None = None,
 ) -> dict[str, float]:
     """NDCG@k and friends of ``candidate`` trained on ``train``, judged on ``valid``."""
-    model, dataset = fit_candidate(candidate, train, policy)
+    model, dataset = fit_candidate(candidate, train, policy, items)
     users = sorted(set(valid["user_id"].astype(str)))
     lists = recommend_lists(model, dataset, train, users, policy, max(k, 20))
     train_items = {u: set(g) for u, g in train.groupby("user_id")["item_id"]}

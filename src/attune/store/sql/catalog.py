@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import pandas as pd
 from sqlalchemy import Engine, Table, delete, func, select
 
 from attune.store.protocols import ItemRow, Page, UserRow
@@ -78,6 +79,14 @@ class SqlCatalogStore:
     def delete_item(self, item_id: str) -> bool:
         with self.engine.begin() as conn:
             return bool(conn.execute(delete(items).where(items.c.item_id == item_id)).rowcount)
+
+    def item_frame(self) -> pd.DataFrame:
+        """Every item's id and content fields, for content models and evaluation."""
+        columns = ["item_id", "title", "text", "categories", "tags", "available"]
+        query = select(*(items.c[name] for name in columns))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return pd.DataFrame([tuple(r) for r in rows], columns=columns)
 
     def unavailable_item_ids(self) -> set[str]:
         with self.engine.connect() as conn:
