@@ -59,6 +59,7 @@ def _choose(
     n_users: int,
     tune_budget_seconds: float | None,
     tell: Progress,
+    started: float,
 ) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """(algorithm, params, selection metrics) for a run without an explicit algorithm."""
     from attune.training.tuning import select_model
@@ -82,6 +83,9 @@ def _choose(
         tell("too few people to validate on: using item_knn", 0.3)
         return "item_knn", {}, {"selection": "default"}
     budget = tune_budget_seconds
+    if budget:
+        # leave a fifth of the budget for refitting the winner on all data
+        budget = max(0.8 * budget - (time.perf_counter() - started), 0.3 * budget)
     scale = 0.85
 
     def progress(message: str, fraction: float) -> None:
@@ -134,7 +138,7 @@ def train(
     else:
         kept = frame.loc[frame["type"].map(lambda t: policy.type_weights.get(t, 1.0) > 0)]
         algorithm, params, selection = _choose(
-            settings, stores, kept, items, dataset.n_users, tune_budget_seconds, tell
+            settings, stores, kept, items, dataset.n_users, tune_budget_seconds, tell, started
         )
     tell(f"fitting {algorithm} on all data", 0.9)
     model = create_model(algorithm, params).fit(dataset)

@@ -89,7 +89,8 @@ class ValidationSet:
         self.history = frame_history(
             train, users, self.dataset.item_position, self.dataset.n_items, policy
         )
-        self.user_index = np.array([self.dataset.user_position.get(u, -1) for u in users])
+        # like serving: every person is scored from their history (models fold them in)
+        self.user_index = np.full(len(users), -1, dtype=np.int64)
         relevant = np.zeros((len(users), self.dataset.n_items), dtype=bool)
         row_of = {u: r for r, u in enumerate(users)}
         for user, item in zip(
@@ -226,18 +227,25 @@ def select_model(
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        share = 0.7 * budget_seconds / max(len(names), 1)
-        for name in names:
+        tuning_end = started + 0.7 * budget_seconds
+        for position, name in enumerate(names):
+            # what is left is shared by the candidates still to come, so time a fast
+            # candidate does not need goes to the slower ones
+            share = (tuning_end - time.monotonic()) / (len(names) - position)
+            deadline = time.monotonic() + max(share, 0.0)
             study = optuna.create_study(
                 direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed)
             )
-            study.enqueue_trial(_as_trial_params(DEFAULTS.get(name, {})), skip_if_exists=True)
-            study.optimize(
-                lambda trial, name=name: evaluate(name, _space(name, trial)),
-                timeout=share,
-                n_trials=60,
-                catch=(Exception,),
-            )
+            study.enqueue_trial(_as_trial_params(name), skip_if_exists=True)
+
+            def objective(trial: Any, name: str = name, deadline: float = deadline) -> float:
+                last = next((t.seconds for t in reversed(trials) if t.algorithm == name), 0.0)
+                if trial.number > 0 and time.monotonic() + last > deadline:
+                    trial.study.stop()  # the next fit would overrun this candidate's share
+                    raise optuna.TrialPruned()
+                return evaluate(name, _space(name, trial))
+
+            study.optimize(objective, timeout=max(share, 0.0), n_trials=60, catch=(Exception,))
     blend = _search_blend(vset, best, best_scores, budget_seconds, started, tell, used, seed)
     ranked = sorted(best.values(), key=lambda t: t.ndcg, reverse=True)
     if not ranked:
@@ -251,8 +259,20 @@ def select_model(
     return choice
 
 
-def _as_trial_params(defaults: dict[str, Any]) -> dict[str, Any]:
-    """Map a defaults dict onto the search-space names used by :func:`_space`."""
+def _as_trial_params(name: str) -> dict[str, Any]:
+    """The candidate's defaults under the search-space names used by :func:`_space`, so
+    the first trial of every study measures exactly what an untuned run would fit."""
+    config = model_class(name).config_class
+    fields = (
+        {
+            key: value
+            for key, value in config().model_dump().items()
+            if isinstance(value, int | float | str | bool)
+        }
+        if name != "blend"
+        else {}
+    )
+    defaults = {**fields, **DEFAULTS.get(name, {})}
     params = {k: v for k, v in defaults.items() if k != "recency_half_life_events"}
     if "recency_half_life_events" in defaults:
         recency = defaults["recency_half_life_events"]

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from attune.evaluation.metrics import ranking_metrics
@@ -59,13 +58,12 @@ def recommend_lists(
     """Top-``n`` lists for ``users`` given their events in ``history`` (serving's path)."""
     position = dataset.item_position
     out: dict[str, list[str]] = {}
-    user_position = dataset.user_position
     by_user = history[history["user_id"].astype(str).isin(set(users))]
     for start in range(0, len(users), CHUNK_USERS):
         part = list(users[start : start + CHUNK_USERS])
         rows = frame_history(by_user, part, position, model.n_items, policy)
-        user_index = np.array([user_position.get(u, -1) for u in part], dtype=np.int64)
-        index, _ = model.recommend(rows, n, user_index=user_index)
+        # like serving: every person is scored from their history (models fold them in)
+        index, _ = model.recommend(rows, n)
         for r, user in enumerate(part):
             out[user] = [str(model.item_ids[i]) for i in index[r] if i >= 0]
     return out
