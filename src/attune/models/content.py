@@ -1,0 +1,255 @@
+"""Content-based recommendations: TF-IDF over each item's catalog metadata.
+
+Every item becomes an L2-normalised sparse vector built from its title, text,
+categories and tags (``dataset.item_features``). A person's profile is their weighted
+history times those vectors, and an item's score is the cosine between the profile and
+the item. Scoring needs nothing but the item matrix, so items nobody has touched yet
+are recommended as soon as the catalog describes them (cold start), and a person's
+latest events count at once.
+
+Vocabularies: title and text share one word vocabulary (a word in one item's title
+matches the same word in another item's text); categories and tags share a second one
+of whole labels, prefixed ``cat:`` and ``tag:`` so that the category "Drama" and the
+tag "drama" stay apart and never mix with words. Each field is L2-normalised on its
+own and multiplied by its weight before the fields are summed, so a weight is that
+field's share of the item's direction whatever its length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Self
+
+import numpy as np
+import scipy.sparse as sp
+from pydantic import Field
+
+from attune.features.interactions import InteractionDataset
+from attune.models.base import (
+    ModelConfig,
+    Recommender,
+    sparse_from_arrays,
+    sparse_to_arrays,
+    top_n,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+BLOCK_CELLS = 16_000_000  # (query × item) score cells computed at once (~200 MB sparse)
+
+
+class ContentConfig(ModelConfig):
+    title_weight: float = Field(
+        default=1.0, ge=0, le=10, description="Weight of the title's words in an item vector."
+    )
+    text_weight: float = Field(
+        default=0.5,
+        ge=0,
+        le=10,
+        description="Weight of the free-text description's words in an item vector.",
+    )
+    category_weight: float = Field(
+        default=1.0, ge=0, le=10, description="Weight of the item's categories (whole labels)."
+    )
+    tag_weight: float = Field(
+        default=1.0, ge=0, le=10, description="Weight of the item's tags (whole labels)."
+    )
+    ngram_max: int = Field(
+        default=1,
+        ge=1,
+        le=2,
+        description="Longest word n-gram taken from title and text: 1 words, 2 adds bigrams.",
+    )
+    min_df: int = Field(
+        default=1,
+        ge=1,
+        description="Drop words and labels found in fewer than this many items.",
+    )
+    max_features: int | None = Field(
+        default=50_000,
+        ge=1,
+        description="Keep only this many most frequent words and n-grams (labels are never "
+        "capped); None keeps them all.",
+    )
+
+    @classmethod
+    def search_space(cls, trial: Any) -> dict[str, Any]:
+        return {
+            "title_weight": trial.suggest_float("title_weight", 0.0, 2.0),
+            "text_weight": trial.suggest_float("text_weight", 0.0, 2.0),
+            "category_weight": trial.suggest_float("category_weight", 0.0, 2.0),
+            "tag_weight": trial.suggest_float("tag_weight", 0.0, 2.0),
+            "ngram_max": trial.suggest_int("ngram_max", 1, 2),
+            "min_df": trial.suggest_int("min_df", 1, 5),
+        }
+
+
+class ContentRecommender(Recommender):
+    """See the module docstring. State: the sparse items × features matrix ``item_vectors``.
+
+    Without a catalog (``dataset.item_features`` is None) or when no item has any text,
+    title, category or tag, fit still succeeds: every item vector is zero and every
+    score is 0, which leaves the ranking to whatever blends or falls back on this model.
+    Items missing from the catalog likewise get zero vectors and score 0.
+    """
+
+    name = "content"
+    config_class = ContentConfig
+    config: ContentConfig
+
+    def __init__(self, config: ContentConfig | dict | None = None) -> None:
+        super().__init__(config)
+        self._set_vectors(sp.csr_matrix((0, 0), dtype=np.float32))
+
+    def fit(self, dataset: InteractionDataset) -> Self:
+        self._set_vectors(item_vectors(dataset.item_features, dataset.n_items, self.config))
+        self.item_ids = dataset.item_ids
+        return self
+
+    def _set_vectors(self, vectors: sp.csr_matrix) -> None:
+        self.item_vectors = sp.csr_matrix(vectors, dtype=np.float32)
+        # features × items, kept so that each query is one sparse product
+        self._by_feature = self.item_vectors.T.tocsr()
+
+    def score(self, history: sp.csr_matrix, user_index: np.ndarray) -> np.ndarray:
+        profiles = _normalize_rows(sp.csr_matrix(history, dtype=np.float32) @ self.item_vectors)
+        return self._cosines(profiles)
+
+    def similar_items(self, item_index: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        item_index = np.asarray(item_index, dtype=np.int64)
+        scores = self._cosines(self.item_vectors[item_index])
+        scores[scores <= 0] = -np.inf
+        scores[np.arange(len(item_index)), item_index] = -np.inf
+        return top_n(scores, n)
+
+    def _cosines(self, rows: sp.csr_matrix) -> np.ndarray:
+        """Dot products of unit (or zero) rows with every item vector: dense float32."""
+        out = np.zeros((rows.shape[0], self.n_items), dtype=np.float32)
+        block = max(1, BLOCK_CELLS // max(self.n_items, 1))
+        for start in range(0, rows.shape[0], block):
+            stop = min(start + block, rows.shape[0])
+            out[start:stop] = (rows[start:stop] @ self._by_feature).toarray()
+        return out
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return sparse_to_arrays(self.item_vectors)
+
+    def _restore(self, arrays: dict[str, np.ndarray]) -> None:
+        self._set_vectors(sparse_from_arrays(arrays))
+
+
+def item_vectors(
+    features: pd.DataFrame | None, n_items: int, config: ContentConfig
+) -> sp.csr_matrix:
+    """L2-normalised TF-IDF vectors of the catalog, one row per internal item index.
+
+    Args:
+        features: catalog rows aligned with the item index (row k = item k), with any of
+            the columns title, text (strings), categories, tags (lists of strings);
+            missing columns and NaN/None cells count as empty.
+        n_items: number of items (rows of the result).
+        config: field weights and vocabulary limits.
+
+    Returns:
+        (n_items, n_features) float32 CSR; all-zero rows for items with no metadata.
+    """
+    if features is None or len(features) == 0:
+        return sp.csr_matrix((n_items, 0), dtype=np.float32)
+    if len(features) != n_items:
+        raise ValueError(f"{len(features)} catalog rows for {n_items} items")
+    titles = [_text(v) for v in _column(features, "title")]
+    texts = [_text(v) for v in _column(features, "text")]
+    categories = [_labels("cat", v) for v in _column(features, "categories")]
+    tags = [_labels("tag", v) for v in _column(features, "tags")]
+    words = _field_block(
+        [(titles, config.title_weight), (texts, config.text_weight)],
+        analyzer="word",
+        config=config,
+        max_features=config.max_features,
+    )
+    labels = _field_block(
+        [(categories, config.category_weight), (tags, config.tag_weight)],
+        analyzer=_as_tokens,
+        config=config,
+        max_features=None,
+    )
+    blocks = [b for b in (words, labels) if b is not None]
+    if not blocks:
+        return sp.csr_matrix((n_items, 0), dtype=np.float32)
+    return _normalize_rows(sp.hstack(blocks, format="csr", dtype=np.float32))
+
+
+def _field_block(
+    fields: list[tuple[list[Any], float]],
+    *,
+    analyzer: str | Callable[[list[str]], list[str]],
+    config: ContentConfig,
+    max_features: int | None,
+) -> sp.csr_matrix | None:
+    """Σ weight × unit TF-IDF rows of fields that share one vocabulary; None if empty."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    used = [(docs, weight) for docs, weight in fields if weight > 0]
+    if not used:
+        return None
+    # document frequency counts an item once, whichever of its fields holds the term
+    combined = [_join(parts) for parts in zip(*(docs for docs, _ in used), strict=True)]
+    vectorizer = TfidfVectorizer(
+        analyzer=analyzer,
+        # labels are whole tokens already; only words make n-grams
+        ngram_range=(1, config.ngram_max if analyzer == "word" else 1),
+        min_df=config.min_df,
+        max_features=max_features,
+        sublinear_tf=True,
+        norm=None,
+        dtype=np.float32,
+    )
+    try:
+        vectorizer.fit(combined)
+    except ValueError:
+        # sklearn's way of saying "empty vocabulary" (no text, or min_df pruned it all)
+        return None
+    total: sp.csr_matrix | None = None
+    for docs, weight in used:
+        part = _normalize_rows(vectorizer.transform(docs)) * np.float32(weight)
+        total = part if total is None else total + part
+    return total
+
+
+def _column(features: pd.DataFrame, name: str) -> list[Any]:
+    return features[name].tolist() if name in features.columns else [None] * len(features)
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _labels(prefix: str, value: Any) -> list[str]:
+    """Whole-label tokens ``prefix:label`` (lower case, inner spaces as ``_``)."""
+    if isinstance(value, str):
+        value = [value]
+    elif not isinstance(value, Iterable):  # None, NaN
+        return []
+    tokens = ("_".join(str(label).lower().split()) for label in value if label is not None)
+    return [f"{prefix}:{token}" for token in tokens if token]
+
+
+def _join(parts: tuple[Any, ...]) -> Any:
+    """One item's fields as a single document: text joined by a space, label lists added."""
+    if parts and isinstance(parts[0], list):
+        return [token for part in parts for token in part]
+    return " ".join(parts)
+
+
+def _as_tokens(document: list[str]) -> list[str]:
+    """Analyzer for label lists: they are tokens already."""
+    return document
+
+
+def _normalize_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    """Each row divided by its L2 norm (zero rows stay zero), as float32 CSR."""
+    matrix = sp.csr_matrix(matrix, dtype=np.float32)
+    norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
+    scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+    return sp.csr_matrix(sp.diags(scale.astype(np.float32)) @ matrix)

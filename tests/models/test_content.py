@@ -1,0 +1,253 @@
+"""The content model on a tiny catalog with two genres and known answers.
+
+Even items are space sci-fi, odd items romantic comedies; even users watch most of the
+sci-fi and odd users most of the romance. Two catalog items nobody has touched yet
+(``new-scifi``, ``new-romance``) must reach the right people, and one interacted item
+(``mystery``) has no catalog entry at all. The shared checkerboard contract has no
+metadata, so the same kinds of checks are repeated here on this world.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from attune.errors import ValidationError
+from attune.features.interactions import History, InteractionDataset, WeightPolicy, build_dataset
+from attune.models.base import Recommender
+from attune.models.content import ContentConfig, ContentRecommender
+from attune.models.registry import create_model, load_model
+
+N_USERS, N_ITEMS = 24, 16
+SCI_FI, ROMANCE = 0, 1
+
+
+SPACE_TEXT = "A starship crew explores a distant galaxy."
+LOVE_TEXT = "A romantic comedy about two strangers."
+
+
+def catalog() -> pd.DataFrame:
+    """item_id, title, text, categories, tags; every fourth sci-fi item lacks "aliens"."""
+    rows = [
+        (f"i{i:02d}", f"Space Voyage {i}", SPACE_TEXT, ["Sci-Fi"], ["space", "aliens"])
+        if i % 2 == SCI_FI
+        else (f"i{i:02d}", f"Love in Paris {i}", LOVE_TEXT, ["Romance", "Comedy"], ["romcom"])
+        for i in range(N_ITEMS)
+    ]
+    for i in range(0, N_ITEMS, 4):
+        rows[i][4].remove("aliens")
+    rows.append(("new-scifi", "Nebula Station", "Aliens on a space station.", ["Sci-Fi"], []))
+    rows.append(("new-romance", "Paris Hearts", "A romantic comedy.", ["Romance"], None))
+    return pd.DataFrame(rows, columns=["item_id", "title", "text", "categories", "tags"])
+
+
+def events() -> pd.DataFrame:
+    rows = []
+    for u in range(N_USERS):
+        for i in range(N_ITEMS):
+            # own genre only, leaving some items out so there is something to find
+            if u % 2 == i % 2 and (u // 2 + i // 2) % 4 != 0:
+                rows.append((f"u{u:02d}", f"i{i:02d}", "view", np.nan, 1_700_000_000.0 + u + i))
+        rows.append((f"u{u:02d}", "mystery", "view", np.nan, 1_700_000_000.0))
+    return pd.DataFrame(rows, columns=["user_id", "item_id", "type", "value", "timestamp"])
+
+
+def genre_of(data: InteractionDataset, item: int) -> int | None:
+    item_id = str(data.item_ids[item])
+    if item_id.startswith("new-"):
+        return SCI_FI if item_id == "new-scifi" else ROMANCE
+    return int(item_id[1:]) % 2 if item_id != "mystery" else None
+
+
+@pytest.fixture(scope="module")
+def data() -> InteractionDataset:
+    return build_dataset(events(), WeightPolicy(), catalog())
+
+
+class ContentContract:
+    """Contract checks (as in tests/models/contract.py) on the two-genre catalog."""
+
+    params: ClassVar[dict[str, Any]] = {}
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def model(cls, data: InteractionDataset) -> Recommender:
+        return create_model("content", cls.params).fit(data)
+
+    def test_item_space_is_the_datasets(self, model, data):
+        assert list(model.item_ids) == list(data.item_ids)
+        assert {"new-scifi", "new-romance", "mystery"} <= set(model.item_ids)
+
+    def test_people_get_their_own_genre_first(self, model, data):
+        index, scores = model.recommend(data.matrix, n=3)
+        seen = data.matrix.toarray() > 0
+        for u in range(data.n_users):
+            got = index[u].tolist()
+            assert not seen[u, got].any(), "an already seen item came back"
+            assert np.all(np.diff(scores[u]) <= 0), "not sorted best first"
+            assert {genre_of(data, i) for i in got} == {u % 2}, data.user_ids[u]
+            assert np.all(scores[u] > 0)
+
+    def test_new_catalog_items_reach_the_right_people(self, model, data):
+        """Cold start: items with no interactions are scored from their metadata."""
+        new_scifi = data.item_position["new-scifi"]
+        new_romance = data.item_position["new-romance"]
+        assert data.matrix[:, [new_scifi, new_romance]].nnz == 0
+        scores = model.score(data.matrix, np.full(data.n_users, -1))
+        index, _ = model.recommend(data.matrix, n=3)
+        for u in range(data.n_users):
+            mine, theirs = (new_scifi, new_romance) if u % 2 == SCI_FI else (new_romance, new_scifi)
+            assert mine in index[u]
+            assert scores[u, mine] > 0 and scores[u, theirs] == 0
+
+    def test_batch_agrees_with_single_queries(self, model, data):
+        batch_index, batch_scores = model.recommend(data.matrix, n=5)
+        for u in (0, 1, 7, data.n_users - 1):
+            index, scores = model.recommend(data.matrix[u], n=5)
+            assert index[0].tolist() == batch_index[u].tolist()
+            np.testing.assert_allclose(scores[0], batch_scores[u], rtol=1e-5)
+
+    def test_exclusions_and_candidates(self, model, data):
+        first, _ = model.recommend(data.matrix[:1], n=1)
+        banned = sp.csr_matrix(([1.0], ([0], [first[0, 0]])), shape=(1, data.n_items))
+        index, _ = model.recommend(data.matrix[:1], n=3, exclude=banned)
+        assert first[0, 0] not in index[0]
+        index, _ = model.recommend(
+            data.matrix[:1], n=3, candidates=np.array([3, 5]), exclude_history=False
+        )
+        assert set(index[0][index[0] >= 0].tolist()) <= {3, 5}
+        assert index[0][2] == -1, "only two candidates, so the third slot stays empty"
+
+    def test_unknown_user_with_no_history(self, model, data):
+        empty = sp.csr_matrix((1, data.n_items), dtype=np.float32)
+        index, scores = model.recommend(empty, n=3)
+        assert index.shape == (1, 3)
+        assert np.all((index[0] >= 0) == np.isfinite(scores[0]))
+        assert np.all(model.score(empty, np.array([-1])) == 0)
+
+    def test_similar_items_stay_in_their_genre(self, model, data):
+        items = np.array([0, 1, data.item_position["new-scifi"]])
+        index, scores = model.similar_items(items, n=4)
+        for row, item in enumerate(items.tolist()):
+            assert item not in index[row]
+            assert {genre_of(data, i) for i in index[row]} == {genre_of(data, item)}
+            assert np.all(scores[row] > 0) and np.all(scores[row] <= 1 + 1e-5)
+
+    def test_an_item_without_metadata_scores_zero_and_has_no_neighbours(self, model, data):
+        mystery = data.item_position["mystery"]
+        assert np.all(model.score(data.matrix, np.full(data.n_users, -1))[:, mystery] == 0)
+        index, scores = model.similar_items(np.array([mystery]), n=3)
+        assert index.tolist() == [[-1, -1, -1]]
+        assert np.all(np.isneginf(scores))
+
+    def test_item_vectors_are_unit_or_zero(self, model, data):
+        vectors = model.item_vectors
+        assert sp.issparse(vectors) and vectors.dtype == np.float32
+        norms = np.sqrt(np.asarray(vectors.multiply(vectors).sum(axis=1)).ravel())
+        expected = np.ones(data.n_items)
+        expected[data.item_position["mystery"]] = 0.0
+        np.testing.assert_allclose(norms, expected, atol=1e-5)
+
+    def test_save_load_round_trip_without_pickle(self, model, data, tmp_path: Path):
+        model.save(tmp_path / "m")
+        with np.load(tmp_path / "m" / "arrays.npz", allow_pickle=False) as arrays:
+            assert "item_ids" in arrays.files
+        loaded = load_model(tmp_path / "m")
+        assert type(loaded) is type(model) and loaded.config == model.config
+        user_index = np.full(data.n_users, -1)
+        np.testing.assert_array_equal(
+            model.score(data.matrix, user_index), loaded.score(data.matrix, user_index)
+        )
+        items = np.arange(data.n_items)
+        np.testing.assert_array_equal(
+            model.similar_items(items, 5)[0], loaded.similar_items(items, 5)[0]
+        )
+
+
+class TestContent(ContentContract):
+    pass
+
+
+class TestContentWithBigramsAndPruning(ContentContract):
+    params = {"ngram_max": 2, "min_df": 2, "text_weight": 1.5, "max_features": 40}
+
+
+class TestContentOnLabelsOnly(ContentContract):
+    params = {"title_weight": 0.0, "text_weight": 0.0}
+
+
+def test_recent_history_counts_more_with_a_recency_half_life(data):
+    """Someone who watched sci-fi long ago and romance just now."""
+    scifi_item, romance_item = data.item_position["i00"], data.item_position["i01"]
+    weights = sp.csr_matrix(([1.0, 1.0], ([0, 0], [scifi_item, romance_item])), (1, data.n_items))
+    ranks = sp.csr_matrix(([50.0, 1.0], ([0, 0], [scifi_item, romance_item])), (1, data.n_items))
+    history = History(weights.astype(np.float32), ranks.astype(np.float32))
+    flat = create_model("content").fit(data)
+    recent = create_model("content", {"recency_half_life_events": 2}).fit(data)
+    flat_scores = flat.score(flat.query(history), np.array([-1]))[0]
+    index, _ = recent.recommend(history, n=4)
+    assert {genre_of(data, i) for i in index[0]} == {ROMANCE}
+    new_scifi, new_romance = data.item_position["new-scifi"], data.item_position["new-romance"]
+    assert flat_scores[new_scifi] > 0 and flat_scores[new_romance] > 0
+
+
+def test_field_weights_change_what_counts(data):
+    """Tags alone: a sci-fi item tagged "aliens" is closest to the other "aliens" items."""
+    model = create_model(
+        "content", {"title_weight": 0, "text_weight": 0, "category_weight": 0}
+    ).fit(data)
+    aliens = [i for i in range(N_ITEMS) if i % 2 == SCI_FI and i % 4]
+    index, scores = model.similar_items(np.array([data.item_position[f"i{aliens[0]:02d}"]]), 2)
+    assert {int(str(data.item_ids[i])[1:]) for i in index[0]} <= set(aliens)
+    np.testing.assert_allclose(scores[0], 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        None,
+        pd.DataFrame({"item_id": ["i00", "i01"], "title": [None, np.nan]}),
+        pd.DataFrame({"item_id": ["i00"], "title": ["a"], "categories": [[]], "tags": [None]}),
+    ],
+    ids=["no catalog", "empty fields", "nothing left after tokenising"],
+)
+def test_no_usable_metadata_gives_zeros_without_crashing(items, tmp_path: Path):
+    data = build_dataset(events(), WeightPolicy(), items)
+    model = create_model("content").fit(data)
+    scores = model.score(data.matrix, np.full(data.n_users, -1))
+    assert scores.shape == (data.n_users, data.n_items) and scores.dtype == np.float32
+    assert np.all(scores == 0)
+    index, _ = model.recommend(data.matrix, n=3)
+    assert index.shape == (data.n_users, 3)
+    assert np.all(model.similar_items(np.array([0]), 3)[0] == -1)
+    model.save(tmp_path / "m")
+    assert np.all(load_model(tmp_path / "m").score(data.matrix[:2], np.full(2, -1)) == 0)
+
+
+def test_bad_parameters_are_refused_with_the_model_name():
+    with pytest.raises(ValidationError, match="content"):
+        create_model("content", {"ngram_max": 3})
+    with pytest.raises(ValidationError, match="content"):
+        create_model("content", {"tag_weight": -1})
+
+
+def test_search_space_gives_valid_configs():
+    optuna = pytest.importorskip("optuna")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    trial = optuna.create_study().ask()
+    params = ContentConfig.search_space(trial)
+    assert set(params) <= set(ContentConfig.model_fields)
+    assert isinstance(ContentRecommender(params).config, ContentConfig)
+
+
+def test_importing_the_model_does_not_import_sklearn():
+    code = "import attune.models.content, sys; print('sklearn' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
