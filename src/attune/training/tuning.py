@@ -162,6 +162,17 @@ def _available(algorithms: Sequence[str]) -> list[str]:
     return usable
 
 
+def _has_content(items: pd.DataFrame | None) -> bool:
+    """Whether most catalog items carry some text or labels a content model can use."""
+    if items is None or items.empty:
+        return False
+    described = pd.Series(False, index=items.index)
+    for column in ("title", "text", "categories", "tags"):
+        if column in items:
+            described |= items[column].map(lambda v: bool(v) if not isinstance(v, float) else False)
+    return bool(described.mean() >= 0.5)
+
+
 def _space(name: str, trial: Any) -> dict[str, Any]:
     config = model_class(name).config_class
     params = config.search_space(trial)
@@ -201,6 +212,8 @@ def select_model(
     tell("building the validation split", 0.0)
     vset = ValidationSet(frame, policy, seed, items)
     names = _available(algorithms)
+    if "content" not in names and _has_content(items):
+        names.append("content")
     trials: list[Trial] = []
     best: dict[str, Trial] = {}
     best_scores: dict[str, np.ndarray] = {}
