@@ -46,7 +46,7 @@ class PopularityRecommender(Recommender):
         )
         if self.config.count_users_once:
             # the decayed weight of a (user, item) pair is that of its newest event
-            newest = _max_per_pair(dataset, decay)
+            newest = max_per_pair(dataset, decay)
             scores = np.asarray(newest.sum(axis=0)).ravel()
         else:
             scores = np.bincount(
@@ -66,7 +66,7 @@ class PopularityRecommender(Recommender):
         self.item_scores = arrays["item_scores"].astype(np.float32)
 
 
-def _max_per_pair(dataset: InteractionDataset, value: np.ndarray) -> sp.csr_matrix:
+def max_per_pair(dataset: InteractionDataset, value: np.ndarray) -> sp.csr_matrix:
     """users × items holding, per pair, the largest ``value`` among that pair's events."""
     order = np.lexsort((-value, dataset.item_index, dataset.user_index))
     users, items = dataset.user_index[order], dataset.item_index[order]

@@ -16,6 +16,7 @@ from attune.models.base import Recommender
 
 BUILTIN: dict[str, str] = {
     "popularity": "attune.models.popularity:PopularityRecommender",
+    "trending": "attune.models.trending:TrendingRecommender",
     "item_knn": "attune.models.item_knn:ItemKNNRecommender",
     "user_knn": "attune.models.user_knn:UserKNNRecommender",
     "als": "attune.models.implicit_mf:ALSRecommender",
@@ -23,6 +24,8 @@ BUILTIN: dict[str, str] = {
     "ease": "attune.models.ease:EASERecommender",
     "transitions": "attune.models.transitions:TransitionsRecommender",
     "blend": "attune.models.blend:BlendRecommender",
+    "sasrec": "attune.models.sasrec:SASRecRecommender",
+    "content": "attune.models.content:ContentRecommender",
 }
 
 ENTRY_POINT_GROUP = "attune.models"

@@ -27,7 +27,16 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str, float], None]
 """Told a message and the fraction of the budget used so far."""
 
-CANDIDATES = ("ease", "item_knn", "transitions", "als", "user_knn", "bpr", "popularity")
+CANDIDATES = (
+    "ease",
+    "item_knn",
+    "transitions",
+    "als",
+    "user_knn",
+    "bpr",
+    "popularity",
+    "trending",
+)
 DEFAULTS: dict[str, dict[str, Any]] = {
     "ease": {"l2": 200.0, "recency_half_life_events": 20.0},
     "item_knn": {"recency_half_life_events": 10.0},
