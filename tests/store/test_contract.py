@@ -437,3 +437,37 @@ def test_item_frame_lists_every_item_with_its_content(stores):
     assert set(frame.index) == {"i1", "i2"}
     assert frame.loc["i1", "title"] == "Heat" and list(frame.loc["i1", "categories"]) == ["Crime"]
     assert not frame.loc["i2", "available"]
+
+
+def test_item_frame_carries_the_fields_filters_read(stores):
+    from attune.ingest.schemas import ItemIn
+    from attune.ingest.validation import item_row
+
+    item = ItemIn(
+        price=9.5,
+        regions=["FR"],
+        language="fr",
+        created_at=1_700_000_000,
+        properties={"brand": "acme"},
+    )
+    stores.catalog.upsert_items([item_row("i1", item), item_row("i2", ItemIn())])
+    frame = stores.catalog.item_frame().set_index("item_id")
+    assert frame.loc["i1", "price"] == 9.5 and list(frame.loc["i1", "regions"]) == ["FR"]
+    assert frame.loc["i1", "language"] == "fr" and frame.loc["i1", "created_at"] == 1_700_000_000
+    assert frame.loc["i1", "properties"] == {"brand": "acme"}
+    assert pd.isna(frame.loc["i2", "price"]) and frame.loc["i2", "regions"] is None
+
+
+def test_catalog_content_stamp_changes_with_every_write_and_delete(stores):
+    from attune.ingest.schemas import ItemIn
+    from attune.ingest.validation import item_row
+
+    empty = stores.catalog.content_stamp()
+    assert stores.catalog.content_stamp() == empty
+    stores.catalog.upsert_items([item_row("i1", ItemIn(), now=100.0)])
+    one = stores.catalog.content_stamp()
+    assert one != empty and stores.catalog.content_stamp() == one
+    stores.catalog.upsert_items([item_row("i1", ItemIn(price=3), now=101.0)])
+    assert stores.catalog.content_stamp() not in (empty, one)
+    stores.catalog.delete_item("i1")
+    assert stores.catalog.content_stamp() == empty

@@ -104,8 +104,13 @@ class CatalogStore(Protocol):
     def unavailable_item_ids(self) -> set[str]:
         """Items stored with ``available = false`` (never recommended)."""
 
+    def content_stamp(self) -> str:
+        """An opaque value that changes whenever any item is written or deleted; cheap to
+        read, so caches of :meth:`item_frame` can tell when to re-read it."""
+
     def item_frame(self) -> pd.DataFrame:
-        """Columns item_id, title, text, categories, tags, available; one row per item."""
+        """One row per item: columns item_id, title, text, categories, tags, available,
+        price, regions, language, created_at (UTC Unix seconds), properties."""
 
     def count(self) -> int: ...
 

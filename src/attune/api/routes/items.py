@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from attune.api.deps import IngestDep, RecommendationsDep, StoresDep
 from attune.api.routes._common import ItemIdPath, item_out
-from attune.api.routes.recommendations import RecommendationOut, recommendation_out
+from attune.api.routes.recommendations import FilterQuery, RecommendationOut, recommendation_out
 from attune.errors import NotFoundError, PayloadTooLargeError
 from attune.ingest.schemas import BatchResult, ItemBatchIn, ItemIn, ItemOut
 
@@ -68,5 +68,8 @@ def similar_items(
     stores: StoresDep,
     n: Annotated[int, Query(ge=1, le=500)] = 10,
     include_items: Annotated[bool, Query(description="Embed each item's catalog entry")] = False,
+    filter_text: FilterQuery = None,
 ) -> RecommendationOut:
-    return recommendation_out(service.similar(item_id, n), stores, include_items)
+    """Neighbours of the item by the model, filled with popular items; ``filter`` restricts
+    both (a malformed filter is a 422)."""
+    return recommendation_out(service.similar(item_id, n, filter_text), stores, include_items)

@@ -10,8 +10,19 @@ from pydantic import BaseModel, Field
 
 from attune.api.deps import RecommendationsDep, StoresDep
 from attune.api.routes._common import UserIdPath
+from attune.engine.expressions import MAX_LENGTH
 from attune.engine.recommend import Recommendation
 from attune.store.factory import Stores
+
+FilterQuery = Annotated[
+    str | None,
+    Query(
+        alias="filter",
+        max_length=MAX_LENGTH,
+        description='Only items matching this expression, e.g. `"Comedy" in categories and '
+        "price < 20` or `created_at > now - 7d` (grammar: attune.engine.expressions)",
+    ),
+]
 
 router = APIRouter(tags=["recommendations"])
 
@@ -61,10 +72,12 @@ async def user_recommendations(
     stores: StoresDep,
     n: Annotated[int, Query(ge=1, le=500, description="How many items")] = 10,
     include_items: Annotated[bool, Query(description="Embed each item's catalog entry")] = False,
+    filter_text: FilterQuery = None,
 ) -> RecommendationOut:
     """Never returns an item the user already interacted with, including events accepted
-    a moment ago. People with no usable history get popular items."""
-    rec = await run_in_threadpool(service.for_user, user_id, n)
+    a moment ago. People with no usable history get popular items. With ``filter``, both
+    the model's picks and the popular fill-ins match it; a malformed filter is a 422."""
+    rec = await run_in_threadpool(service.for_user, user_id, n, filter_text)
     if include_items:
         return await run_in_threadpool(recommendation_out, rec, stores, True)
     return recommendation_out(rec, stores, False)

@@ -81,12 +81,31 @@ class SqlCatalogStore:
             return bool(conn.execute(delete(items).where(items.c.item_id == item_id)).rowcount)
 
     def item_frame(self) -> pd.DataFrame:
-        """Every item's id and content fields, for content models and evaluation."""
-        columns = ["item_id", "title", "text", "categories", "tags", "available"]
+        """Every item's id and fields, for content models, evaluation and filters."""
+        columns = [
+            "item_id",
+            "title",
+            "text",
+            "categories",
+            "tags",
+            "available",
+            "price",
+            "regions",
+            "language",
+            "created_at",
+            "properties",
+        ]
         query = select(*(items.c[name] for name in columns))
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
         return pd.DataFrame([tuple(r) for r in rows], columns=columns)
+
+    def content_stamp(self) -> str:
+        """Changes whenever an item is written or deleted (count and sum of ``updated_at``)."""
+        query = select(func.count(), func.coalesce(func.sum(items.c.updated_at), 0.0))
+        with self.engine.connect() as conn:
+            count, total = conn.execute(query).one()
+        return f"{int(count)}:{float(total)!r}"
 
     def unavailable_item_ids(self) -> set[str]:
         with self.engine.connect() as conn:

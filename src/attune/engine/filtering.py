@@ -1,0 +1,246 @@
+"""Filters applied to the catalog on the serving path, with the caching that keeps them fast.
+
+Three caches, from slowest to fastest to rebuild:
+
+1. A **catalog snapshot** (every item's fields as plain dicts, with a ``token``), read
+   the first time a filter that reads fields is asked for. Every ``refresh_seconds`` (as
+   for unavailable items) a request checks the catalog's cheap ``content_stamp()``; only
+   if it changed is the catalog re-read, on a background thread, while requests go on
+   with the old snapshot. Reading ~10k items takes a few hundred ms (JSON decoding), so
+   no request waits for it except the very first.
+2. A **catalog mask** per (filter text, snapshot token): one bool per catalog row, from
+   evaluating the filter row by row (one to a few microseconds per item). Filters that
+   read ``now`` are also keyed by a ``refresh_seconds`` time bucket, so their masks are
+   never older than that.
+3. **Allowed items** per (filter text, snapshot token, model item space): the mask mapped
+   onto one recommender's item positions, with the indices of the allowed items, ready to
+   pass as ``candidates``. Building it is one numpy gather; using it costs nothing more.
+
+Items a model knows but the catalog does not (events about never-described items) match
+no filter that reads a field; a filter that reads none (``true``) is a constant and never
+touches the catalog.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Hashable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from attune.engine.expression_eval import frame_records
+from attune.engine.expressions import Filter, parse_filter
+from attune.store.protocols import CatalogStore
+
+log = logging.getLogger(__name__)
+
+CATALOG_REFRESH_SECONDS = 5.0
+PARSED_CACHE_SIZE = 1_024
+MASK_CACHE_SIZE = 128
+
+
+@dataclass(frozen=True)
+class CatalogSnapshot:
+    """The catalog as read at one moment.
+
+    Attributes:
+        token: distinct for every read; cached masks are keyed by it.
+        stamp: the catalog's ``content_stamp()`` taken before the read.
+        records: one dict of plain values per item (the columns of ``item_frame``).
+        rows: external item id → position in ``records``.
+        checked_at: ``time.monotonic()`` when the stamp was last found unchanged.
+    """
+
+    token: int
+    stamp: str
+    records: list[dict[str, Any]]
+    rows: pd.Index
+    checked_at: float
+
+
+@dataclass(frozen=True)
+class AllowedItems:
+    """One filter's verdict over one recommender's item space (internal positions).
+
+    Attributes:
+        mask: (n_items,) bool, True where the item matches.
+        index: positions of the matching items, ascending (for ``candidates=``).
+    """
+
+    mask: np.ndarray
+    index: np.ndarray
+
+    @classmethod
+    def constant(cls, n_items: int, value: bool) -> AllowedItems:
+        mask = np.full(n_items, value, dtype=bool)
+        return cls(mask, np.flatnonzero(mask))
+
+
+class _Lru:
+    """A small thread-safe LRU map."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._data: OrderedDict[Hashable, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> Any | None:
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def put(self, key: Hashable, value: Any) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+class CatalogFilters:
+    """Parses filters and says which items of a model's item space they allow."""
+
+    def __init__(
+        self, catalog: CatalogStore, refresh_seconds: float = CATALOG_REFRESH_SECONDS
+    ) -> None:
+        self.catalog = catalog
+        self.refresh_seconds = refresh_seconds
+        self._parsed = _Lru(PARSED_CACHE_SIZE)
+        self._masks = _Lru(MASK_CACHE_SIZE)
+        self._snapshot: CatalogSnapshot | None = None
+        self._token = 0
+        self._lock = threading.Lock()
+        self._reading = False  # a background re-read is in flight
+        self._token_lock = threading.Lock()
+
+    def parse(self, text: str) -> Filter:
+        """The compiled filter for ``text`` (cached); raises ``ValidationError`` if malformed."""
+        parsed = self._parsed.get(text)
+        if parsed is None:
+            parsed = parse_filter(text)
+            self._parsed.put(text, parsed)
+        return parsed  # type: ignore[no-any-return]
+
+    def invalidate(self) -> None:
+        """Forget the catalog snapshot: the next filtered request re-reads the catalog."""
+        with self._lock:
+            self._snapshot = None
+            self._masks.clear()
+
+    def snapshot(self) -> CatalogSnapshot:
+        """The newest catalog snapshot; see the module docstring for how it is refreshed."""
+        current = self._snapshot
+        if current is None:
+            with self._lock:
+                # another thread may have read it while this one waited for the lock
+                if self._snapshot is None:
+                    self._snapshot = self._read(self.catalog.content_stamp())
+                return self._snapshot
+        if time.monotonic() - current.checked_at >= self.refresh_seconds:
+            self._check(current)
+        return current
+
+    def _check(self, current: CatalogSnapshot) -> None:
+        """Compare the catalog's stamp with the snapshot's; start a re-read if it moved."""
+        with self._lock:
+            if self._reading or self._snapshot is not current:
+                return
+            stamp = self.catalog.content_stamp()
+            if stamp == current.stamp:
+                self._snapshot = replace(current, checked_at=time.monotonic())
+                return
+            self._reading = True
+        threading.Thread(
+            target=self._read_in_background,
+            args=(current, stamp),
+            name="attune-catalog-refresh",
+            daemon=True,
+        ).start()
+
+    def _read_in_background(self, current: CatalogSnapshot, stamp: str) -> None:
+        try:
+            fresh = self._read(stamp)
+        except Exception:
+            log.exception("could not re-read the catalog for filters; keeping the old one")
+            fresh = replace(current, checked_at=time.monotonic())  # retry after a period
+        with self._lock:
+            if self._snapshot is current:
+                self._snapshot = fresh
+                if fresh.token != current.token:
+                    self._masks.clear()  # every entry was keyed by an older token
+            self._reading = False
+
+    def _read(self, stamp: str) -> CatalogSnapshot:
+        frame = self.catalog.item_frame()
+        ids = frame["item_id"].astype(str).tolist() if "item_id" in frame else []
+        with self._token_lock:
+            self._token += 1
+            token = self._token
+        return CatalogSnapshot(
+            token,
+            stamp,
+            frame_records(frame),
+            pd.Index(ids, dtype=object),
+            time.monotonic(),
+        )
+
+    def catalog_mask(self, condition: Filter, snapshot: CatalogSnapshot) -> np.ndarray:
+        """(n_catalog_items,) bool: which rows of ``snapshot`` match ``condition``."""
+        key = ("catalog", condition.text, snapshot.token, self._bucket(condition))
+        mask = self._masks.get(key)
+        if mask is None:
+            mask = condition.mask_records(snapshot.records)
+            self._masks.put(key, mask)
+        return mask  # type: ignore[no-any-return]
+
+    def allowed(self, condition: Filter, item_ids: np.ndarray, space: str) -> AllowedItems:
+        """Which of ``item_ids`` (one recommender's item space) ``condition`` allows.
+
+        Args:
+            condition: a parsed filter.
+            item_ids: (n_items,) external ids by internal position.
+            space: a name unique to this item space (model version and role); with the
+                filter text and the snapshot it keys the cache.
+        """
+        if not condition.uses_fields:
+            return AllowedItems.constant(len(item_ids), condition.matches_unknown_item())
+        snapshot = self.snapshot()
+        key = ("allowed", condition.text, snapshot.token, self._bucket(condition), space)
+        allowed = self._masks.get(key)
+        if allowed is None:
+            rows = self._rows(snapshot, item_ids, space)
+            catalog_mask = self.catalog_mask(condition, snapshot)
+            # items missing from the catalog (row -1) match no filter that reads a field
+            mask = np.zeros(len(item_ids), dtype=bool)
+            known = rows >= 0
+            mask[known] = catalog_mask[rows[known]]
+            allowed = AllowedItems(mask, np.flatnonzero(mask))
+            self._masks.put(key, allowed)
+        return allowed  # type: ignore[no-any-return]
+
+    def _bucket(self, condition: Filter) -> int:
+        """For filters that read ``now``, the current ``refresh_seconds`` time slot."""
+        if not condition.uses_now:
+            return 0
+        return int(time.monotonic() // max(self.refresh_seconds, 1e-3))
+
+    def _rows(self, snapshot: CatalogSnapshot, item_ids: np.ndarray, space: str) -> np.ndarray:
+        """Catalog row of each model item (-1 where absent), cached per snapshot and space."""
+        key = ("rows", snapshot.token, space)
+        rows = self._masks.get(key)
+        if rows is None:
+            rows = snapshot.rows.get_indexer(pd.Index(item_ids.astype(str), dtype=object))
+            self._masks.put(key, rows)
+        return rows  # type: ignore[no-any-return]

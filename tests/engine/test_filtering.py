@@ -1,0 +1,129 @@
+"""Catalog filters on the serving path: what is cached, when it is re-read, what is allowed."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from attune.engine.filtering import CatalogFilters
+from attune.errors import ValidationError
+
+
+class FakeCatalog:
+    """Just the two catalog calls filters make, counting the expensive one."""
+
+    def __init__(self, rows: list[dict]) -> None:
+        self.rows = rows
+        self.version = 0
+        self.frames_read = 0
+
+    def content_stamp(self) -> str:
+        return str(self.version)
+
+    def item_frame(self) -> pd.DataFrame:
+        self.frames_read += 1
+        return pd.DataFrame(self.rows)
+
+    def write(self, rows: list[dict]) -> None:
+        self.rows = rows
+        self.version += 1
+
+
+def catalog_rows(comedies: set[str]) -> list[dict]:
+    return [
+        {
+            "item_id": item_id,
+            "categories": ["Comedy"] if item_id in comedies else ["Drama"],
+            "price": float(k),
+            "created_at": time.time() - k * 86_400,
+        }
+        for k, item_id in enumerate(["i0", "i1", "i2", "i3"])
+    ]
+
+
+def wait_for(condition, seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_allowed_maps_the_catalog_onto_a_model_item_space():
+    filters = CatalogFilters(FakeCatalog(catalog_rows({"i1", "i3"})))
+    model_items = np.array(["i3", "x-not-in-catalog", "i0", "i1"])
+    allowed = filters.allowed(filters.parse('"Comedy" in categories'), model_items, "v1/main")
+    assert allowed.mask.tolist() == [True, False, False, True]
+    assert allowed.index.tolist() == [0, 3]
+    # a field-free filter is a constant: unknown items pass "true"
+    everything = filters.allowed(filters.parse("true"), model_items, "v1/main")
+    assert everything.index.tolist() == [0, 1, 2, 3]
+    # reads a field, so the item the catalog lacks does not match even a negation
+    negated = filters.allowed(filters.parse('"Western" not in categories'), model_items, "v1/m")
+    assert negated.mask.tolist() == [True, False, True, True]
+
+
+def test_masks_are_cached_and_the_catalog_is_read_once_while_unchanged():
+    catalog = FakeCatalog(catalog_rows({"i1"}))
+    filters = CatalogFilters(catalog, refresh_seconds=0.0)
+    condition = filters.parse("price < 2")
+    first = filters.allowed(condition, np.array(["i0", "i1", "i2"]), "v1/main")
+    again = filters.allowed(condition, np.array(["i0", "i1", "i2"]), "v1/main")
+    assert again is first
+    assert catalog.frames_read == 1  # the stamp was checked, the catalog not re-read
+    assert filters.parse("price < 2") is condition
+
+
+def test_a_changed_catalog_is_re_read_in_the_background_and_then_used():
+    catalog = FakeCatalog(catalog_rows({"i1"}))
+    filters = CatalogFilters(catalog, refresh_seconds=0.0)
+    comedy = filters.parse('"Comedy" in categories')
+    items = np.array(["i0", "i1", "i2", "i3"])
+    assert filters.allowed(comedy, items, "v1/main").index.tolist() == [1]
+    catalog.write(catalog_rows({"i2"}))
+    # the request that notices the change is answered from the old snapshot...
+    assert filters.allowed(comedy, items, "v1/main").index.tolist() in ([1], [2])
+    wait_for(lambda: catalog.frames_read == 2 and not filters._reading)
+    # ...and the next one from the new
+    assert filters.allowed(comedy, items, "v1/main").index.tolist() == [2]
+
+
+def test_invalidate_forces_a_synchronous_re_read():
+    catalog = FakeCatalog(catalog_rows({"i1"}))
+    filters = CatalogFilters(catalog)
+    comedy = filters.parse('"Comedy" in categories')
+    items = np.array(["i0", "i1", "i2", "i3"])
+    assert filters.allowed(comedy, items, "v1/main").index.tolist() == [1]
+    catalog.write(catalog_rows({"i3"}))
+    assert filters.allowed(comedy, items, "v1/main").index.tolist() == [1]  # within 5 s
+    filters.invalidate()
+    assert filters.allowed(comedy, items, "v1/main").index.tolist() == [3]
+
+
+def test_filters_reading_now_are_re_evaluated_each_period(monkeypatch):
+    catalog = FakeCatalog(catalog_rows(set()))
+    filters = CatalogFilters(catalog, refresh_seconds=5.0)
+    recent = filters.parse("created_at > now - 36h")  # i0 (today) and i1 (a day ago)
+    items = np.array(["i0", "i1", "i2", "i3"])
+    assert filters.allowed(recent, items, "v1/main").index.tolist() == [0, 1]
+    later = time.time() + 86_400
+    monkeypatch.setattr("attune.engine.expressions.time.time", lambda: later)
+    clock = time.monotonic() + 10.0
+    monkeypatch.setattr("attune.engine.filtering.time.monotonic", lambda: clock)
+    assert filters.allowed(recent, items, "v1/main").index.tolist() == [0]
+    assert catalog.frames_read == 1
+
+
+def test_malformed_filters_are_not_cached_and_raise_each_time():
+    filters = CatalogFilters(FakeCatalog([]))
+    for _ in range(2):
+        with pytest.raises(ValidationError):
+            filters.parse("price <<< 3")
+
+
+def test_an_empty_catalog_allows_nothing():
+    filters = CatalogFilters(FakeCatalog([]))
+    allowed = filters.allowed(filters.parse("available"), np.array(["i0", "i1"]), "v1/main")
+    assert allowed.index.tolist() == []
