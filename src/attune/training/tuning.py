@@ -47,6 +47,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "popularity": {},
 }
 MAX_VALID_USERS = 5_000
+HYBRID_ITEMS = 3_000
+"""Without a tuning budget, the hybrid is a candidate only up to this many items."""
 K = 10
 
 
@@ -185,7 +187,9 @@ def _has_content(items: pd.DataFrame | None) -> bool:
 def _space(name: str, trial: Any) -> dict[str, Any]:
     config = model_class(name).config_class
     params = config.search_space(trial)
-    if name != "popularity" and "recency_half_life_events" not in params:
+    if name not in ("popularity", "trending", "blend", "hybrid") and (
+        "recency_half_life_events" not in params
+    ):
         if trial.suggest_categorical("use_recency", [True, False]):
             params["recency_half_life_events"] = trial.suggest_float(
                 "recency", 1.0, 100.0, log=True
@@ -223,6 +227,10 @@ def select_model(
     names = _available(algorithms)
     if "content" not in names and _has_content(items):
         names.append("content")
+    # the learning-to-rank hybrid fits several models twice: worth its time when tuning,
+    # or when the catalog is small enough that it costs seconds
+    if "hybrid" not in names and (budget_seconds or vset.dataset.n_items <= HYBRID_ITEMS):
+        names += _available(["hybrid"])
     trials: list[Trial] = []
     best: dict[str, Trial] = {}
     best_scores: dict[str, np.ndarray] = {}
