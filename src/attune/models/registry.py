@@ -26,6 +26,7 @@ BUILTIN: dict[str, str] = {
     "blend": "attune.models.blend:BlendRecommender",
     "sasrec": "attune.models.sasrec:SASRecRecommender",
     "content": "attune.models.content:ContentRecommender",
+    "hybrid": "attune.models.hybrid:HybridRecommender",
 }
 
 ENTRY_POINT_GROUP = "attune.models"
