@@ -84,8 +84,8 @@ def _choose(
         return "item_knn", {}, {"selection": "default"}
     budget = tune_budget_seconds
     if budget:
-        # leave a fifth of the budget for refitting the winner on all data
-        budget = max(0.8 * budget - (time.perf_counter() - started), 0.3 * budget)
+        # the winner's refit on all data, and saving it, come out of the same budget
+        budget = max(0.95 * budget - (time.perf_counter() - started), 0.3 * budget)
     scale = 0.85
 
     def progress(message: str, fraction: float) -> None:

@@ -47,6 +47,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "popularity": {},
 }
 MAX_VALID_USERS = 5_000
+REFIT_FACTOR = 1.4
+"""Refitting on all data costs about this many times the validation fit."""
 HYBRID_ITEMS = 3_000
 """Without a tuning budget, the hybrid is a candidate only up to this many items."""
 K = 10
@@ -259,6 +261,10 @@ def select_model(
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         tuning_end = started + 0.7 * budget_seconds
         for position, name in enumerate(names):
+            if best and time.monotonic() >= tuning_end:
+                log.info("tuning budget spent: %s not tried", name)
+                tell(f"budget spent: {name} not tried", used())
+                continue
             # what is left is shared by the candidates still to come, so time a fast
             # candidate does not need goes to the slower ones
             share = (tuning_end - time.monotonic()) / (len(names) - position)
@@ -280,10 +286,19 @@ def select_model(
     ranked = sorted(best.values(), key=lambda t: t.ndcg, reverse=True)
     if not ranked:
         raise RuntimeError("no candidate model could be evaluated")
-    winner = ranked[0]
-    choice = Selection(winner.algorithm, winner.params, winner.ndcg, trials)
-    if blend is not None and blend[1] > winner.ndcg:
-        choice = Selection("blend", blend[0], blend[1], trials)
+    # the winner is refitted on all data (about 1/0.64 of the validation fit's rows):
+    # with a budget, prefer the best option whose refit still fits in what is left
+    left = None if not budget_seconds else started + budget_seconds - time.monotonic()
+    options = [(t.ndcg, t.algorithm, t.params, REFIT_FACTOR * t.seconds) for t in ranked]
+    if blend is not None:
+        cost = sum(REFIT_FACTOR * best[c["algorithm"]].seconds for c in blend[0]["components"])
+        options.append((blend[1], "blend", blend[0], cost))
+    options.sort(key=lambda o: o[0], reverse=True)
+    affordable = [o for o in options if left is None or o[3] <= left] or [
+        min(options, key=lambda o: o[3])
+    ]
+    ndcg, algorithm, params, _cost = affordable[0]
+    choice = Selection(algorithm, params, ndcg, trials)
     choice.best_per_algorithm = {name: t.ndcg for name, t in best.items()}
     tell(f"chose {choice.algorithm}: validation NDCG@10 {choice.validation_ndcg:.4f}", 1.0)
     return choice
