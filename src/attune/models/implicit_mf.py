@@ -52,10 +52,10 @@ class ALSConfig(ModelConfig):
     def search_space(cls, trial: optuna.Trial) -> dict[str, Any]:
         """Hyper-parameters for one Optuna trial, as a dict this config accepts."""
         return {
-            "factors": trial.suggest_int("factors", 16, 256, log=True),
+            "factors": trial.suggest_int("factors", 16, 128, log=True),
             "regularization": trial.suggest_float("regularization", 0.01, 100.0, log=True),
             "alpha": trial.suggest_float("alpha", 1.0, 50.0, log=True),
-            "iterations": trial.suggest_int("iterations", 5, 50),
+            "iterations": trial.suggest_int("iterations", 5, 30),
         }
 
 
@@ -81,10 +81,10 @@ class BPRConfig(ModelConfig):
     def search_space(cls, trial: optuna.Trial) -> dict[str, Any]:
         """Hyper-parameters for one Optuna trial, as a dict this config accepts."""
         return {
-            "factors": trial.suggest_int("factors", 16, 256, log=True),
+            "factors": trial.suggest_int("factors", 16, 128, log=True),
             "learning_rate": trial.suggest_float("learning_rate", 1e-3, 0.2, log=True),
             "regularization": trial.suggest_float("regularization", 1e-4, 0.1, log=True),
-            "iterations": trial.suggest_int("iterations", 20, 400, log=True),
+            "iterations": trial.suggest_int("iterations", 20, 200, log=True),
         }
 
 
