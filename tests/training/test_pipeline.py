@@ -89,3 +89,16 @@ def test_tuning_respects_its_budget_and_plain_train_reuses_it(settings, sqlite_s
     assert again.metrics["tuned_in"] == tuned.version_id
     assert again.algorithm == tuned.algorithm
     assert again.params == tuned.params
+
+
+def test_an_overrun_budget_keeps_the_best_model_not_the_cheapest(settings, sqlite_stores):
+    """Regression: with no time left for any refit, tuning picked the fastest candidate
+    (trending) instead of the most accurate one."""
+    from attune.training.pipeline import weight_policy
+    from attune.training.tuning import select_model
+
+    IngestService(settings, sqlite_stores).ingest_events(two_taste_events())
+    frame = sqlite_stores.events.interaction_frame()
+    choice = select_model(frame, weight_policy(settings), budget_seconds=0.001)
+    assert choice.algorithm not in ("trending", "popularity")
+    assert choice.validation_ndcg == max(choice.best_per_algorithm.values())

@@ -295,9 +295,11 @@ def select_model(
         cost = sum(REFIT_FACTOR * best[c["algorithm"]].seconds for c in blend[0]["components"])
         options.append((blend[1], "blend", blend[0], cost))
     options.sort(key=lambda o: o[0], reverse=True)
-    affordable = [o for o in options if left is None or o[3] <= left] or [
-        min(options, key=lambda o: o[3])
-    ]
+    affordable = [o for o in options if left is None or o[3] <= left]
+    if not affordable:
+        # nothing fits what is left: take the best single model (one refit) rather than
+        # trade accuracy for seconds
+        affordable = [o for o in options if o[1] != "blend"]
     ndcg, algorithm, params, _cost = affordable[0]
     choice = Selection(algorithm, params, ndcg, trials)
     choice.best_per_algorithm = {name: t.ndcg for name, t in best.items()}
