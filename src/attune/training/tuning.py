@@ -282,7 +282,10 @@ def select_model(
                     raise optuna.TrialPruned()
                 return evaluate(name, _space(name, trial))
 
-            study.optimize(objective, timeout=max(share, 0.0), n_trials=60, catch=(Exception,))
+            if best or share > 0:
+                study.optimize(objective, timeout=max(share, 0.0), n_trials=60, catch=(Exception,))
+            else:  # no time at all: still measure one candidate's defaults
+                study.optimize(objective, n_trials=1, catch=(Exception,))
     blend = _search_blend(vset, best, best_scores, budget_seconds, started, tell, used, seed)
     ranked = sorted(best.values(), key=lambda t: t.ndcg, reverse=True)
     if not ranked:
