@@ -212,3 +212,15 @@ def sparse_from_arrays(arrays: dict[str, np.ndarray]) -> sp.csr_matrix:
     return sp.csr_matrix(
         (arrays["data"], arrays["indices"], arrays["indptr"]), shape=tuple(arrays["shape"])
     )
+
+
+def first_similar_items(
+    components: list[Recommender], item_index: np.ndarray, n: int, owner: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Similar items from the first component model that can find them (composite models)."""
+    for model in components:
+        try:
+            return model.similar_items(item_index, n)
+        except NotSupportedError:
+            continue
+    raise NotSupportedError(f"no component of this {owner} finds similar items")

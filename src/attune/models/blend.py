@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from attune.errors import ValidationError
 from attune.features.interactions import History, InteractionDataset
-from attune.models.base import ARTIFACT_FORMAT, ModelConfig, Recommender
+from attune.models.base import ARTIFACT_FORMAT, ModelConfig, Recommender, first_similar_items
 
 
 class BlendComponent(BaseModel):
@@ -73,14 +73,7 @@ class BlendRecommender(Recommender):
         return total
 
     def similar_items(self, item_index: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-        from attune.errors import NotSupportedError
-
-        for model in self.components:
-            try:
-                return model.similar_items(item_index, n)
-            except NotSupportedError:
-                continue
-        raise NotSupportedError("no component of this blend finds similar items")
+        return first_similar_items(self.components, item_index, n, "blend")
 
     def _arrays(self) -> dict[str, np.ndarray]:
         return {}

@@ -50,6 +50,7 @@ from attune.models.base import (
     ARTIFACT_FORMAT,
     ModelConfig,
     Recommender,
+    first_similar_items,
     sparse_from_arrays,
     sparse_to_arrays,
     top_n,
@@ -457,12 +458,7 @@ class HybridRecommender(Recommender):
         return out
 
     def similar_items(self, item_index: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-        for model in self.components:
-            try:
-                return model.similar_items(item_index, n)
-            except NotSupportedError:
-                continue
-        raise NotSupportedError("no component of this hybrid finds similar items")
+        return first_similar_items(self.components, item_index, n, "hybrid")
 
     # -- persistence --------------------------------------------------------------------
 
