@@ -54,18 +54,26 @@ class SASRecConfig(ModelConfig):
     )
     blocks: int = Field(default=2, ge=1, le=8, description="Self-attention blocks.")
     dropout: float = Field(
-        default=0.2, ge=0, lt=1, description="Dropout on embeddings and block outputs."
+        default=0.5,
+        ge=0,
+        lt=1,
+        description="Dropout on embeddings and block outputs (0.5 beat 0.2 on MovieLens-100K).",
     )
     attention_dropout: float = Field(
-        default=0.2,
+        default=0.0,
         ge=0,
         lt=1,
         description="Dropout on attention weights; 0 lets attention run as one fused "
         "kernel, about a quarter faster on the CPU.",
     )
-    epochs: int = Field(default=200, ge=1, le=2_000, description="Passes over the sequences.")
+    epochs: int = Field(
+        default=40,
+        ge=1,
+        le=2_000,
+        description="Passes over the sequences (MovieLens-100K validation peaked at 30-45).",
+    )
     batch_size: int = Field(default=128, ge=1, le=8_192, description="Sequences per step.")
-    learning_rate: float = Field(default=1e-3, gt=0, le=1.0, description="Adam step size.")
+    learning_rate: float = Field(default=3e-3, gt=0, le=1.0, description="AdamW step size.")
     weight_decay: float = Field(
         default=0.0, ge=0, le=1.0, description="Decoupled (AdamW) weight decay."
     )
