@@ -29,6 +29,7 @@ FAST = {
     "blocks": 1,
     "max_length": 10,
     "dropout": 0.2,
+    "attention_dropout": 0.2,
     "learning_rate": 0.01,
     "batch_size": 64,
     "num_threads": 1,
@@ -74,7 +75,7 @@ def ordered(items_oldest_first: list[list[int]], n_items: int) -> History:
 
 @pytest.fixture(scope="module")
 def chain_model():
-    return create_model("sasrec", {**FAST, "epochs": 30}).fit(chains())
+    return create_model("sasrec", {**FAST, "epochs": 60}).fit(chains())
 
 
 def test_order_matters(chain_model):

@@ -12,8 +12,15 @@ Sequences hold each item once, at its latest occurrence — the same view a
 are ordered by item index in training, and a history without order (a plain matrix,
 every rank 1) by item index when scoring.
 
+``horizon`` > 1 also teaches each position the items after the next one, for lists
+judged on a person's coming weeks rather than their next step.
+
 ``torch`` is imported on first fit, score or load, never by ``import attune`` or the
-registry; install it with the ``deep`` extra. Training runs on the CPU.
+registry; install it with the ``deep`` extra. Training runs on the CPU, for ``epochs``
+or ``max_train_seconds``, whichever ends first. Defaults were chosen on MovieLens-100K
+(per-user temporal split, tuned on an inner validation window): NDCG@10 0.225 on
+validation, 0.227 on test, 26-30 epochs in the 120 s cap on two shared CPU cores —
+below EASE (0.246 on test) and item transitions (0.235) there.
 """
 
 from __future__ import annotations
