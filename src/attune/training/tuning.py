@@ -286,7 +286,7 @@ def select_model(
                 study.optimize(objective, timeout=max(share, 0.0), n_trials=60, catch=(Exception,))
             else:  # no time at all: still measure one candidate's defaults
                 study.optimize(objective, n_trials=1, catch=(Exception,))
-    blend = _search_blend(vset, best, best_scores, budget_seconds, started, tell, used, seed)
+    blend = _search_blend(vset, best, best_scores, budget_seconds, started, tell, used)
     ranked = sorted(best.values(), key=lambda t: t.ndcg, reverse=True)
     if not ranked:
         raise RuntimeError("no candidate model could be evaluated")
@@ -357,7 +357,6 @@ def _search_blend(
     started: float,
     tell: Progress,
     used: Callable[[], float],
-    seed: int,
 ) -> tuple[dict[str, Any], float] | None:
     """Weights for the top three models' scores that maximise validation NDCG@10."""
     top = [t for t in sorted(best.values(), key=lambda t: t.ndcg, reverse=True) if t.ndcg > 0][:3]

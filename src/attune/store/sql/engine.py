@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.pool import NullPool
 
 from attune.errors import ConfigurationError
 
@@ -55,8 +54,3 @@ def migrate(engine: Engine) -> None:
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
-
-
-def disposable_engine(url: str) -> Engine:
-    """An engine without a pool, for one-off CLI work."""
-    return create_engine(url, poolclass=NullPool)
