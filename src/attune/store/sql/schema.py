@@ -83,3 +83,83 @@ model_versions = Table(
     Column("artifact_uri", Text, nullable=False),
     Column("created_at", Float, nullable=False),
 )
+
+user_preferences = Table(
+    "user_preferences",
+    metadata,
+    Column("user_id", String(ID), primary_key=True),
+    Column("preferences", JSON, nullable=False, doc="liked/blocked items and categories, …"),
+    Column("updated_at", Float, nullable=False),
+)
+
+user_consent = Table(
+    "user_consent",
+    metadata,
+    Column("user_id", String(ID), primary_key=True),
+    Column("tracking", Boolean, nullable=False),
+    Column("personalization", Boolean, nullable=False),
+    Column("source", String(32), nullable=False, doc="api or event"),
+    Column("updated_at", Float, nullable=False),
+)
+
+placements = Table(
+    "placements",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("config", JSON, nullable=False),
+    Column("digest", String(64), nullable=False, doc="hash of config; stamps cached answers"),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+segments = Table(
+    "segments",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("rule", Text, nullable=False, doc="an expression over user traits and behaviour"),
+    Column("description", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+recommendation_logs = Table(
+    "recommendation_logs",
+    metadata,
+    Column("recommendation_id", String(64), primary_key=True),
+    Column("user_id", String(ID), nullable=True),
+    Column("placement", String(128), nullable=True),
+    Column("model_version", String(128), nullable=True),
+    Column("items", JSON, nullable=False, doc="[{item_id, score, source}] in shown order"),
+    Column("context", JSON, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Index("ix_recommendation_logs_user", "user_id"),
+    Index("ix_recommendation_logs_time", "created_at"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_id", String(64), primary_key=True, doc="public, shown in listings"),
+    Column("workspace", String(64), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("kind", String(16), nullable=False, doc="secret or public"),
+    Column("scopes", JSON, nullable=False),
+    Column("secret_hash", String(128), nullable=False, doc="never the key itself"),
+    Column("created_at", Float, nullable=False),
+    Column("revoked_at", Float, nullable=True),
+    Column("last_used_at", Float, nullable=True),
+    Index("ix_api_keys_workspace", "workspace"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("workspace", String(64), nullable=False),
+    Column("actor", String(64), nullable=True, doc="key_id, or 'cli'"),
+    Column("action", String(64), nullable=False),
+    Column("target", String(ID), nullable=True),
+    Column("details", JSON, nullable=True),
+    Index("ix_audit_log_at", "at"),
+)
