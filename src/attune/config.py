@@ -79,6 +79,12 @@ class Settings(BaseSettings):
         default=2.0, ge=0, description="How often a server checks for a newer model version."
     )
     cors_origins: list[str] = Field(default_factory=list)
+    redis_url: str | None = Field(
+        default=None,
+        description="redis://… : cache and live session state shared by every replica "
+        "(default: in-process).",
+    )
+    redis_prefix: str = Field(default="attune", description="Namespace of Attune's Redis keys.")
 
     @field_validator("data_dir", "artifact_dir", mode="after")
     @classmethod

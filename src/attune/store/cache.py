@@ -6,17 +6,22 @@ import threading
 import time
 from collections import OrderedDict
 from typing import Any
+from urllib.parse import quote
+
+USER_PREFIX = "user:"
 
 
 class MemoryCache:
     """A thread-safe LRU with per-entry expiry. See :class:`attune.store.protocols.CacheStore`.
 
-    Keys that concern one user start with ``user:<id>:`` so they can be dropped together.
+    Keys that concern one user start with ``user:<id>:`` (:func:`user_key`); they are
+    indexed per user, so dropping one person's entries costs what they hold, not a scan.
     """
 
     def __init__(self, max_entries: int = 100_000) -> None:
         self.max_entries = max_entries
         self._entries: OrderedDict[str, tuple[float, Any]] = OrderedDict()
+        self._by_user: dict[str, set[str]] = {}
         self._lock = threading.Lock()
 
     def get(self, key: str) -> Any | None:
@@ -26,7 +31,7 @@ class MemoryCache:
                 return None
             expires, value = entry
             if expires < time.monotonic():
-                del self._entries[key]
+                self._drop(key)
                 return None
             self._entries.move_to_end(key)
             return value
@@ -35,20 +40,50 @@ class MemoryCache:
         with self._lock:
             self._entries[key] = (time.monotonic() + ttl_seconds, value)
             self._entries.move_to_end(key)
+            user = user_of(key)
+            if user is not None:
+                self._by_user.setdefault(user, set()).add(key)
             while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
+                self._drop(next(iter(self._entries)))
+
+    def _drop(self, key: str) -> None:
+        self._entries.pop(key, None)
+        user = user_of(key)
+        if user is not None and user in self._by_user:
+            self._by_user[user].discard(key)
+            if not self._by_user[user]:
+                del self._by_user[user]
 
     def delete_prefix(self, prefix: str) -> int:
         with self._lock:
-            doomed = [k for k in self._entries if k.startswith(prefix)]
+            user = user_of(prefix)
+            if user is not None and prefix == user_key(user):
+                doomed = list(self._by_user.get(user, ()))
+            else:
+                doomed = [k for k in self._entries if k.startswith(prefix)]
             for key in doomed:
-                del self._entries[key]
+                self._drop(key)
             return len(doomed)
+
+    def list_keys(self) -> list[str]:
+        """Every live key (for audits such as the erasure test)."""
+        with self._lock:
+            return list(self._entries)
 
     def erase_user(self, user_id: str) -> int:
         return self.delete_prefix(user_key(user_id))
 
 
 def user_key(user_id: str) -> str:
-    """The cache key prefix of everything cached about one user."""
-    return f"user:{user_id}:"
+    """The cache key prefix of everything cached about one user (the id percent-escaped,
+    so ids holding ``:`` cannot collide with another person's prefix)."""
+    return f"{USER_PREFIX}{quote(user_id, safe='')}:"
+
+
+def user_of(key: str) -> str | None:
+    """The escaped user id of a ``user:<id>:…`` key or prefix; None for other keys."""
+    if not key.startswith(USER_PREFIX):
+        return None
+    rest = key[len(USER_PREFIX) :]
+    end = rest.find(":")
+    return rest[:end] if end >= 0 else None

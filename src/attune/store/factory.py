@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from sqlalchemy import Engine
 
 from attune.config import Settings
+from attune.errors import ConfigurationError
 from attune.store.artifacts import LocalArtifactStore
 from attune.store.cache import MemoryCache
 from attune.store.protocols import (
@@ -15,8 +16,14 @@ from attune.store.protocols import (
     CatalogStore,
     EventStore,
     ModelVersionStore,
+    NamedConfigStore,
+    PreferenceStore,
+    RecommendationLogStore,
+    SessionStore,
     UserStore,
 )
+from attune.store.redis_cache import RedisCache
+from attune.store.sessions import MemorySessionStore, RedisSessionStore
 
 
 @dataclass
@@ -29,18 +36,22 @@ class Stores:
     model_versions: ModelVersionStore
     artifacts: ArtifactStore
     cache: CacheStore
+    preferences: PreferenceStore
+    placements: NamedConfigStore
+    segments: NamedConfigStore
+    recommendation_logs: RecommendationLogStore
+    sessions: SessionStore
     engine: Engine
 
     def erase_user(self, user_id: str) -> dict[str, int]:
-        """Remove everything held about ``user_id``; returns what each store removed."""
-        return {
-            "events": self.events.erase_user(user_id),
-            "users": self.users.erase_user(user_id),
-            "catalog": self.catalog.erase_user(user_id),
-            "model_versions": self.model_versions.erase_user(user_id),
-            "artifacts": self.artifacts.erase_user(user_id),
-            "cache": self.cache.erase_user(user_id),
-        }
+        """Remove everything held about ``user_id`` from every store kind in the bundle;
+        returns what each removed (a store added to the bundle joins automatically)."""
+        removed: dict[str, int] = {}
+        for spec in fields(self):
+            store = getattr(self, spec.name)
+            if hasattr(store, "erase_user"):
+                removed[spec.name] = store.erase_user(user_id)
+        return removed
 
     def close(self) -> None:
         self.engine.dispose()
@@ -49,6 +60,12 @@ class Stores:
 def open_stores(settings: Settings, *, migrate: bool = True) -> Stores:
     """Connect to the configured database (migrating it to the newest schema) and stores."""
     from attune.store.sql.catalog import SqlCatalogStore, SqlUserStore
+    from attune.store.sql.decide import (
+        SqlPlacementStore,
+        SqlPreferenceStore,
+        SqlRecommendationLogStore,
+        SqlSegmentStore,
+    )
     from attune.store.sql.engine import make_engine
     from attune.store.sql.engine import migrate as run_migrations
     from attune.store.sql.events import SqlEventStore
@@ -57,12 +74,31 @@ def open_stores(settings: Settings, *, migrate: bool = True) -> Stores:
     engine = make_engine(settings.sql_url)
     if migrate:
         run_migrations(engine)
+    cache, sessions = _live_stores(settings)
     return Stores(
         events=SqlEventStore(engine),
         catalog=SqlCatalogStore(engine),
         users=SqlUserStore(engine),
         model_versions=SqlModelVersionStore(engine),
         artifacts=LocalArtifactStore(settings.models_dir),
-        cache=MemoryCache(),
+        cache=cache,
+        preferences=SqlPreferenceStore(engine),
+        placements=SqlPlacementStore(engine),
+        segments=SqlSegmentStore(engine),
+        recommendation_logs=SqlRecommendationLogStore(engine),
+        sessions=sessions,
         engine=engine,
     )
+
+
+def _live_stores(settings: Settings) -> tuple[CacheStore, SessionStore]:
+    """The cache and live session state: in-process, or Redis when configured."""
+    if not settings.redis_url:
+        return MemoryCache(), MemorySessionStore()
+    try:
+        import redis
+    except ImportError as exc:  # the redis extra is not installed
+        raise ConfigurationError("ATTUNE_REDIS_URL is set: pip install 'attune[redis]'") from exc
+    client = redis.Redis.from_url(settings.redis_url)
+    prefix = settings.redis_prefix
+    return RedisCache(client, prefix), RedisSessionStore(client, prefix)

@@ -1,0 +1,119 @@
+"""Preferences, placements, segments, recommendation logs, sessions and caches."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from attune.store.cache import MemoryCache, user_key
+from attune.store.factory import Stores
+from attune.store.redis_cache import RedisCache
+from attune.store.sessions import MemorySessionStore, RedisSessionStore, SessionEvent
+
+REDIS_URL = os.environ.get("ATTUNE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def test_preferences_round_trip_and_erasure(stores: Stores) -> None:
+    assert stores.preferences.get("u1") is None
+    stores.preferences.put("u1", {"blocked_categories": ["Drama"]})
+    stores.preferences.put("u1", {"blocked_categories": ["Horror"], "diversity": 0.5})
+    assert stores.preferences.get("u1") == {"blocked_categories": ["Horror"], "diversity": 0.5}
+    assert stores.erase_user("u1")["preferences"] == 1
+    assert stores.preferences.get("u1") is None
+
+
+def test_placements_keep_created_at_on_replace(stores: Stores) -> None:
+    first = stores.placements.put("home", config={"n": 10}, digest="a")
+    time.sleep(0.01)
+    second = stores.placements.put("home", config={"n": 5}, digest="b")
+    assert second["created_at"] == first["created_at"]
+    assert second["updated_at"] > first["updated_at"]
+    assert second["config"] == {"n": 5}
+    stores.segments.put("eu", rule='traits.region == "EU"', description=None)
+    assert [p["name"] for p in stores.placements.list()] == ["home"]
+    assert [s["name"] for s in stores.segments.list()] == ["eu"]
+    assert stores.placements.delete("home") is True
+    assert stores.placements.delete("home") is False
+    assert stores.placements.get("home") is None
+
+
+def test_recommendation_logs_by_user_newest_first(stores: Stores) -> None:
+    rows = [
+        {
+            "recommendation_id": f"r{i}",
+            "user_id": "u1" if i < 2 else "u2",
+            "placement": None,
+            "model_version": "v1",
+            "items": [{"item_id": "a", "score": 1.0, "source": "model"}],
+            "context": {},
+            "created_at": 100.0 + i,
+        }
+        for i in range(3)
+    ]
+    stores.recommendation_logs.add(rows)
+    stores.recommendation_logs.add(rows[:1])  # a repeat is ignored
+    assert [r["recommendation_id"] for r in stores.recommendation_logs.for_user("u1")] == [
+        "r1",
+        "r0",
+    ]
+    assert stores.erase_user("u1")["recommendation_logs"] == 2
+    assert stores.recommendation_logs.for_user("u1") == []
+    assert stores.recommendation_logs.get("r2") is not None
+
+
+@pytest.fixture
+def redis_client() -> Iterator[object]:
+    redis = pytest.importorskip("redis")
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except Exception as exc:
+        from tests.conftest import _unavailable
+
+        _unavailable(f"Redis at {REDIS_URL} is not reachable: {type(exc).__name__}")
+    yield client
+    client.close()
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def live(request: pytest.FixtureRequest) -> tuple[object, object]:
+    if request.param == "memory":
+        return MemoryCache(), MemorySessionStore()
+    client = request.getfixturevalue("redis_client")
+    prefix = f"attune-test-{uuid.uuid4().hex[:8]}"
+    return RedisCache(client, prefix), RedisSessionStore(client, prefix)
+
+
+def test_sessions_keep_the_newest_events_in_order(live: tuple[object, object]) -> None:
+    _, sessions = live
+    sessions.record("u:1", [SessionEvent("b", "view", 2.0), SessionEvent("a", "view", 1.0)])
+    sessions.record("u:1", [SessionEvent("c", "not_interested", 3.0)])
+    assert [e.item_id for e in sessions.recent("u:1")] == ["a", "b", "c"]
+    assert sessions.recent("someone-else") == []
+    assert sessions.erase_user("u:1") == 1
+    assert sessions.recent("u:1") == []
+
+
+def test_cache_drops_one_persons_entries_only(live: tuple[object, object]) -> None:
+    cache, _ = live
+    cache.set(user_key("a:b") + "recs", {"x": 1}, 60)
+    cache.set(user_key("a") + "recs", {"x": 2}, 60)
+    cache.set("catalog:stamp", "s", 60)
+    assert cache.get(user_key("a:b") + "recs") == {"x": 1}
+    assert cache.erase_user("a:b") == 1
+    assert cache.get(user_key("a:b") + "recs") is None
+    assert cache.get(user_key("a") + "recs") == {"x": 2}
+    assert cache.get("catalog:stamp") == "s"
+    assert not any("a%3Ab" in k for k in cache.list_keys())
+
+
+def test_cache_entries_expire(live: tuple[object, object]) -> None:
+    cache, _ = live
+    cache.set("k", [1, 2], 0.05)
+    assert cache.get("k") == [1, 2]
+    time.sleep(0.1)
+    assert cache.get("k") is None
