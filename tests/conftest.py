@@ -24,6 +24,10 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 SAMPLE_DATA = ROOT / "data" / "ml-latest-small"
 PG_URL = os.environ.get("ATTUNE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_SERVICES = os.environ.get("ATTUNE_REQUIRE_SERVICES") == "1"
+ADMIN_KEY = "test-admin-key-0123456789abcdef"
+"""``ATTUNE_ADMIN_KEY`` of the ``settings`` fixture: a full-scope key of the default workspace."""
+AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
+"""Headers that authenticate a test client with :data:`ADMIN_KEY`."""
 
 
 def _unavailable(reason: str) -> None:
@@ -58,7 +62,7 @@ def postgres_url() -> Iterator[str]:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", model_refresh_seconds=0)
+    return Settings(data_dir=tmp_path / "data", model_refresh_seconds=0, admin_key=ADMIN_KEY)
 
 
 def _truncate(stores: Stores) -> None:
@@ -104,12 +108,12 @@ def sqlite_stores(settings: Settings) -> Iterator[Stores]:
 
 @pytest.fixture
 def client(any_settings: Settings, stores: Stores) -> Iterator[object]:
-    """A TestClient on the API, on each backend."""
+    """A TestClient on the API, on each backend, authenticated with the admin key."""
     from fastapi.testclient import TestClient
 
     from attune.api.app import create_app
 
-    with TestClient(create_app(any_settings, stores)) as test_client:
+    with TestClient(create_app(any_settings, stores), headers=AUTH) as test_client:
         yield test_client
 
 
@@ -144,3 +148,19 @@ def trained(any_settings: Settings, stores: Stores) -> Stores:
     IngestService(any_settings, stores).ingest_events(two_taste_events())
     train(any_settings, stores)
     return stores
+
+
+REDIS_URL = os.environ.get("ATTUNE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def redis_client() -> Iterator[object]:
+    """A client of the test Redis (skips, or fails under ATTUNE_REQUIRE_SERVICES=1)."""
+    redis = pytest.importorskip("redis")
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except Exception as exc:
+        _unavailable(f"Redis at {REDIS_URL} is not reachable: {type(exc).__name__}")
+    yield client
+    client.close()

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from attune.auth.cli import WorkspaceOption, audit_cmd, keys_app
 from attune.config import Settings, get_settings
 from attune.errors import AttuneError
 
@@ -22,6 +23,12 @@ import_app = typer.Typer(
     help="Bulk-import events, items, users or a MovieLens folder.", no_args_is_help=True
 )
 app.add_typer(import_app, name="import")
+users_app = typer.Typer(help="One person's data: erase it, export it.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+retention_app = typer.Typer(help="Delete events past their retention.", no_args_is_help=True)
+app.add_typer(retention_app, name="retention")
+app.add_typer(keys_app, name="keys")
+app.command("audit")(audit_cmd)
 
 console = Console(stderr=True)
 out = Console()
@@ -33,12 +40,17 @@ def _fail(message: str) -> None:
 
 
 @contextmanager
-def _session() -> Iterator[tuple[Settings, Any]]:
-    """Settings and open stores for one command; AttuneErrors become a clean exit."""
+def _session(workspace: str | None = None) -> Iterator[tuple[Settings, Any]]:
+    """Settings and open stores for one command, on ``workspace`` (default: the
+    ATTUNE_WORKSPACE setting); AttuneErrors become a clean exit."""
     from attune.store.factory import open_stores
 
     settings = get_settings()
     stores = None
+    try:
+        settings = settings.for_workspace(workspace) if workspace else settings
+    except ValueError as exc:
+        _fail(str(exc))
     try:
         stores = open_stores(settings)
         yield settings, stores
@@ -62,22 +74,25 @@ def _progress() -> Progress:
 
 def _summary(report: Any) -> None:
     table = Table(title=f"import {report.kind}", show_header=True)
-    for column in ("total", "accepted", "duplicates", "rejected"):
+    columns = ["total", "accepted", "duplicates", "rejected"]
+    if getattr(report, "dropped", 0):  # events of people without tracking consent
+        columns.append("dropped")
+    for column in columns:
         table.add_column(column, justify="right")
-    table.add_row(
-        *(f"{getattr(report, c):,}" for c in ("total", "accepted", "duplicates", "rejected"))
-    )
+    table.add_row(*(f"{getattr(report, c):,}" for c in columns))
     console.print(table)
     if report.rejected_file:
         console.print(f"rejected rows and their reasons: [bold]{report.rejected_file}[/]")
 
 
-def _run_import(kind: str, path: Path, importer: Callable[..., Any], **options: Any) -> None:
+def _run_import(
+    kind: str, path: Path, importer: Callable[..., Any], workspace: str | None, **options: Any
+) -> None:
     from attune.ingest.files import read_table
     from attune.ingest.importers import write_rejected
     from attune.ingest.service import IngestService
 
-    with _session() as (settings, stores):
+    with _session(workspace) as (settings, stores):
         frame = read_table(path)
         service = IngestService(settings, stores)
         with _progress() as progress:
@@ -104,11 +119,12 @@ def import_events_cmd(
     event_type: Annotated[
         str, typer.Option("--type", help="Type of rows without a type column")
     ] = "view",
+    workspace: WorkspaceOption = None,
 ) -> None:
     """Import events. Re-importing the same file adds nothing."""
     from attune.ingest.importers import import_events
 
-    _run_import("events", file, import_events, default_type=event_type)
+    _run_import("events", file, import_events, workspace, default_type=event_type)
 
 
 @import_app.command("items")
@@ -116,33 +132,36 @@ def import_items_cmd(
     file: Annotated[
         Path, typer.Argument(help="item_id[,title,text,categories,tags,available,price]")
     ],
+    workspace: WorkspaceOption = None,
 ) -> None:
     """Import catalog items (lists '|'-separated; 'genres' is read as categories)."""
     from attune.ingest.importers import import_items
 
-    _run_import("items", file, import_items)
+    _run_import("items", file, import_items, workspace)
 
 
 @import_app.command("users")
 def import_users_cmd(
     file: Annotated[Path, typer.Argument(help="user_id and trait columns")],
+    workspace: WorkspaceOption = None,
 ) -> None:
     """Import user profiles; every column but user_id is a trait."""
     from attune.ingest.importers import import_users
 
-    _run_import("users", file, import_users)
+    _run_import("users", file, import_users, workspace)
 
 
 @import_app.command("movielens")
 def import_movielens_cmd(
     folder: Annotated[Path, typer.Argument(help="A MovieLens folder")],
+    workspace: WorkspaceOption = None,
 ) -> None:
     """Import a MovieLens data set: ratings, titles, genres, tags and user traits."""
     from attune.ingest.importers import import_events, import_items, import_users
     from attune.ingest.movielens import read_movielens
     from attune.ingest.service import IngestService
 
-    with _session() as (settings, stores):
+    with _session(workspace) as (settings, stores):
         data = read_movielens(folder)
         service = IngestService(settings, stores)
         reports = []
@@ -178,13 +197,14 @@ def train(
         bool, typer.Option("--tune", help="Tune every candidate, then pick or blend")
     ] = False,
     budget: Annotated[str, typer.Option(help="Tuning time budget, e.g. 90s, 10m, 1h")] = "10m",
+    workspace: WorkspaceOption = None,
 ) -> None:
     """Fit a model on every stored event and register it as the serving version."""
     from attune.training.pipeline import train as run_training
 
     params = dict(_parse_param(p) for p in param or [])
     seconds = _parse_duration(budget) if tune else None
-    with _session() as (settings, stores):
+    with _session(workspace) as (settings, stores):
         with _progress() as progress:
             task = progress.add_task("training", total=1000)
 
@@ -259,6 +279,7 @@ def evaluate(
         "evaluation.json"
     ),
     budget: Annotated[str | None, typer.Option(help="Tune 'auto' for this long, e.g. 5m")] = None,
+    workspace: WorkspaceOption = None,
 ) -> None:
     """Offline evaluation on the stored events: fit on the past, score the future."""
     from attune.training.offline import evaluate_models
@@ -267,7 +288,7 @@ def evaluate(
     names = algorithm or ["auto", "ease", "item_knn", "popularity"]
     cutoffs = sorted(set(k or [10, 20]))
     seconds = _parse_duration(budget) if budget else None
-    with _session() as (settings, stores):
+    with _session(workspace) as (settings, stores):
         frame = stores.events.interaction_frame()
         if frame.empty:
             _fail("no events stored: import some first")
@@ -352,9 +373,12 @@ def _bar_chart(title: str, values: dict[str, float]) -> None:
 
 
 @app.command()
-def stats(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False) -> None:
+def stats(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    workspace: WorkspaceOption = None,
+) -> None:
     """What is stored: events by type, users, items, model versions."""
-    with _session() as (_settings, stores):
+    with _session(workspace) as (_settings, stores):
         by_type = stores.events.count_by_type()
         versions = stores.model_versions.list_versions(limit=20)
         report = {
@@ -395,6 +419,7 @@ def batch_recommend(
     users: Annotated[Path, typer.Option(help="File with one user id per line")],
     output: Annotated[Path, typer.Option(help="JSON lines: {user_id, items}")],
     n: Annotated[int, typer.Option(min=1, max=1000, help="Items per user")] = 10,
+    workspace: WorkspaceOption = None,
 ) -> None:
     """Write recommendations for many users (also the export for email campaigns)."""
     from attune.engine.model_holder import ModelHolder
@@ -405,8 +430,8 @@ def batch_recommend(
     ids = list(
         dict.fromkeys(line.strip() for line in users.read_text().splitlines() if line.strip())
     )
-    with _session() as (_settings, stores):
-        service = RecommendationService(stores, ModelHolder(stores))
+    with _session(workspace) as (settings, stores):
+        service = RecommendationService(stores, ModelHolder(stores, settings=settings), settings)
         chunk = 256
         with _progress() as progress, output.open("w", encoding="utf-8") as handle:
             task = progress.add_task("recommending", total=len(ids))
@@ -416,6 +441,7 @@ def batch_recommend(
                     line = {"user_id": user_id, "items": [it.item_id for it in rec.items]}
                     handle.write(json.dumps(line) + "\n")
                 progress.advance(task, len(part))
+        service.log.flush()  # every list handed out is in the recommendation log
     console.print(f"wrote {len(ids):,} lists to [bold]{output}[/]")
 
 
@@ -428,10 +454,129 @@ def serve(
     import uvicorn
 
     from attune.api.app import create_app
+    from attune.worker import BackgroundWorker
 
     settings = get_settings()
     console.print(f"Attune on [bold]http://{host}:{port}[/]  (API docs: /docs)")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=False)
+    worker = BackgroundWorker(settings) if settings.embedded_worker else None
+    if worker is not None and worker.start():
+        console.print("scheduled jobs run in this process (ATTUNE_EMBEDDED_WORKER=false: off)")
+    try:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=False)
+    finally:
+        if worker is not None:
+            worker.stop()
+
+
+@app.command()
+def worker(
+    once: Annotated[bool, typer.Option("--once", help="Run every job once, then exit")] = False,
+) -> None:
+    """Run the scheduled jobs (retention) until stopped (Ctrl-C or SIGTERM)."""
+    import signal
+    import threading
+
+    from attune.worker import run_worker, wanted_jobs
+
+    settings = get_settings()
+    names = wanted_jobs(settings)
+    console.print(f"worker jobs: {', '.join(names) or 'none configured'}")
+    stop = threading.Event()
+    if not once:
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        jobs = run_worker(settings, stop, once=once)
+    except KeyboardInterrupt:
+        stop.set()
+        return
+    except AttuneError as exc:
+        _fail(exc.message)
+    for job in jobs:
+        console.print(f"{job.name}: {job.runs} run(s), {job.failures} failed")
+    if any(job.failures for job in jobs):
+        raise typer.Exit(code=1)
+
+
+@users_app.command("erase")
+def users_erase(
+    user_id: Annotated[str, typer.Argument(help="The person's user id")],
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Erase everything held about a person (events, profile, consent, logs, models)."""
+    from attune.auth.audit import CLI_ACTOR
+    from attune.privacy.service import PrivacyService
+
+    with _session(workspace) as (settings, stores):
+        report = PrivacyService(settings, stores).erase(user_id, actor=CLI_ACTOR)
+    table = Table(title=f"erased {user_id}")
+    table.add_column("store")
+    table.add_column("removed", justify="right")
+    for store, count in report.erased.items():
+        table.add_row(store, f"{count:,}")
+    out.print(table)
+    console.print(
+        f"{report.total:,} entries over {report.identities} id(s). A server running now "
+        "keeps what its loaded model learned from them until the next model version: "
+        "erase through DELETE /v1/users/{id} to drop them from a running server at once, "
+        "or run `attune train`",
+        soft_wrap=True,
+    )
+
+
+@users_app.command("export")
+def users_export(
+    user_id: Annotated[str, typer.Argument(help="The person's user id")],
+    output: Annotated[
+        Path | None, typer.Option(help="Write the JSON here (default: stdout)")
+    ] = None,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Everything held about a person, as JSON."""
+    from attune.privacy.service import PrivacyService
+
+    with _session(workspace) as (settings, stores):
+        document = PrivacyService(settings, stores).export(user_id)
+    text = json.dumps(document, indent=2, ensure_ascii=False)
+    if output is None:
+        out.print_json(text)
+    else:
+        output.write_text(text + "\n", encoding="utf-8")
+        console.print(f"wrote {len(document['events']):,} events to [bold]{output}[/]")
+
+
+@retention_app.command("run")
+def retention_run(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only count what would be deleted")
+    ] = False,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Delete events older than ATTUNE_RETENTION_DAYS allows for their type."""
+    from datetime import UTC, datetime
+
+    from attune.privacy.retention import run_retention
+
+    with _session(workspace) as (settings, stores):
+        if not settings.retention_days:
+            console.print("no retention configured (ATTUNE_RETENTION_DAYS): nothing to do")
+            return
+        report = run_retention(settings, stores, dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    table = Table(title=f"retention ({'dry run' if dry_run else 'applied'})")
+    table.add_column("event type")
+    table.add_column("kept for (days)", justify="right")
+    table.add_column("older than", justify="left")
+    table.add_column(verb, justify="right")
+    types = sorted(set(report.deleted) | set(settings.retention_days))
+    for event_type in types:
+        days = settings.retention_days.get(event_type, settings.retention_days.get("*"))
+        cutoff = report.cutoff_of(event_type)
+        when = datetime.fromtimestamp(cutoff, UTC).strftime("%Y-%m-%d %H:%M") if cutoff else "-"
+        label = "* (every other type)" if event_type == "*" else event_type
+        count = report.deleted.get(event_type, 0)
+        table.add_row(label, f"{days:g}", when, f"{count:,}")
+    table.add_row("[bold]total", "", "", f"[bold]{report.total:,}")
+    out.print(table)
 
 
 @app.command()
@@ -444,9 +589,9 @@ def models() -> None:
 
 
 @app.command("db-upgrade")
-def db_upgrade() -> None:
+def db_upgrade(workspace: WorkspaceOption = None) -> None:
     """Create or migrate the database schema to the newest version."""
-    with _session() as (settings, _stores):
+    with _session(workspace) as (settings, _stores):
         console.print(f"schema up to date at {settings.sql_url.split('@')[-1]}")
 
 
@@ -467,21 +612,31 @@ def demo(
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
 ) -> None:
     """Import the sample (first run only), train if there is no model, then serve."""
+    from attune.auth.cli import demo_key
+    from attune.config import DEFAULT_WORKSPACE
     from attune.ingest.movielens import read_movielens
 
-    with _session() as (_settings, stores):
+    with _session(DEFAULT_WORKSPACE) as (settings, stores):
         has_events = bool(stores.events.count_by_type())
         has_model = stores.model_versions.latest() is not None
     if not has_events:
         if not sample.is_dir():
             _fail(f"{sample}: sample data folder not found")
         read_movielens(sample)  # fail early on a bad folder, before any progress bar
-        import_movielens_cmd(sample)
+        import_movielens_cmd(sample, workspace=DEFAULT_WORKSPACE)
     if not has_model or not has_events:
-        train(algorithm=None, param=None, tune=False, budget="10m")
+        train(algorithm=None, param=None, tune=False, budget="10m", workspace=DEFAULT_WORKSPACE)
+    key = demo_key(settings)
+    base = f"http://{host}:{port}"
     console.rule("[bold green]Attune demo")
-    console.print(f"  demo page   [bold]http://{host}:{port}/demo[/]")
-    console.print(f"  API docs    http://{host}:{port}/docs")
-    console.print(f"  try         curl 'http://{host}:{port}/v1/users/1/recommendations?n=5'")
+    console.print(f"  demo page   [bold]{base}/demo#key={key}[/]", soft_wrap=True)
+    scope = "ATTUNE_ADMIN_KEY" if settings.admin_key else "read and ingest scopes"
+    console.print(f"  API key     [bold]{key}[/] ({scope})", soft_wrap=True)
+    console.print(f"  API docs    {base}/docs")
+    console.print(
+        f"  try         curl -H 'Authorization: Bearer {key}' "
+        f"'{base}/v1/users/1/recommendations?n=5'",
+        soft_wrap=True,
+    )
     console.print("  stop with Ctrl-C; data stays in ./attune-data")
     serve(host=host, port=port)

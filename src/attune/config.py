@@ -6,10 +6,14 @@ Nothing here is built at import time: call :func:`get_settings` (or construct
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from attune.errors import ConfigurationError
 
 DEFAULT_EVENT_TYPES: dict[str, float] = {
     "view": 1.0,
@@ -32,11 +36,25 @@ A weight of zero means the event is stored (it is still history) but does not co
 as positive feedback when training.
 """
 
+DEFAULT_WORKSPACE = "default"
+WORKSPACE_PATTERN = re.compile(r"^[a-z0-9_-]{1,32}$")
+
+
+def check_workspace(name: str) -> str:
+    """Return ``name`` if it is a valid workspace name (``[a-z0-9_-]{1,32}``), else raise."""
+    if not isinstance(name, str) or not WORKSPACE_PATTERN.fullmatch(name):
+        raise ValueError(f"workspace names are 1-32 of a-z, 0-9, '_' and '-'; got {name!r}")
+    return name
+
 
 class Settings(BaseSettings):
     """Everything a process of Attune needs to know about its deployment."""
 
-    model_config = SettingsConfigDict(env_prefix="ATTUNE_", env_file=None, extra="ignore")
+    # hide_input_in_errors: a rejected setting (a short admin key, a database URL with its
+    # password) must not be echoed into logs by the error message
+    model_config = SettingsConfigDict(
+        env_prefix="ATTUNE_", env_file=None, extra="ignore", hide_input_in_errors=True
+    )
 
     data_dir: Path = Field(
         default=Path("attune-data"),
@@ -75,6 +93,15 @@ class Settings(BaseSettings):
         "candidates by validation (or reuses the last tuned choice); or a model name.",
     )
     popularity_half_life_days: float = Field(default=30.0, gt=0)
+    segment_keys: list[str] = Field(
+        default_factory=list,
+        description="Segments the popularity fallback also learns, e.g. "
+        '["traits.region", "context.device"]: a user trait or an event context field each '
+        "(at most 4). Empty: one global list.",
+    )
+    min_segment_people: int = Field(
+        default=20, ge=1, description="Fewest people a segment needs to get its own list."
+    )
     model_refresh_seconds: float = Field(
         default=2.0, ge=0, description="How often a server checks for a newer model version."
     )
@@ -84,26 +111,171 @@ class Settings(BaseSettings):
         description="redis://… : cache and live session state shared by every replica "
         "(default: in-process).",
     )
+    recommendation_cache_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="How long a person's list is reused (0: never); their own events, "
+        "preference changes and new model versions drop it at once.",
+    )
     redis_prefix: str = Field(default="attune", description="Namespace of Attune's Redis keys.")
+
+    # --- privacy (attune.privacy) --------------------------------------------------------
+    consent_required: bool = Field(
+        default=False,
+        description="True (GDPR-strict): a person without a consent record is neither tracked "
+        "nor personalised. False: people without a record count as consenting.",
+    )
+    untracked_events: Literal["drop", "anonymize"] = Field(
+        default="drop",
+        description="Events of people without tracking consent: drop them, or store them "
+        "without user, anonymous and recommendation ids (item popularity still counts).",
+    )
+    pseudonymize_user_ids: bool = Field(
+        default=False,
+        description="Store a keyed HMAC of every user and anonymous id instead of the id; "
+        "callers keep using their own ids. Needs pseudonym_key.",
+    )
+    pseudonym_key: SecretStr | None = Field(
+        default=None,
+        min_length=16,
+        description="The HMAC key of pseudonymize_user_ids. Changing it orphans stored data.",
+    )
+    scrub_personal_data: Literal["redact", "off"] = Field(
+        default="redact",
+        description="Replace emails, phone numbers and card numbers in event properties, "
+        "event context and user traits by [email], [phone], [card] before storing them.",
+    )
+    retention_days: dict[str, float] = Field(
+        default_factory=dict,
+        description='Days an event is kept, per event type, "*" for every other type '
+        '(e.g. {"view": 90, "*": 365}). Empty: keep everything.',
+    )
+    retention_interval_seconds: float = Field(
+        default=3600.0, gt=0, description="How often the worker applies retention_days."
+    )
+    embedded_worker: bool = Field(
+        default=True,
+        description="Run the scheduled jobs (retention) in a background thread of `attune "
+        "serve`; turn off when a separate `attune worker` runs them.",
+    )
+
+    @field_validator("retention_days", mode="after")
+    @classmethod
+    def _positive_days(cls, value: dict[str, float]) -> dict[str, float]:
+        for event_type, days in value.items():
+            if not days > 0:
+                raise ValueError(f"retention_days[{event_type!r}] must be > 0 days, got {days}")
+        return value
+
+    @model_validator(mode="after")
+    def _pseudonym_key_when_needed(self) -> Settings:
+        if self.pseudonymize_user_ids and self.pseudonym_key is None:
+            raise ConfigurationError(
+                "ATTUNE_PSEUDONYMIZE_USER_IDS is on but ATTUNE_PSEUDONYM_KEY is not set: "
+                "set a secret of at least 16 characters (and keep it: changing it orphans "
+                "stored data)"
+            )
+        return self
+
+    @field_validator("segment_keys", mode="after")
+    @classmethod
+    def _segment_keys(cls, value: list[str]) -> list[str]:
+        from attune.features.segments import check_segment_keys
+
+        return check_segment_keys(value)
 
     @field_validator("data_dir", "artifact_dir", mode="after")
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
         return value.expanduser() if value is not None else None
 
+    # --- auth and workspaces (attune.auth) ---------------------------------------------
+    workspace: str = Field(
+        default=DEFAULT_WORKSPACE,
+        description="The workspace (tenant) a command acts on; each has its own data and models.",
+    )
+    admin_key: SecretStr | None = Field(
+        default=None,
+        min_length=16,
+        description="A full-scope secret API key of the default workspace (for automated "
+        "deployments: the first key, with no table row). Never logged.",
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        min_length=32,
+        description="Master secret behind public keys' user-token signing secrets and audit "
+        "hashes. Default: generated once into <data_dir>/secret. Set it when several "
+        "servers share one database.",
+    )
+    rate_limit_per_second: float = Field(
+        default=10_000, gt=0, description="Requests per second per secret key (token bucket)."
+    )
+    rate_limit_burst: int = Field(default=20_000, ge=1, description="Bucket size, secret keys.")
+    public_rate_limit_per_second: float = Field(
+        default=20, gt=0, description="Requests per second per public key (token bucket)."
+    )
+    public_rate_limit_burst: int = Field(default=60, ge=1, description="Bucket size, public keys.")
+    key_cache_seconds: float = Field(
+        default=10,
+        ge=0,
+        description="How long a verified key is trusted without reading the key table again "
+        "(a revocation made by another process takes effect within this time).",
+    )
+
+    @field_validator("workspace", mode="after")
+    @classmethod
+    def _workspace(cls, value: str) -> str:
+        return check_workspace(value)
+
+    def for_workspace(self, name: str) -> Settings:
+        """These settings, acting on workspace ``name`` (its own database and models)."""
+        return self.model_copy(update={"workspace": check_workspace(name)})
+
+    @property
+    def is_default_workspace(self) -> bool:
+        return self.workspace == DEFAULT_WORKSPACE
+
+    @property
+    def workspace_dir(self) -> Path:
+        """Where this workspace's embedded files live: the data dir itself for the default."""
+        if self.is_default_workspace:
+            return self.data_dir
+        return self.data_dir / "workspaces" / self.workspace
+
     @property
     def sql_url(self) -> str:
-        """The database URL in SQLAlchemy form, with the psycopg 3 driver for PostgreSQL."""
-        url = self.database_url or f"sqlite:///{(self.data_dir / 'attune.db').resolve()}"
+        """The database URL in SQLAlchemy form, with the psycopg 3 driver for PostgreSQL.
+
+        A workspace other than the default has its own SQLite file (under
+        ``workspaces/<name>/`` beside the default one) or, on PostgreSQL, the same database
+        and a schema of its own (:attr:`sql_schema`).
+        """
+        url = self.database_url or f"sqlite:///{(self.workspace_dir / 'attune.db').resolve()}"
         if url.startswith("postgres://"):
             url = "postgresql://" + url[len("postgres://") :]
         if url.startswith("postgresql://"):
             url = "postgresql+psycopg://" + url[len("postgresql://") :]
+        if self.database_url and url.startswith("sqlite") and not self.is_default_workspace:
+            head, _, path = url.partition("///")
+            if path and path != ":memory:":
+                file = Path(path)
+                url = f"{head}///{file.parent / 'workspaces' / self.workspace / file.name}"
         return url
 
     @property
+    def sql_schema(self) -> str | None:
+        """The PostgreSQL schema of a workspace other than the default (``ws_<name>``)."""
+        if self.is_default_workspace or not self.sql_url.startswith("postgresql"):
+            return None
+        return f"ws_{self.workspace}"
+
+    @property
     def models_dir(self) -> Path:
-        return self.artifact_dir or (self.data_dir / "models")
+        if self.artifact_dir is None:
+            return self.workspace_dir / "models"
+        if self.is_default_workspace:
+            return self.artifact_dir
+        return self.artifact_dir / "workspaces" / self.workspace
 
     def event_weight(self, event_type: str) -> float:
         return self.event_type_weights.get(event_type, 1.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -21,6 +22,7 @@ class AttuneError(Exception):
         super().__init__(message)
         self.message = message
         self.details = details or []
+        self.headers: dict[str, str] = {}  # extra HTTP response headers (WWW-Authenticate, …)
 
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {"code": self.code, "message": self.message}
@@ -73,3 +75,33 @@ class NotReadyError(AttuneError):
 class ConfigurationError(AttuneError):
     status_code = 500
     code = "configuration_error"
+
+
+class AuthenticationError(AttuneError):
+    """No API key, or one that is unknown or revoked (answered with WWW-Authenticate)."""
+
+    status_code = 401
+    code = "unauthorized"
+
+    def __init__(self, message: str, *, details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message, details=details)
+        self.headers["WWW-Authenticate"] = 'Bearer realm="attune"'
+
+
+class PermissionDeniedError(AttuneError):
+    """A valid key that may not do this (missing scope, another person's data)."""
+
+    status_code = 403
+    code = "forbidden"
+
+
+class RateLimitedError(AttuneError):
+    """Too many requests for this key; ``retry_after`` seconds until the next is allowed."""
+
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from attune.api.app import create_app
 from attune.config import Settings
 from attune.store.factory import Stores
+from tests.conftest import AUTH
 
 T0 = 1_700_000_000  # 2023-11-14T22:13:20Z
 T0_UTC = datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)
@@ -244,7 +245,7 @@ def test_unknown_event_type_is_rejected_naming_the_known_ones(client):
 
 def test_unknown_event_type_accepted_when_allowed(any_settings: Settings, stores: Stores):
     settings = any_settings.model_copy(update={"allow_unknown_event_types": True})
-    with TestClient(create_app(settings, stores)) as open_client:
+    with TestClient(create_app(settings, stores), headers=AUTH) as open_client:
         body = post(open_client, [{"user_id": "u", "item_id": "i", "type": "Teleport"}])
         assert statuses(body) == ["accepted"]
         assert [e["type"] for e in history(open_client, "u")] == ["teleport"]
@@ -313,7 +314,7 @@ def test_batch_over_the_event_limit_is_413_and_stores_nothing(client, stores):
 @pytest.fixture
 def small_client(any_settings: Settings, stores: Stores) -> Iterator[TestClient]:
     settings = any_settings.model_copy(update={"max_body_bytes": 2048})
-    with TestClient(create_app(settings, stores)) as test_client:
+    with TestClient(create_app(settings, stores), headers=AUTH) as test_client:
         yield test_client
 
 

@@ -51,7 +51,7 @@ def test_unavailable_items_are_never_recommended(client, trained):
     top = client.get("/v1/users/u0/recommendations", params={"n": 1}).json()["items"][0]["item_id"]
     assert client.put(f"/v1/items/{top}", json={"available": False}).status_code == 200
     services = client.app.state.services
-    services.recommendations._unavailable_at = float("-inf")  # skip the 5 s refresh wait
+    services.recommendations.engine._unavailable_at = float("-inf")  # skip the 5 s refresh wait
     items = [it["item_id"] for it in client.get("/v1/users/u0/recommendations").json()["items"]]
     assert top not in items
 

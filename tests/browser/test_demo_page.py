@@ -24,7 +24,7 @@ from attune.ingest.schemas import ItemIn, UserIn
 from attune.ingest.service import IngestService
 from attune.store.factory import open_stores
 from attune.training.pipeline import train
-from tests.conftest import two_taste_events
+from tests.conftest import ADMIN_KEY, two_taste_events
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, Route
@@ -41,6 +41,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 TIMEOUT_MS = 10_000
+DEMO = f"/demo#key={ADMIN_KEY}"  # what `attune demo` prints: the page keeps the key
 
 # two_taste_events() uses items a0..a4 and b0..b4; give them titles and genres.
 CATALOG: dict[str, tuple[str, list[str], list[str]]] = {
@@ -79,7 +80,11 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer
 
     from attune.api.app import create_app
 
-    settings = Settings(data_dir=tmp_path_factory.mktemp("demo") / "data", model_refresh_seconds=0)
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("demo") / "data",
+        model_refresh_seconds=0,
+        admin_key=ADMIN_KEY,
+    )
     events = two_taste_events()
     stores = open_stores(settings)
     try:
@@ -181,7 +186,9 @@ def test_pick_a_user_act_and_the_lists_change(
 ) -> None:
     from playwright.sync_api import expect
 
-    page.goto("/demo")
+    page.goto(DEMO)
+    # the key moved from the address bar into the browser's storage
+    expect(page).to_have_url(f"{demo_server.base_url}/demo")
     select = page.get_by_test_id("user-select")
     expect(select).to_have_attribute("data-loaded", "true")
     expect(select.locator("option[value='u0']")).to_have_count(1)
@@ -235,7 +242,7 @@ def test_pick_a_user_act_and_the_lists_change(
 def test_unknown_user_gets_popular_items_labelled_as_such(page: Page, tmp_path: Path) -> None:
     from playwright.sync_api import expect
 
-    page.goto("/demo")
+    page.goto(DEMO)
     expect(page.get_by_test_id("user-select")).to_have_attribute("data-loaded", "true")
     page.get_by_test_id("user-input").fill("first-time-visitor")
     page.get_by_test_id("user-input").press("Enter")
@@ -271,7 +278,7 @@ def test_unknown_user_gets_popular_items_labelled_as_such(page: Page, tmp_path: 
 def test_api_errors_are_readable_and_the_key_is_sent_as_bearer(page: Page) -> None:
     from playwright.sync_api import expect
 
-    page.goto("/demo")
+    page.goto(DEMO)
     expect(page.get_by_test_id("user-select")).to_have_attribute("data-loaded", "true")
 
     # an id longer than the API allows: the 422 is shown with its code and field
@@ -284,11 +291,22 @@ def test_api_errors_are_readable_and_the_key_is_sent_as_bearer(page: Page) -> No
     expect(recs_error).to_contain_text("HTTP 422 · validation_error")
     expect(recs_error).to_contain_text("path.user_id")
 
-    # no key: no Authorization header; a saved key: sent as a Bearer token
+    # the key from the address is sent as a Bearer token
+    with page.expect_request("**/v1/users?limit=200") as keyed:
+        page.reload()
+    assert keyed.value.headers["authorization"] == f"Bearer {ADMIN_KEY}"
+
+    # no key: no Authorization header, a 401, and the key box opens to paste one
+    page.get_by_test_id("api-key-toggle").click()
+    page.get_by_test_id("api-key-clear").click()
     with page.expect_request("**/v1/users?limit=200") as plain:
         page.reload()
     assert "authorization" not in plain.value.headers
-    page.get_by_test_id("api-key-toggle").click()
+    expect(page.get_by_test_id("user-select")).to_have_attribute("data-loaded", "error")
+    expect(page.get_by_role("alert").filter(has_text="HTTP 401").first).to_be_visible()
+    expect(page.get_by_test_id("api-key")).to_be_visible()
+
+    # a saved key: sent as a Bearer token, and kept across reloads
     page.get_by_test_id("api-key").fill("sk_test_123")
     with page.expect_request("**/v1/users?limit=200") as keyed:
         page.get_by_test_id("api-key-save").click()

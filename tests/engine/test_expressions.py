@@ -14,10 +14,12 @@ from hypothesis import strategies as st
 from attune.engine.expression_eval import clean_row
 from attune.engine.expression_tree import (
     FIELDS,
+    ITEM_VOCABULARY,
     And,
     Arith,
     Compare,
     Duration,
+    External,
     Field,
     Kind,
     ListLiteral,
@@ -27,6 +29,7 @@ from attune.engine.expression_tree import (
     Now,
     Or,
     Property,
+    Vocabulary,
     kind_of,
     to_text,
 )
@@ -401,49 +404,63 @@ scalars = st.one_of(
     st.text(alphabet=string.printable + "é\u2028\x01", max_size=6),
 )
 property_keys = st.text(alphabet=string.ascii_letters + "_ .-1", min_size=1, max_size=5)
-numbers = st.one_of(
-    st.builds(Literal, st.integers(-1000, 10**6) | st.floats(-1e6, 1e6, allow_nan=False)),
-    st.builds(Duration, st.integers(-100, 100) | st.floats(0, 100), st.sampled_from("smhdw")),
-    st.just(Now()),
-    st.sampled_from([Field("price"), Field("created_at")]),
-)
-values = st.one_of(
-    st.builds(Literal, scalars),
-    st.builds(ListLiteral, st.lists(scalars, max_size=4).map(tuple)),
-    st.builds(Field, st.sampled_from(sorted(FIELDS))),
-    st.builds(Property, st.lists(property_keys, min_size=1, max_size=3).map(tuple)),
-    numbers,
-)
-sums = st.builds(
-    Arith, numbers, st.lists(st.tuples(st.sampled_from("+-"), numbers), min_size=1, max_size=3)
-).map(lambda a: Arith(a.first, tuple(a.rest)))
-operands = st.one_of(values, sums)
 
 
-@st.composite
-def comparisons(draw: st.DrawFn) -> Compare:
-    op = draw(st.sampled_from(["==", "!=", "<", "<=", ">", ">=", "in", "not in"]))
-    left, right = draw(operands), draw(operands)
-    if op in ("in", "not in") and kind_of(right) in (Kind.NUMBER, Kind.BOOL, Kind.NULL):
-        right = ListLiteral(("x", 1))
-    return Compare(op, left, right)
+def trees(
+    vocabulary: Vocabulary = ITEM_VOCABULARY, keys: st.SearchStrategy[str] = property_keys
+) -> st.SearchStrategy[Node]:
+    """Condition trees over ``vocabulary``, built only where the parser would accept them;
+    map and scope paths are made of ``keys``."""
+    names = sorted(vocabulary.fields)
+    paths = st.lists(keys, min_size=1, max_size=3).map(tuple)
+    keyed = [st.builds(Property, paths, st.sampled_from(vocabulary.maps))]
+    if vocabulary.scopes:
+        keyed.append(st.builds(External, st.sampled_from(vocabulary.scopes), paths))
+    numbers = st.one_of(
+        st.builds(Literal, st.integers(-1000, 10**6) | st.floats(-1e6, 1e6, allow_nan=False)),
+        st.builds(Duration, st.integers(-100, 100) | st.floats(0, 100), st.sampled_from("smhdw")),
+        st.just(Now()),
+        st.sampled_from([Field(n) for n in names if vocabulary.fields[n] is Kind.NUMBER]),
+    )
+    values = st.one_of(
+        st.builds(Literal, scalars),
+        st.builds(ListLiteral, st.lists(scalars, max_size=4).map(tuple)),
+        st.builds(Field, st.sampled_from(names)),
+        *keyed,
+        numbers,
+    )
+    sums = st.builds(
+        lambda first, rest: Arith(first, tuple(rest)),
+        numbers | st.one_of(*keyed),
+        st.lists(st.tuples(st.sampled_from("+-"), numbers), min_size=1, max_size=3),
+    )
+    operands = st.one_of(values, sums)
+
+    @st.composite
+    def comparisons(draw: st.DrawFn) -> Compare:
+        op = draw(st.sampled_from(["==", "!=", "<", "<=", ">", ">=", "in", "not in"]))
+        left, right = draw(operands), draw(operands)
+        if op in ("in", "not in") and kind_of(right) in (Kind.NUMBER, Kind.BOOL, Kind.NULL):
+            right = ListLiteral(("x", 1))
+        return Compare(op, left, right)
+
+    flags = [Field(n) for n in names if vocabulary.fields[n] is Kind.BOOL]
+    atoms = st.one_of(
+        comparisons(), st.sampled_from([*flags, Literal(True), Literal(False)]), *keyed
+    )
+    return st.recursive(
+        atoms,
+        lambda inner: st.one_of(
+            st.builds(Not, inner),
+            st.builds(And, st.lists(inner, min_size=2, max_size=3).map(tuple)),
+            st.builds(Or, st.lists(inner, min_size=2, max_size=3).map(tuple)),
+            st.builds(Compare, st.sampled_from(["==", "!="]), inner, inner),
+        ),
+        max_leaves=10,
+    )
 
 
-atoms = st.one_of(
-    comparisons(),
-    st.sampled_from([Field("available"), Literal(True), Literal(False)]),
-    st.builds(Property, st.lists(property_keys, min_size=1, max_size=2).map(tuple)),
-)
-conditions = st.recursive(
-    atoms,
-    lambda inner: st.one_of(
-        st.builds(Not, inner),
-        st.builds(And, st.lists(inner, min_size=2, max_size=3).map(tuple)),
-        st.builds(Or, st.lists(inner, min_size=2, max_size=3).map(tuple)),
-        st.builds(Compare, st.sampled_from(["==", "!="]), inner, inner),
-    ),
-    max_leaves=10,
-)
+conditions = trees()
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

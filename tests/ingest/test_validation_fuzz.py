@@ -16,6 +16,7 @@ from attune.api.app import create_app
 from attune.config import Settings
 from attune.ingest.validation import EventValidator
 from attune.store.factory import Stores
+from tests.conftest import AUTH
 
 JSON = {"content-type": "application/json"}
 FIELDS = [
@@ -111,7 +112,7 @@ def post_json(client: TestClient, body: Any) -> Any:
 
 @pytest.fixture
 def fuzz_client(settings: Settings, sqlite_stores: Stores) -> Iterator[TestClient]:
-    with TestClient(create_app(settings, sqlite_stores)) as client:
+    with TestClient(create_app(settings, sqlite_stores), headers=AUTH) as client:
         yield client
 
 

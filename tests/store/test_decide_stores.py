@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
@@ -13,8 +11,6 @@ from attune.store.cache import MemoryCache, user_key
 from attune.store.factory import Stores
 from attune.store.redis_cache import RedisCache
 from attune.store.sessions import MemorySessionStore, RedisSessionStore, SessionEvent
-
-REDIS_URL = os.environ.get("ATTUNE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def test_preferences_round_trip_and_erasure(stores: Stores) -> None:
@@ -63,20 +59,6 @@ def test_recommendation_logs_by_user_newest_first(stores: Stores) -> None:
     assert stores.erase_user("u1")["recommendation_logs"] == 2
     assert stores.recommendation_logs.for_user("u1") == []
     assert stores.recommendation_logs.get("r2") is not None
-
-
-@pytest.fixture
-def redis_client() -> Iterator[object]:
-    redis = pytest.importorskip("redis")
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except Exception as exc:
-        from tests.conftest import _unavailable
-
-        _unavailable(f"Redis at {REDIS_URL} is not reachable: {type(exc).__name__}")
-    yield client
-    client.close()
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])

@@ -10,37 +10,61 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, RedirectResponse
 
 from attune import __version__
 from attune.api.deps import Services
 from attune.api.errors import BodySizeLimit, install_error_handlers
-from attune.api.routes import events, health, items, recommendations, users
-from attune.config import Settings
+from attune.api.openapi import install_openapi
+from attune.api.routes import (
+    audit,
+    events,
+    health,
+    items,
+    keys,
+    placements,
+    preferences,
+    privacy,
+    recommendations,
+    users,
+)
+from attune.api.security import SecurityHeaders, authorize
+from attune.api.workspaces import WorkspaceServices
+from attune.auth.authenticator import Authenticator
+from attune.config import DEFAULT_WORKSPACE, Settings
 from attune.engine.model_holder import ModelHolder
 from attune.engine.recommend import RecommendationService
 from attune.ingest.service import IngestService
+from attune.privacy.service import PrivacyService
 from attune.store.factory import Stores, open_stores
 
 STATIC = Path(__file__).resolve().parent / "static"
 
 
 def build_services(settings: Settings, stores: Stores) -> Services:
-    models = ModelHolder(stores, refresh_seconds=settings.model_refresh_seconds)
+    models = ModelHolder(
+        stores, refresh_seconds=settings.model_refresh_seconds, settings=settings
+    )
+    ingest = IngestService(settings, stores)
+    recommendations = RecommendationService(stores, models, settings)
+    # each accepted event updates the person's live session and drops their cached lists
+    ingest.bus.subscribe(recommendations.on_events)
     return Services(
         settings=settings,
         stores=stores,
-        ingest=IngestService(settings, stores),
+        ingest=ingest,
         models=models,
-        recommendations=RecommendationService(stores, models),
+        recommendations=recommendations,
+        privacy=PrivacyService(settings, stores, models),
     )
 
 
 def create_app(settings: Settings | None = None, stores: Stores | None = None) -> FastAPI:
     """Build the API. ``stores`` is for tests; by default they are opened from settings."""
-    settings = settings or Settings()
+    # the app answers for every workspace: the caller's key picks one per request
+    settings = (settings or Settings()).for_workspace(DEFAULT_WORKSPACE)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -49,9 +73,13 @@ def create_app(settings: Settings | None = None, stores: Stores | None = None) -
         assert opened is not None
         app.state.services = build_services(settings, opened)
         app.state.services.models.refresh()
+        app.state.auth = Authenticator(settings, opened.keys)
+        app.state.workspaces = WorkspaceServices(settings, app.state.services, build_services)
         try:
             yield
         finally:
+            app.state.services.recommendations.log.flush()
+            app.state.workspaces.close()
             if own:
                 opened.close()
 
@@ -60,8 +88,11 @@ def create_app(settings: Settings | None = None, stores: Stores | None = None) -
         version=__version__,
         description="Open-source AI personalization engine: events in, recommendations out.",
         lifespan=lifespan,
+        # every route, including those added later, is checked against the auth policy
+        dependencies=[Depends(authorize)],
     )
     install_error_handlers(app)
+    install_openapi(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
@@ -70,7 +101,19 @@ def create_app(settings: Settings | None = None, stores: Stores | None = None) -
             allow_methods=["*"],
             allow_headers=["*"],
         )
-    for module in (health, events, items, users, recommendations):
+    app.add_middleware(SecurityHeaders)
+    for module in (
+        health,
+        events,
+        items,
+        users,
+        preferences,
+        privacy,
+        recommendations,
+        placements,
+        keys,
+        audit,
+    ):
         app.include_router(module.router)
 
     @app.get("/", include_in_schema=False)

@@ -48,7 +48,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _attune(_request: Request, exc: AttuneError) -> JSONResponse:
         if exc.status_code >= 500 and exc.status_code not in (501, 503):
             log.error("%s: %s", type(exc).__name__, exc.message)
-        return JSONResponse(exc.to_dict(), status_code=exc.status_code)
+        return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=exc.headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -59,6 +59,17 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            # FastAPI's answer to a body it cannot even decode (not UTF-8): malformed JSON,
+            # reported as every other malformed body is (found by schemathesis)
+            detail = {
+                "loc": ["body"],
+                "msg": "malformed JSON: " + str(exc.detail),
+                "type": "json_invalid",
+            }
+            return JSONResponse(
+                error_body("validation_error", "malformed JSON body", [detail]), status_code=422
+            )
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return JSONResponse(
             error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers

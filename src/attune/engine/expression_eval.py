@@ -10,6 +10,7 @@ false, never an exception (see :mod:`attune.engine.expressions` for the rules).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from attune.engine.expression_tree import (
     Arith,
     Compare,
     Duration,
+    External,
     Field,
     ListLiteral,
     Literal,
@@ -28,6 +30,7 @@ from attune.engine.expression_tree import (
     Now,
     Or,
     Property,
+    Scalar,
 )
 
 Row = Mapping[str, Any]
@@ -289,23 +292,29 @@ def _value(node: Node, now: float) -> _Constant | Evaluator:
             return _Constant(now)
         case Field(name=name):
             return lambda row: row.get(name)
-        case Property(path=path):
-            return _property(path)
+        case Property(path=path, root=root):
+            return _property(root, path)
+        case External():
+            return _Constant(None)  # unbound: see bind_tree
         case Arith(first=first, rest=rest):
             return _arith(first, rest, now)
     return _condition(node, now)
 
 
-def _property(path: tuple[str, ...]) -> Evaluator:
+def _property(root: str, path: tuple[str, ...]) -> Evaluator:
     def read(row: Row) -> Any:
-        value = row.get("properties")
-        for key in path:
-            if not isinstance(value, Mapping):
-                return None
-            value = value.get(key)
-        return clean(value)
+        return clean(_lookup(row.get(root), path))
 
     return read
+
+
+def _lookup(value: Any, path: tuple[str, ...]) -> Any:
+    """``value[path[0]][path[1]]…``; null where a step is missing or not a map."""
+    for key in path:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value
 
 
 def _add(total: Any, plus: bool, value: Any) -> Any:
@@ -336,3 +345,59 @@ def _arith(first: Node, rest: tuple[tuple[str, Node], ...], now: float) -> _Cons
         return total
 
     return total_of
+
+
+# -- binding request values -------------------------------------------------------------
+
+_MAX_INT = 10**300  # longer integers have no literal (the tokenizer's limit)
+
+
+def _scalar(value: Any) -> tuple[bool, Scalar]:
+    """``(True, value)`` when ``value`` (already cleaned) can be written as a literal."""
+    kind = type(value)
+    if value is None or kind is str or kind is bool:
+        return True, value
+    if kind is int:
+        return -_MAX_INT < value < _MAX_INT, value
+    if kind is float:
+        return bool(np.isfinite(value)), value
+    return False, None
+
+
+def literal_of(value: Any) -> Literal | ListLiteral:
+    """A request value as a literal: a string, number, bool, null, or a list of those
+    (tuples and numpy arrays included); anything else (maps, nested lists, NaN,
+    infinities) becomes null."""
+    value = clean(value)
+    if type(value) is list:
+        items = [_scalar(clean(element)) for element in value]
+        if all(ok for ok, _ in items):
+            return ListLiteral(tuple(element for _, element in items))
+        return Literal(None)
+    ok, scalar = _scalar(value)
+    return Literal(scalar if ok else None)
+
+
+def bind_tree(node: Node, values: Mapping[str, Mapping[str, Any]]) -> Node:
+    """``node`` with each :class:`External` replaced by its value in ``values``.
+
+    Args:
+        node: a parsed tree.
+        values: scope → map, e.g. ``{"context": {"region": "EU"}, "user": traits}``; a
+            missing scope or key, or a step into a non-map, binds null.
+    """
+    match node:
+        case External(scope=scope, path=path):
+            return replace(literal_of(_lookup(values.get(scope), path)), pos=node.pos)
+        case Arith(first=first, rest=rest):
+            terms = tuple((op, bind_tree(term, values)) for op, term in rest)
+            return Arith(bind_tree(first, values), terms, node.pos)
+        case Compare(op=op, left=left, right=right):
+            return Compare(op, bind_tree(left, values), bind_tree(right, values), node.pos)
+        case Not(operand=operand):
+            return Not(bind_tree(operand, values), node.pos)
+        case And(operands=operands):
+            return And(tuple(bind_tree(o, values) for o in operands), node.pos)
+        case Or(operands=operands):
+            return Or(tuple(bind_tree(o, values) for o in operands), node.pos)
+    return node

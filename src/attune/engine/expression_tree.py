@@ -1,4 +1,4 @@
-"""The tree a filter expression parses into, its static types, and its canonical text.
+"""The tree a filter expression parses into, its vocabularies, static types, canonical text.
 
 Nodes are frozen dataclasses compared by value (the source position is carried along for
 error messages but ignored by ``==``), so ``parse(to_text(tree)) == tree`` can be tested.
@@ -8,6 +8,7 @@ See :mod:`attune.engine.expressions` for the grammar.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -48,6 +49,64 @@ FIELDS: dict[str, Kind] = {
     "title": Kind.TEXT,
 }
 """Item fields a filter may name (besides ``properties.<key>``), with their kind."""
+
+ITEM_FIELDS = FIELDS
+"""The item vocabulary's fields (the same dict as :data:`FIELDS`)."""
+
+USER_FIELDS: dict[str, Kind] = {
+    "events": Kind.NUMBER,
+    "first_seen_at": Kind.NUMBER,
+    "last_purchase_at": Kind.NUMBER,
+    "last_seen_at": Kind.NUMBER,
+    "purchases": Kind.NUMBER,
+    "user_id": Kind.TEXT,
+}
+"""User-record fields a segment rule may name (besides ``traits.<key>``, ``context.<key>``);
+times are UTC Unix seconds or null."""
+
+FIELD_KINDS: dict[str, Kind] = {**ITEM_FIELDS, **USER_FIELDS}
+"""Every field of every vocabulary (their names are distinct), for :func:`kind_of`."""
+
+
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity: there are two
+class Vocabulary:
+    """The names an expression may use, and what each means.
+
+    Attributes:
+        name: what the expression runs over ("item" or "user"), for messages.
+        fields: plain fields of the record, with their kind.
+        maps: fields holding a map of free keys, read with a path (``properties.color``).
+        scopes: request-bound maps, not fields of the record (``context.region``): they
+            parse to :class:`External` and are null until bound.
+        alias: a prefix that may precede any field or map (``item.created_at``), or None.
+        example: a condition over this vocabulary, shown in error messages.
+    """
+
+    name: str
+    fields: Mapping[str, Kind]
+    maps: tuple[str, ...]
+    scopes: tuple[str, ...] = ()
+    alias: str | None = None
+    example: str = "price < 10"
+
+    def known_names(self) -> list[str]:
+        """The names to list in an "unknown name" message, fields first."""
+        names = [*sorted(self.fields), "now"]
+        names += [f"{root}.<key>" for root in (*self.maps, *self.scopes)]
+        if self.alias:
+            names.append(f"{self.alias}.<field>")
+        return names
+
+
+ITEM_VOCABULARY = Vocabulary(
+    "item", ITEM_FIELDS, maps=("properties",), scopes=("context", "user"), alias="item"
+)
+"""Catalog filters and boost conditions: item fields, ``properties.<key>``, ``item.<field>``,
+and the request-bound ``context.<key>`` (request context) and ``user.<key>`` (the
+requesting user's traits)."""
+
+USER_VOCABULARY = Vocabulary("user", USER_FIELDS, maps=("traits", "context"), example="events < 3")
+"""Segment rules over a user record: its fields, ``traits.<key>`` and ``context.<key>``."""
 
 
 def _pos() -> Any:
@@ -100,8 +159,23 @@ class Field:
 
 @dataclass(frozen=True, slots=True)
 class Property:
-    """``properties.a.b`` or ``properties["a b"]``: a path into the item's free properties."""
+    """``properties.a.b`` or ``traits["a b"]``: a path into a map field of the record.
 
+    ``root`` is the map field read (``properties`` for items, ``traits`` or ``context`` for
+    users); a missing key, or a step into something that is not a map, is null.
+    """
+
+    path: tuple[str, ...]
+    root: str = "properties"
+    pos: int = _pos()
+
+
+@dataclass(frozen=True, slots=True)
+class External:
+    """``context.region`` or ``user.region`` in an item filter: a value of the request, not
+    of the item. Null until ``bind_tree`` (``Filter.bind``) puts the request's value in."""
+
+    scope: str
     path: tuple[str, ...]
     pos: int = _pos()
 
@@ -143,7 +217,20 @@ class Or:
     pos: int = _pos()
 
 
-Node = Literal | ListLiteral | Duration | Now | Field | Property | Arith | Compare | Not | And | Or
+Node = (
+    Literal
+    | ListLiteral
+    | Duration
+    | Now
+    | Field
+    | Property
+    | External
+    | Arith
+    | Compare
+    | Not
+    | And
+    | Or
+)
 
 
 def kind_of(node: Node) -> Kind:
@@ -160,7 +247,7 @@ def kind_of(node: Node) -> Kind:
         case Duration() | Now() | Arith():
             return Kind.NUMBER
         case Field(name=name):
-            return FIELDS[name]
+            return FIELD_KINDS.get(name, Kind.ANY)
         case Compare() | Not() | And() | Or():
             return Kind.BOOL
     return Kind.ANY
@@ -255,8 +342,8 @@ def to_text(node: Node) -> str:
             return "now"
         case Field(name=name):
             return name
-        case Property(path=path):
-            return "properties" + "".join(
+        case Property(path=path, root=root) | External(scope=root, path=path):
+            return root + "".join(
                 f".{key}" if _IDENTIFIER.match(key) else f"[{quote(key)}]" for key in path
             )
         case Arith(first=first, rest=rest):

@@ -1,263 +1,319 @@
-"""Answer "what should this person see": live history → model scores → filtered top n.
+"""The serving face of the decision engine: cached answers, live updates, logging.
 
-A filter expression (see :mod:`attune.engine.expressions`) restricts both the model's
-candidates and the popularity fallback, so a filtered list is still ``n`` long whenever
-enough matching items exist.
+:class:`RecommendationService` is what the API and the CLI call. It asks the
+:class:`~attune.engine.decide.DecisionEngine` for lists, caches each person's answers
+per (placement, filters, context bucket, model version) for a few seconds, drops that
+cache the moment the person does something (or changes preferences), feeds their live
+session state from the event bus, and logs every answer it gives (recommendation id,
+items with scores and positions, placement, model version) for attribution, export and
+erasure.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import fields
+from typing import Any
 
-import numpy as np
-import scipy.sparse as sp
-
-from attune.engine.expressions import Filter
-from attune.engine.filtering import AllowedItems, CatalogFilters
-from attune.engine.model_holder import LoadedModel, ModelHolder
-from attune.errors import NotFoundError, NotReadyError
-from attune.features.interactions import history_matrix
+from attune.engine.decide import (
+    DecisionEngine,
+    DecisionRequest,
+    Recommendation,
+    ScoredItem,
+    placement_digest,
+)
+from attune.engine.model_holder import ModelHolder
+from attune.engine.trending import TrendingItem
+from attune.store.cache import user_key
 from attune.store.factory import Stores
-from attune.store.protocols import HistoryEvent
+from attune.store.protocols import EventRow
+from attune.store.sessions import SessionEvent
 
-HISTORY_LIMIT = 1_000
-"""Newest events read per request; older history rarely changes a list."""
+__all__ = ["Recommendation", "RecommendationService", "ScoredItem"]
 
-NOT_CONSUMED = frozenset({"impression", "search"})
-"""Event types that do not mean the person has had the item (so it may still be shown)."""
+log = logging.getLogger(__name__)
 
-UNAVAILABLE_REFRESH_SECONDS = 5.0
-
-
-@dataclass
-class ScoredItem:
-    item_id: str
-    score: float
-    source: str  # which model produced the score: "model" or "popular"
+CACHE_SECONDS = 30.0
+"""How long one person's answer is reused (their own events drop it at once)."""
 
 
-@dataclass
-class Recommendation:
-    recommendation_id: str
-    items: list[ScoredItem]
-    model_version: str
-    sources: dict[str, int] = field(default_factory=dict)
+class RecommendationLog:
+    """Writes answered recommendations in the background, in batches.
+
+    Requests never wait for the database, and do not wake the writer one by one: the
+    first row of a batch wakes it, it lets rows gather for ``interval`` seconds (or until
+    ``batch`` are waiting) and writes them in one transaction. :meth:`flush` waits for
+    everything queued (the CLI and tests call it; the server calls it on shutdown).
+    """
+
+    def __init__(
+        self, store: Any, batch: int = 500, interval: float = 0.05, max_pending: int = 100_000
+    ) -> None:
+        self.store = store
+        self.batch = batch
+        self.interval = interval
+        self.max_pending = max_pending
+        self._pending: deque[dict[str, Any]] = deque()
+        self._in_flight = 0
+        self._flushing = 0
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def record(self, rec: Recommendation, user_id: str | None, context: Mapping[str, str]) -> None:
+        row = {
+            "recommendation_id": rec.recommendation_id,
+            "user_id": user_id,
+            "placement": rec.placement,
+            "model_version": rec.model_version,
+            "items": [
+                {"item_id": it.item_id, "score": it.score, "source": it.source, "position": k + 1}
+                for k, it in enumerate(rec.items)
+            ],
+            "context": dict(context),
+            "created_at": time.time(),
+        }
+        with self._cond:
+            if len(self._pending) >= self.max_pending:  # a stuck database must not stall answers
+                log.warning("recommendation log queue full; dropping a log row")
+                return
+            self._pending.append(row)
+            if len(self._pending) == 1 or len(self._pending) >= self.batch:
+                self._cond.notify_all()
+        self._ensure_thread()
+
+    def _ensure_thread(self) -> None:
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            with self._cond:
+                if self._thread is None or not self._thread.is_alive():
+                    self._thread = threading.Thread(
+                        target=self._run, name="attune-recommendation-log", daemon=True
+                    )
+                    self._thread.start()
+
+    def _ready(self) -> bool:
+        return bool(self._flushing) or len(self._pending) >= self.batch
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: bool(self._pending))
+                self._cond.wait_for(self._ready, timeout=self.interval)  # let a batch gather
+                rows = [self._pending.popleft() for _ in range(min(self.batch, len(self._pending)))]
+                self._in_flight = len(rows)
+            self._write(rows)
+
+    def _write(self, rows: list[dict[str, Any]]) -> None:
+        try:
+            self.store.add(rows)
+        except Exception:
+            log.exception("could not write %d recommendation log rows", len(rows))
+        finally:
+            with self._cond:
+                self._in_flight = 0
+                self._cond.notify_all()
+
+    def flush(self) -> None:
+        """Block until every queued row is written."""
+        with self._cond:
+            if not self._pending and not self._in_flight:
+                return
+        self._ensure_thread()
+        with self._cond:
+            self._flushing += 1
+            self._cond.notify_all()
+            try:
+                self._cond.wait_for(lambda: not self._pending and not self._in_flight)
+            finally:
+                self._flushing -= 1
 
 
 class RecommendationService:
-    """Personalised lists, similar items and the popularity fallback chain."""
+    """Personalised lists, similar items, re-ranking and trending, cached and logged."""
 
-    def __init__(self, stores: Stores, models: ModelHolder) -> None:
+    def __init__(
+        self, stores: Stores, models: ModelHolder, settings: Any = None, log_answers: bool = True
+    ) -> None:
         self.stores = stores
-        self.models = models
-        self._unavailable: frozenset[str] = frozenset()
-        self._unavailable_at = float("-inf")
-        self._lock = threading.Lock()
-        self.filters = CatalogFilters(stores.catalog, UNAVAILABLE_REFRESH_SECONDS)
+        self.engine = DecisionEngine(stores, models, settings)
+        self.filters = self.engine.filters
+        self.log = RecommendationLog(stores.recommendation_logs)
+        self.log_answers = log_answers
+        self.cache_seconds = float(getattr(settings, "recommendation_cache_seconds", CACHE_SECONDS))
 
-    def _model(self) -> LoadedModel:
-        model = self.models.current()
-        if model is None:
-            raise NotReadyError("no trained model yet: run `attune train`")
-        return model
+    # -- lists ---------------------------------------------------------------------------
 
-    def unavailable_items(self) -> frozenset[str]:
-        """Catalog items marked unavailable, re-read every few seconds."""
-        if time.monotonic() - self._unavailable_at >= UNAVAILABLE_REFRESH_SECONDS:
-            with self._lock:
-                # another thread may have re-read it while this one waited for the lock
-                if time.monotonic() - self._unavailable_at >= UNAVAILABLE_REFRESH_SECONDS:
-                    self._unavailable = frozenset(self.stores.catalog.unavailable_item_ids())
-                    self._unavailable_at = time.monotonic()
-        return self._unavailable
-
-    def for_user(self, user_id: str, n: int, filter_text: str | None = None) -> Recommendation:
-        """The top ``n`` items for ``user_id``, never one they already interacted with.
-
-        History is read from the event store on every call, so events accepted a moment
-        ago are both excluded and used as the seed of the list. People the main model
-        cannot score (no known history) get the popularity fallback.
-
-        Args:
-            user_id: external user id.
-            n: list length.
-            filter_text: a filter expression every item must match (None: no filter).
-
-        Raises:
-            ValidationError: the filter is malformed (checked before anything else).
-        """
-        condition = self.filters.parse(filter_text) if filter_text is not None else None
-        history = self.stores.events.user_history(user_id, limit=HISTORY_LIMIT)
-        return self._recommend([history], n, condition)[0]
+    def for_user(
+        self,
+        user_id: str,
+        n: int | None = None,
+        filter_text: str | None = None,
+        *,
+        placement: str | None = None,
+        context: Mapping[str, str] | None = None,
+    ) -> Recommendation:
+        """The list for ``user_id``: never an item they already had (including events
+        accepted a moment ago), filtered, diversified and explained per the placement."""
+        request = DecisionRequest(user_id, n, placement, filter_text, dict(context or {}))
+        key = self._cache_key(request)
+        cached = self.stores.cache.get(key) if self.cache_seconds > 0 else None
+        if cached is not None:
+            rec = _from_cache(cached)
+        else:
+            rec = self.engine.for_user(request)
+            if self.cache_seconds > 0:
+                self.stores.cache.set(key, _to_cache(rec), self.cache_seconds)
+        return self._answered(rec, user_id, request.context)
 
     def for_users(
-        self, user_ids: list[str], n: int, chunk: int = 256, filter_text: str | None = None
+        self,
+        user_ids: Sequence[str],
+        n: int,
+        chunk: int = 256,
+        filter_text: str | None = None,
+        *,
+        placement: str | None = None,
+        context: Mapping[str, str] | None = None,
     ) -> list[Recommendation]:
-        """:meth:`for_user` for many people, reading and scoring them in chunks."""
-        condition = self.filters.parse(filter_text) if filter_text is not None else None
+        """:meth:`for_user` for many people (batch exports), scored in chunks."""
         out: list[Recommendation] = []
         for start in range(0, len(user_ids), chunk):
-            part = user_ids[start : start + chunk]
-            histories = self.stores.events.user_histories(part, limit=HISTORY_LIMIT)
-            out += self._recommend([histories.get(u, []) for u in part], n, condition)
+            part = list(user_ids[start : start + chunk])
+            recs = self.engine.for_people(
+                part, n, placement=placement, filter_text=filter_text, context=context
+            )
+            out += [self._answered(r, u, context or {}) for u, r in zip(part, recs, strict=True)]
         return out
 
-    def _allowed(
-        self, condition: Filter | None, model: LoadedModel, role: str
-    ) -> AllowedItems | None:
-        """The items of one of ``model``'s item spaces that ``condition`` lets through."""
-        if condition is None:
-            return None
-        recommender = {"main": model.main, "fallback": model.fallback, "similar": model.similar}
-        space = f"{model.version.version_id}/{role}"
-        return self.filters.allowed(condition, recommender[role].item_ids, space)
+    def similar(
+        self,
+        item_id: str,
+        n: int,
+        filter_text: str | None = None,
+        *,
+        user_id: str | None = None,
+        placement: str | None = None,
+        context: Mapping[str, str] | None = None,
+    ) -> Recommendation:
+        """Items similar to ``item_id`` (personalised when ``user_id`` is given)."""
+        request = DecisionRequest(
+            user_id, n, placement, filter_text, dict(context or {}), anchor=item_id
+        )
+        return self._answered(self.engine.similar(request), user_id, request.context)
 
-    def _recommend(
-        self, histories: list[list[HistoryEvent]], n: int, condition: Filter | None = None
-    ) -> list[Recommendation]:
-        model = self._model()
-        main_allowed = self._allowed(condition, model, "main")
-        fallback_allowed = self._allowed(condition, model, "fallback")
-        unavailable = self.unavailable_items()
-        query = history_matrix(histories, model.item_position, model.main.n_items, model.policy)
-        blocked_per_user = [
-            {e.item_id for e in h if e.type not in NOT_CONSUMED} | unavailable for h in histories
-        ]
-        has_history = query.row_sizes() > 0
-        main_lists: list[list[ScoredItem]] = [[] for _ in histories]
-        if has_history.any() and (main_allowed is None or len(main_allowed.index)):
-            rows = np.flatnonzero(has_history)
-            exclude = _mask(blocked_per_user, rows, model.item_position, model.main.n_items)
-            candidates = None if main_allowed is None else main_allowed.index
-            index, scores = model.main.recommend(
-                query[rows], n, exclude=exclude, candidates=candidates
-            )
-            for r, row in enumerate(rows):
-                main_lists[row] = _scored(
-                    model.main.item_ids,
-                    index[r],
-                    scores[r],
-                    "model",
-                    blocked_per_user[row],
-                    n,
-                    main_allowed,
+    def rank(
+        self,
+        user_id: str | None,
+        candidates: Sequence[str],
+        n: int | None = None,
+        filter_text: str | None = None,
+        *,
+        placement: str | None = None,
+        context: Mapping[str, str] | None = None,
+    ) -> Recommendation:
+        """``candidates`` re-ordered for the person (filtered ones left out)."""
+        request = DecisionRequest(
+            user_id, n, placement, filter_text, dict(context or {}), candidates=list(candidates)
+        )
+        return self._answered(self.engine.rank(request), user_id, request.context)
+
+    def trending(
+        self, n: int, window: str = "24h", filter_text: str | None = None
+    ) -> list[TrendingItem]:
+        condition = self.engine.condition([filter_text])
+        unavailable = self.engine.unavailable_items()
+        found = []
+        for item in self.engine.trending.top(max(4 * n, 100), window):
+            if item.item_id in unavailable:
+                continue
+            if condition is not None:
+                record = self.engine.catalog.record(item.item_id)
+                ok = (
+                    condition.condition()(record)
+                    if record is not None
+                    else condition.matches_unknown_item()
                 )
-        answers = []
-        for items, blocked in zip(main_lists, blocked_per_user, strict=True):
-            if len(items) < n:
-                taken = blocked | {it.item_id for it in items}
-                items = items + _top(model, "fallback", n - len(items), taken, fallback_allowed)
-            answers.append(_answer(model, items))
-        return answers
+                if not ok:
+                    continue
+            found.append(item)
+            if len(found) == n:
+                break
+        return found
 
-    def similar(self, item_id: str, n: int, filter_text: str | None = None) -> Recommendation:
-        """Items most similar to ``item_id``; popular items fill what similarity cannot.
+    # -- live updates ----------------------------------------------------------------------
 
-        Args:
-            item_id: external id of the item (in the model or the catalog).
-            n: list length.
-            filter_text: a filter expression every item must match (None: no filter).
-        """
-        condition = self.filters.parse(filter_text) if filter_text is not None else None
-        model = self._model()
-        position = model.item_position.get(item_id)
-        if position is None and self.stores.catalog.get_item(item_id) is None:
-            raise NotFoundError(f"item {item_id!r} is not in the catalog or the model")
-        blocked = {item_id} | self.unavailable_items()
-        items: list[ScoredItem] = []
-        allowed = self._allowed(condition, model, "similar")
-        if position is not None and (allowed is None or len(allowed.index)):
-            # enough neighbours that n survive the blocked and the filtered-out ones
-            refused = 0 if allowed is None else len(allowed.mask) - len(allowed.index)
-            depth = min(n + len(blocked) + refused, model.similar.n_items)
-            index, scores = model.similar.similar_items(np.array([position]), depth)
-            items = _scored(
-                model.similar.item_ids, index[0], scores[0], "model", blocked, n, allowed
-            )
-        if len(items) < n:
-            taken = blocked | {it.item_id for it in items}
-            fallback_allowed = self._allowed(condition, model, "fallback")
-            items += _top(model, "fallback", n - len(items), taken, fallback_allowed)
-        return _answer(model, items)
+    def on_events(self, rows: Sequence[EventRow]) -> None:
+        """Event-bus listener: update each person's live session and drop their cache."""
+        by_person: dict[str, list[SessionEvent]] = {}
+        for row in rows:
+            person = row.get("user_id") or row.get("anonymous_id")
+            if not person:
+                continue
+            events = by_person.setdefault(person, [])
+            if row.get("item_id"):
+                events.append(SessionEvent(row["item_id"], row["type"], float(row["timestamp"])))
+        for person, events in by_person.items():
+            self.forget_cached(person)
+            # no live profile for someone who did not consent to personalisation
+            if events and self.engine.consents(person):
+                self.stores.sessions.record(person, events)
 
+    def forget_cached(self, user_id: str) -> None:
+        """Drop every cached answer for the person (their state changed)."""
+        self.stores.cache.delete_prefix(user_key(user_id) + "rec:")
 
-def _mask(
-    blocked: list[set[str]], rows: np.ndarray, position: dict[str, int], n_items: int
-) -> sp.csr_matrix:
-    """A sparse (len(rows), n_items) mask of each selected user's blocked items."""
-    r_idx, c_idx = [], []
-    for r, row in enumerate(rows.tolist()):
-        cols = [position[i] for i in blocked[row] if i in position]
-        r_idx += [r] * len(cols)
-        c_idx += cols
-    return sp.csr_matrix(
-        (np.ones(len(c_idx), dtype=np.float32), (r_idx, c_idx)), shape=(len(rows), n_items)
-    )
+    # -- internals -------------------------------------------------------------------------
 
+    def _cache_key(self, request: DecisionRequest) -> str:
+        model = self.engine.models.current()
+        # the held object changes when a person is forgotten inside the same version
+        version = f"{model.version.version_id}/{id(model):x}" if model else "-"
+        _, config = self.engine.placements.resolve(request.placement)
+        from attune.engine.decide import _with_clock
 
-def _top(
-    model: LoadedModel,
-    which: str,
-    n: int,
-    blocked: set[str] | frozenset[str],
-    allowed: AllowedItems | None = None,
-) -> list[ScoredItem]:
-    """The ``n`` best items of the ``which`` model ("main" or "fallback") for an empty
-    history, leaving out ``blocked`` and keeping only ``allowed`` (if given)."""
-    recommender = model.main if which == "main" else model.fallback
-    position = model.item_position if which == "main" else model.fallback_position
-    if allowed is not None and not len(allowed.index):
-        return []
-    query = sp.csr_matrix((1, recommender.n_items), dtype=np.float32)
-    blocked_index = model.indices(set(blocked), position)
-    exclude = sp.csr_matrix(
-        (
-            np.ones(len(blocked_index), dtype=np.float32),
-            (np.zeros(len(blocked_index)), blocked_index),
-        ),
-        shape=(1, recommender.n_items),
-    )
-    candidates = None if allowed is None else allowed.index
-    index, scores = recommender.recommend(query, n, exclude=exclude, candidates=candidates)
-    source = "model" if which == "main" else "popular"
-    return _scored(recommender.item_ids, index[0], scores[0], source, blocked, n, allowed)
+        context = _with_clock(request.context)
+        parts = [
+            version,
+            # a catalog change (new snapshot) or availability change makes a new key
+            str(self.engine.filters.snapshot().token),
+            str(hash(self.engine.unavailable_items())),
+            request.placement or "",
+            placement_digest(config),
+            str(request.n or config.n),
+            request.filter_text or "",
+            json.dumps(context, sort_keys=True),
+        ]
+        digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:24]
+        return f"{user_key(request.user_id or '')}rec:{digest}"
+
+    def _answered(
+        self, rec: Recommendation, user_id: str | None, context: Mapping[str, str]
+    ) -> Recommendation:
+        if self.log_answers and rec.items:
+            self.log.record(rec, user_id, context)
+        return rec
 
 
-def _scored(
-    item_ids: np.ndarray,
-    index: np.ndarray,
-    scores: np.ndarray,
-    source: str,
-    blocked: set[str] | frozenset[str],
-    n: int,
-    allowed: AllowedItems | None = None,
-) -> list[ScoredItem]:
-    """Up to ``n`` scored items from a model's (index, score) row, skipping padding,
-    ``blocked`` ids and positions ``allowed`` refuses (a guard: candidates already
-    restrict the models that honour them)."""
-    out: list[ScoredItem] = []
-    # a model score of zero means "no evidence" (e.g. no neighbour in the history):
-    # such slots are left for the popularity fallback rather than filled arbitrarily
-    floor = 0.0 if source == "model" else -np.inf
-    for i, score in zip(index.tolist(), scores.tolist(), strict=True):
-        if i < 0 or not np.isfinite(score) or score <= floor:
-            continue
-        if allowed is not None and not allowed.mask[i]:
-            continue
-        item_id = str(item_ids[i])
-        if item_id in blocked:
-            continue
-        out.append(ScoredItem(item_id, float(score), source))
-        if len(out) == n:
-            break
-    return out
+ITEM_FIELDS = tuple(f.name for f in fields(ScoredItem))
 
 
-def _answer(model: LoadedModel, items: list[ScoredItem]) -> Recommendation:
-    sources: dict[str, int] = {}
-    for item in items:
-        sources[item.source] = sources.get(item.source, 0) + 1
-    return Recommendation(uuid.uuid4().hex, items, model.version.version_id, sources)
+def _to_cache(rec: Recommendation) -> dict[str, Any]:
+    """The answer as plain data (what ``dataclasses.asdict`` gives, without its deep copy:
+    nothing mutates an answer once it is made)."""
+    data = {f.name: getattr(rec, f.name) for f in fields(rec)}
+    data["items"] = [{name: getattr(it, name) for name in ITEM_FIELDS} for it in rec.items]
+    data["sources"] = dict(rec.sources)
+    return data
+
+
+def _from_cache(data: Mapping[str, Any]) -> Recommendation:
+    items = [ScoredItem(**{**it, "reasons": list(it["reasons"])}) for it in data["items"]]
+    fields = {k: v for k, v in data.items() if k not in ("items", "recommendation_id")}
+    return Recommendation(recommendation_id=uuid.uuid4().hex, items=items, **fields)

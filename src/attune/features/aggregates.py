@@ -17,11 +17,12 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from attune.features.interactions import SECONDS_PER_DAY, InteractionDataset
-
-SECONDS_PER_HOUR = 3_600.0
-DAY_PARTS = 4
-"""Time-of-day buckets: UTC hours [0, 6), [6, 12), [12, 18), [18, 24)."""
+from attune.features.interactions import (
+    DAY_PARTS,
+    SECONDS_PER_DAY,
+    InteractionDataset,
+    day_part,
+)
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,33 @@ def item_aggregates(
     )
 
 
+def item_time_of_day(dataset: InteractionDataset) -> np.ndarray:
+    """(n_items, DAY_PARTS) float64: each item's share of events per UTC time-of-day
+    bucket, the hours its audience uses it (zeros for items without events)."""
+    counts = np.zeros((dataset.n_items, DAY_PARTS))
+    np.add.at(counts, (np.asarray(dataset.item_index, np.int64), day_part(dataset.timestamp)), 1.0)
+    totals = counts.sum(axis=1, keepdims=True)
+    return np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+
+
+def time_of_day_match(
+    person_parts: np.ndarray, item_parts: np.ndarray, rows: np.ndarray, items: np.ndarray
+) -> np.ndarray:
+    """How well each pair's hours agree: Σ over buckets of the person's share × the item's.
+
+    Args:
+        person_parts: (n_rows, DAY_PARTS) shares per person (``History.day_parts``).
+        item_parts: (n_items, DAY_PARTS) shares per item (:func:`item_time_of_day`).
+        rows, items: the pairs.
+
+    Returns:
+        (n_pairs,) float64 in [0, 1]; 0 when either side has no events.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    items = np.asarray(items, dtype=np.int64)
+    return np.einsum("ij,ij->i", person_parts[rows], item_parts[items])
+
+
 def mainstreamness(matrix: sp.spmatrix, item_popularity: np.ndarray) -> np.ndarray:
     """Mean ``item_popularity`` over each row's items (stored entries > 0), 0 for empty rows.
 
@@ -174,10 +202,8 @@ def user_aggregates(
     youngest, _ = _group_min_max(users, _event_ages_days(dataset), n)
     if item_popularity is None:
         item_popularity = np.log1p(np.bincount(dataset.item_index, minlength=dataset.n_items))
-    hours = np.mod(dataset.timestamp, SECONDS_PER_DAY) / SECONDS_PER_HOUR
-    part = np.minimum((hours // (24 / DAY_PARTS)).astype(np.int64), DAY_PARTS - 1)
     per_part = np.zeros((n, DAY_PARTS))
-    np.add.at(per_part, (users, part), 1.0)
+    np.add.at(per_part, (users, day_part(dataset.timestamp)), 1.0)
     time_of_day = np.divide(
         per_part, count[:, None], out=np.zeros_like(per_part), where=count[:, None] > 0
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,9 @@ import scipy.sparse as sp
 from attune.store.protocols import HistoryEvent
 
 SECONDS_PER_DAY = 86_400.0
+SECONDS_PER_HOUR = 3_600.0
+DAY_PARTS = 4
+"""Time-of-day buckets: UTC hours [0, 6), [6, 12), [12, 18), [18, 24)."""
 
 VALUE_MODES = ("ignore", "linear", "log1p")
 
@@ -68,7 +72,9 @@ class InteractionDataset:
     Attributes:
         user_ids: external user ids; position = internal user index.
         item_ids: external item ids; position = internal item index.
-        user_index, item_index, weight, timestamp: one entry per kept event.
+        user_index, item_index, weight, timestamp: one entry per kept event, in arrival
+            order: events with equal timestamps are ordered by their position here
+            (:func:`arrival_order`), at training and at serving time alike.
         reference_time: the newest event time (UTC Unix seconds); "now" for decay.
     """
 
@@ -82,6 +88,14 @@ class InteractionDataset:
     item_features: pd.DataFrame | None = None
     """Catalog metadata aligned with ``item_ids`` (row k = item k): item_id, title, text,
     categories, tags; None when no catalog is known. Content models read it."""
+    event_context: np.ndarray | None = None
+    """(n_events,) object array: each kept event's context dict (or None); None when the
+    events were loaded without context. Segmented models read it."""
+    user_traits: Mapping[str, Mapping[str, Any]] | None = None
+    """External user id → traits dict; None when traits were not loaded."""
+    _segment_values: dict[str, np.ndarray] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @property
     def n_users(self) -> int:
@@ -110,6 +124,18 @@ class InteractionDataset:
     def user_position(self) -> dict[str, int]:
         return {user: u for u, user in enumerate(self.user_ids.tolist())}
 
+    def segment_values(self, key: str) -> np.ndarray:
+        """Per event, the label of segment key ``key`` (``traits.x`` or ``context.x``):
+        object array of str, None where the event has no value (see
+        :mod:`attune.features.segments`)."""
+        from attune.features.segments import event_values
+
+        if key not in self._segment_values:
+            self._segment_values[key] = event_values(
+                key, self.user_index, self.user_ids, self.event_context, self.user_traits
+            )
+        return self._segment_values[key]
+
     def window(self) -> dict[str, float | int]:
         """The data window a model trained on this dataset has seen."""
         return {
@@ -122,13 +148,19 @@ class InteractionDataset:
 
 
 def build_dataset(
-    frame: pd.DataFrame, policy: WeightPolicy, items: pd.DataFrame | None = None
+    frame: pd.DataFrame,
+    policy: WeightPolicy,
+    items: pd.DataFrame | None = None,
+    users: pd.DataFrame | None = None,
 ) -> InteractionDataset:
     """Build a dataset from events (columns user_id, item_id, type, value, timestamp).
 
-    Events whose weight is zero or less are dropped. ``items`` (the catalog: item_id and
+    Events whose weight is zero or less are dropped; the rest keep the frame's order,
+    which breaks ties between equal timestamps. ``items`` (the catalog: item_id and
     metadata columns) adds columns for catalog items with no interactions yet, after the
-    interacted ones, and becomes the dataset's ``item_features``.
+    interacted ones, and becomes the dataset's ``item_features``. An optional ``context``
+    column (dicts) becomes ``event_context``; ``users`` (user_id, traits) becomes
+    ``user_traits``.
     """
     timestamps = frame["timestamp"].to_numpy(dtype=np.float64)
     reference = float(timestamps.max()) if len(timestamps) else 0.0
@@ -160,7 +192,36 @@ def build_dataset(
         timestamp=timestamps[keep],
         reference_time=reference,
         item_features=features,
+        event_context=kept["context"].to_numpy(dtype=object) if "context" in kept else None,
+        user_traits=_traits(users),
     )
+
+
+def _traits(users: pd.DataFrame | None) -> dict[str, Mapping[str, Any]] | None:
+    if users is None:
+        return None
+    return {
+        str(user): traits
+        for user, traits in zip(users["user_id"], users["traits"], strict=True)
+        if isinstance(traits, Mapping)
+    }
+
+
+def arrival_order(user_index: np.ndarray, timestamp: np.ndarray) -> np.ndarray:
+    """Event positions grouped by person, each person's events oldest first.
+
+    The one ordering rule of training and serving: by timestamp, and events with equal
+    timestamps in the order they arrived — their position in the dataset, which the
+    event store loads by (timestamp, received_at, event_id), the order it also returns a
+    person's live history in. Never by item index.
+    """
+    return np.lexsort((np.arange(len(timestamp)), timestamp, user_index))
+
+
+def day_part(timestamps: np.ndarray) -> np.ndarray:
+    """The :data:`DAY_PARTS` bucket (0..3) of each UTC Unix time."""
+    hours = np.mod(np.asarray(timestamps, dtype=np.float64), SECONDS_PER_DAY) / SECONDS_PER_HOUR
+    return np.minimum((hours // (24 / DAY_PARTS)).astype(np.int64), DAY_PARTS - 1)
 
 
 @dataclass(frozen=True)
@@ -171,6 +232,10 @@ class History:
         weights: summed event weights per (person, item), float32 CSR.
         ranks: on the same pattern, 1 + how many of the person's events are newer than
             their newest event with that item (1 = the very latest thing they did).
+        newest_time: (n_rows,) UTC time of each person's newest event (NaN without
+            events); None when the history was built without times.
+        day_parts: (n_rows, :data:`DAY_PARTS`) share of each person's events per UTC
+            time-of-day bucket (zeros without events); None without times.
 
     A model applies its own recency preference with :meth:`weighted`: clock-free, so it
     works for bursts of activity and for data without meaningful timestamps.
@@ -178,6 +243,8 @@ class History:
 
     weights: sp.csr_matrix
     ranks: sp.csr_matrix
+    newest_time: np.ndarray | None = None
+    day_parts: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -191,7 +258,12 @@ class History:
         return np.diff(self.weights.indptr)
 
     def __getitem__(self, rows: np.ndarray | slice) -> History:
-        return History(self.weights[rows], self.ranks[rows])
+        return History(
+            self.weights[rows],
+            self.ranks[rows],
+            None if self.newest_time is None else self.newest_time[rows],
+            None if self.day_parts is None else self.day_parts[rows],
+        )
 
     def weighted(self, recency_half_life_events: float | None) -> sp.csr_matrix:
         """Weights, each halved for every ``recency_half_life_events`` newer events."""
@@ -262,11 +334,13 @@ def weighted_history(
     """
     if len(rows) == 0:
         empty = sp.csr_matrix((n_rows, n_items), dtype=np.float32)
-        return History(empty, empty.copy())
+        return History(empty, empty.copy(), np.full(n_rows, np.nan), np.zeros((n_rows, DAY_PARTS)))
     newest = np.full(n_rows, -np.inf)
     np.maximum.at(newest, rows, times)
     ages = (newest[rows] - times) / SECONDS_PER_DAY
     weights = policy.weights(types, values, ages)
+    rhythm = _day_parts(rows[weights > 0], times[weights > 0], n_rows)
+    newest = np.where(np.isfinite(newest), newest, np.nan)
     # rank every event within its row: 0 = newest
     order = np.lexsort((-np.arange(len(rows)), -times, rows))
     sorted_rows = rows[order]
@@ -298,7 +372,15 @@ def weighted_history(
     rank_matrix = sp.csr_matrix(
         ((rank[starts] + 1.0).astype(np.float32), (rows[starts], items[starts])), shape=shape
     )
-    return History(weight_matrix, rank_matrix)
+    return History(weight_matrix, rank_matrix, newest, rhythm)
+
+
+def _day_parts(rows: np.ndarray, times: np.ndarray, n_rows: int) -> np.ndarray:
+    """(n_rows, DAY_PARTS): each row's share of events per time-of-day bucket."""
+    counts = np.zeros((n_rows, DAY_PARTS))
+    np.add.at(counts, (rows, day_part(times)), 1.0)
+    totals = counts.sum(axis=1, keepdims=True)
+    return np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
 
 
 def frame_history(

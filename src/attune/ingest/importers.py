@@ -18,7 +18,7 @@ import pydantic
 from attune.errors import ValidationError
 from attune.ingest.schemas import ItemIn, UserIn
 from attune.ingest.service import IngestService
-from attune.ingest.validation import error_list, item_row, user_row
+from attune.ingest.validation import error_list, item_row
 
 Advance = Callable[[int], None]
 CHUNK_ROWS = 5_000
@@ -56,6 +56,7 @@ class ImportReport:
     accepted: int = 0
     duplicates: int = 0
     rejected: int = 0
+    dropped: int = 0  # events of people without tracking consent (not stored)
     rejected_file: Path | None = None
     rejected_rows: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
@@ -66,6 +67,7 @@ class ImportReport:
             "accepted": self.accepted,
             "duplicates": self.duplicates,
             "rejected": self.rejected,
+            "dropped": self.dropped,
             "rejected_file": str(self.rejected_file) if self.rejected_file else None,
         }
 
@@ -126,6 +128,7 @@ def import_events(
         report.accepted += outcome.count("accepted")
         report.duplicates += outcome.count("duplicate")
         report.rejected += outcome.count("rejected")
+        report.dropped += outcome.count("dropped")
         if advance:
             advance(len(batch))
         batch.clear()
@@ -206,7 +209,8 @@ def import_users(
         try:
             if user_id is None:
                 raise ValueError("user_id is empty")
-            rows.append(user_row(str(user_id).strip(), UserIn.model_validate({"traits": traits})))
+            user = UserIn.model_validate({"traits": traits})
+            rows.append(service.user_row(str(user_id).strip(), user))
         except pydantic.ValidationError as exc:
             report.rejected_rows.append(
                 {"row": number + 1, "reason": _reason(error_list(exc, ("rows", number))), **record}

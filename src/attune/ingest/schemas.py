@@ -164,14 +164,32 @@ class EventBatchIn(BaseModel):
 class EventResult(BaseModel):
     index: int
     event_id: str | None
-    status: str = Field(description="accepted | duplicate | rejected")
+    status: str = Field(description="accepted | duplicate | rejected | dropped")
     errors: list[dict[str, Any]] | None = None
+    # the two fields below appear only when they say something, so answers for events
+    # that consent does not touch are exactly what they were before consent existed
+    reason: str | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="Why a dropped event was not stored, e.g. no tracking consent",
+    )
+    anonymized: bool = Field(
+        default=False,
+        exclude_if=lambda value: not value,
+        description="Present and true when the event was stored without the person's ids "
+        "(they have not consented to tracking)",
+    )
 
 
 class EventBatchOut(BaseModel):
     accepted: int
     duplicates: int
     rejected: int
+    dropped: int = Field(
+        default=0,
+        exclude_if=lambda value: value == 0,
+        description="Not stored: no tracking consent (present when not zero)",
+    )
     results: list[EventResult]
 
 

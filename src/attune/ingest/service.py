@@ -12,9 +12,17 @@ import pydantic
 from attune.config import Settings
 from attune.ingest.bus import EventBus
 from attune.ingest.schemas import ItemBatchEntry, ItemIn, UserIn
-from attune.ingest.validation import Errors, EventValidator, error_list, item_row, user_row
+from attune.ingest.validation import (
+    Errors,
+    EventValidator,
+    ParsedEvent,
+    error_list,
+    item_row,
+    user_row,
+)
+from attune.privacy.consent import NO_TRACKING_CONSENT, ConsentedEvent, ConsentGate, anonymized
 from attune.store.factory import Stores
-from attune.store.protocols import EventRow
+from attune.store.protocols import EventRow, UserRow
 
 
 @dataclass
@@ -23,8 +31,10 @@ class EventOutcome:
 
     index: int
     event_id: str | None
-    status: str  # accepted | duplicate | rejected
+    status: str  # accepted | duplicate | rejected | dropped
     errors: Errors | None = None
+    reason: str | None = None  # why an event was dropped
+    anonymized: bool = False  # stored without the person's ids (no tracking consent)
 
 
 @dataclass
@@ -43,31 +53,61 @@ class IngestService:
         self.stores = stores
         self.bus = bus or EventBus()
         self.validator = EventValidator(settings)
+        self.consent = ConsentGate(settings, stores.consent)
 
     def ingest_events(self, raw_events: Sequence[Any], loc_prefix: str = "events") -> BatchOutcome:
         """Validate each event, store the new ones, and say what became of each.
 
         Accepted events are committed before this returns. An ``event_id`` already stored,
-        or repeated earlier in the same batch, is a duplicate and changes nothing.
+        or repeated earlier in the same batch, is a duplicate and changes nothing. Consent
+        an event carries (``context.consent``) is recorded first; an event of someone
+        without tracking consent is then ``dropped`` or, as configured, stored anonymised.
         """
         received_at = time.time()
         outcome = BatchOutcome()
-        fresh: dict[str, EventRow] = {}
+        valid: list[tuple[EventOutcome, ParsedEvent]] = []
         for index, raw in enumerate(raw_events):
-            row, errors = self.validator.to_row(raw, (loc_prefix, index), received_at)
-            if row is None:
+            event, errors = self.validator.parse(raw, (loc_prefix, index), received_at)
+            if event is None:
                 outcome.outcomes.append(EventOutcome(index, _raw_id(raw), "rejected", errors))
                 continue
-            event_id = row["event_id"]
-            status = "duplicate" if event_id in fresh else "pending"
-            fresh.setdefault(event_id, row)
-            outcome.outcomes.append(EventOutcome(index, event_id, status))
+            result = EventOutcome(index, event.row["event_id"], "pending")
+            outcome.outcomes.append(result)
+            valid.append((result, event))
+        tracked = self._judge_consent([event for _, event in valid])
+        fresh: dict[str, EventRow] = {}
+        for (result, event), allowed in zip(valid, tracked, strict=True):
+            row = event.row
+            if not allowed:
+                if self.settings.untracked_events == "drop":
+                    result.status, result.reason = "dropped", NO_TRACKING_CONSENT
+                    continue
+                row = anonymized(row, event.derived_id)
+                result.event_id, result.anonymized = row["event_id"], True
+            if row["event_id"] in fresh:
+                result.status = "duplicate"
+            else:
+                fresh[row["event_id"]] = row
         inserted = self.stores.events.add_events(list(fresh.values()))
         for item in outcome.outcomes:
             if item.status == "pending":
                 item.status = "accepted" if item.event_id in inserted else "duplicate"
         self.bus.publish([row for event_id, row in fresh.items() if event_id in inserted])
         return outcome
+
+    def _judge_consent(self, events: list[ParsedEvent]) -> list[bool]:
+        """Apply the consent events carry (not that of duplicates), then judge each."""
+        carrying = [e.row["event_id"] for e in events if e.consent is not None]
+        stored = self.stores.events.existing_event_ids(carrying) if carrying else set()
+        seen: set[str] = set()
+        judged = []
+        for event in events:
+            event_id = event.row["event_id"]
+            fresh = event_id not in stored and event_id not in seen
+            seen.add(event_id)
+            ids = tuple(i for i in (event.row["user_id"], event.row["anonymous_id"]) if i)
+            judged.append(ConsentedEvent(ids, event.consent if fresh else None))
+        return self.consent.judge(judged)
 
     def put_item(self, item_id: str, item: ItemIn) -> dict[str, Any]:
         row = item_row(item_id, item)
@@ -95,10 +135,16 @@ class IngestService:
         self.stores.catalog.upsert_items(rows)
         return len(rows), results
 
+    def user_row(self, user_id: str, user: UserIn, now: float | None = None) -> UserRow:
+        """The profile row of external ``user_id``: id pseudonymised, traits scrubbed."""
+        row = user_row(self.validator.user_key(user_id), user, now)
+        row["traits"] = self.validator.scrub(row["traits"])
+        return row
+
     def put_user(self, user_id: str, user: UserIn) -> dict[str, Any]:
-        row = user_row(user_id, user)
+        row = self.user_row(user_id, user)
         self.stores.users.upsert_users([row])
-        return self.stores.users.get_user(user_id) or row
+        return self.stores.users.get_user(row["user_id"]) or row
 
 
 def _raw_id(raw: Any) -> str | None:

@@ -9,12 +9,16 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pydantic
 
 from attune.config import Settings
 from attune.ingest.schemas import EventIn, ItemIn, UserIn
+from attune.privacy.consent import ConsentIn
+from attune.privacy.pseudonyms import Pseudonymizer
+from attune.privacy.scrubbing import scrubber
 from attune.store.protocols import EventRow, ItemRow, UserRow
 
 Errors = list[dict[str, Any]]
@@ -42,25 +46,51 @@ def derived_event_id(event: EventIn, timestamp: float) -> str:
     return "h-" + digest[:40]
 
 
+@dataclass(frozen=True, slots=True)
+class ParsedEvent:
+    """A valid event: its store row, the consent it carries, whether its id was derived."""
+
+    row: EventRow
+    consent: ConsentIn | None = None
+    derived_id: bool = False
+
+
 class EventValidator:
-    """Validates one event at a time against the schema and the configured event types."""
+    """Validates one event at a time against the schema and the configured event types.
+
+    Valid events come out as store rows with user and anonymous ids pseudonymised and
+    personal data scrubbed from ``context`` and ``properties`` (as configured); consent
+    carried in ``context.consent`` is taken out of the context and returned beside the row.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.known_types = set(settings.event_type_weights)
         self.allow_unknown = settings.allow_unknown_event_types
+        self.user_key = Pseudonymizer.from_settings(settings)
+        self.scrub = scrubber(settings.scrub_personal_data)
 
     def to_row(
         self, raw: Any, prefix: tuple[Any, ...] = (), received_at: float | None = None
     ) -> tuple[EventRow | None, Errors]:
         """Return ``(row, [])`` for a valid event or ``(None, errors)``."""
+        parsed, errors = self.parse(raw, prefix, received_at)
+        return (parsed.row if parsed else None), errors
+
+    def parse(
+        self, raw: Any, prefix: tuple[Any, ...] = (), received_at: float | None = None
+    ) -> tuple[ParsedEvent | None, Errors]:
+        """Return ``(parsed, [])`` for a valid event or ``(None, errors)``."""
         if not isinstance(raw, Mapping):
             return None, [
                 {"loc": list(prefix), "msg": "an event must be a JSON object", "type": "type_error"}
             ]
+        raw, consent, errors = _take_consent(raw, prefix)
         try:
             event = EventIn.model_validate(raw)
         except pydantic.ValidationError as exc:
-            return None, error_list(exc, prefix)
+            return None, errors + error_list(exc, prefix)
+        if errors:
+            return None, errors
         if event.type not in self.known_types and not self.allow_unknown:
             known = ", ".join(sorted(self.known_types))
             return None, [
@@ -72,7 +102,14 @@ class EventValidator:
             ]
         now = received_at if received_at is not None else time.time()
         timestamp = event.timestamp.timestamp() if event.timestamp else now
-        return {
+        if self.user_key.enabled:
+            event = event.model_copy(
+                update={
+                    "user_id": self.user_key.optional(event.user_id),
+                    "anonymous_id": self.user_key.optional(event.anonymous_id),
+                }
+            )
+        row = {
             "event_id": event.event_id or derived_event_id(event, timestamp),
             "user_id": event.user_id,
             "anonymous_id": event.anonymous_id,
@@ -81,10 +118,25 @@ class EventValidator:
             "value": event.value,
             "timestamp": timestamp,
             "received_at": now,
-            "context": event.context or None,
-            "properties": event.properties or None,
+            "context": self.scrub(event.context) or None,
+            "properties": self.scrub(event.properties) or None,
             "recommendation_id": event.recommendation_id,
-        }, []
+        }
+        return ParsedEvent(row, consent, derived_id=event.event_id is None), []
+
+
+def _take_consent(
+    raw: Mapping[str, Any], prefix: tuple[Any, ...]
+) -> tuple[Mapping[str, Any], ConsentIn | None, Errors]:
+    """Split ``context.consent`` (an object, unlike other context values) from an event."""
+    context = raw.get("context")
+    if not isinstance(context, Mapping) or "consent" not in context:
+        return raw, None, []
+    rest = {**raw, "context": {k: v for k, v in context.items() if k != "consent"}}
+    try:
+        return rest, ConsentIn.model_validate(context["consent"]), []
+    except pydantic.ValidationError as exc:
+        return rest, None, error_list(exc, (*prefix, "context", "consent"))
 
 
 def item_row(item_id: str, item: ItemIn, now: float | None = None) -> ItemRow:

@@ -13,6 +13,7 @@ Artifacts are a JSON file and an ``.npz`` read with ``allow_pickle=False``.
 
 from __future__ import annotations
 
+import copy
 import json
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -24,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from attune.errors import NotSupportedError, ValidationError
 from attune.features.interactions import History, InteractionDataset
+from attune.models.forgetting import ErasedPerson
 
 ARTIFACT_FORMAT = 1
 
@@ -51,7 +53,8 @@ class Recommender(ABC):
 
     Subclasses set ``name`` and ``config_class`` and implement :meth:`fit`,
     :meth:`score`, :meth:`_arrays` and :meth:`_restore`. Optional abilities
-    (:meth:`similar_items`) raise :class:`NotSupportedError` naming the class.
+    (:meth:`similar_items`) raise :class:`NotSupportedError` naming the class;
+    :meth:`forget` (erasure) returns False where the model cannot forget a person.
     """
 
     name: ClassVar[str]
@@ -86,6 +89,42 @@ class Recommender(ABC):
     def similar_items(self, item_index: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``n`` most similar items to each given item: (indices, scores), -1 padded."""
         raise NotSupportedError(f"{type(self).__name__} does not find similar items")
+
+    def forget(self, person: ErasedPerson) -> bool:
+        """Remove an erased person's influence from this fitted model, in place.
+
+        Implementations rebind their state to new arrays and never write into the arrays
+        they hold (see :meth:`forgotten`). They remove what they can even when they
+        cannot be exact.
+
+        Args:
+            person: their training interactions in this model's item space.
+
+        Returns:
+            True when the model now equals (within float error) one refitted without
+            the person; False when only a refit can make it so. The default, for models
+            that cannot forget, changes nothing and returns False.
+        """
+        return False
+
+    def holds(self, person: ErasedPerson) -> bool | None:
+        """Whether the training data held exactly these events of the person.
+
+        :meth:`forget` subtracts what the person gave, so it must only be applied to a
+        model trained on them. Models that keep training rows or user ids can check:
+        False means "not there, or not these events" (only a refit is safe). The
+        default, None, means the model cannot tell.
+        """
+        return None
+
+    def forgotten(self, person: ErasedPerson) -> tuple[Self, bool]:
+        """A copy that has forgotten ``person`` and whether it is exact (:meth:`forget`).
+
+        The copy is shallow and :meth:`forget` only rebinds attributes, so this model
+        (and whoever is scoring with it) is left untouched.
+        """
+        twin = copy.copy(self)
+        return twin, twin.forget(person)
 
     @property
     def n_items(self) -> int:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from attune.errors import ValidationError
 from attune.features.interactions import History, InteractionDataset
 from attune.models.base import ARTIFACT_FORMAT, ModelConfig, Recommender, first_similar_items
+from attune.models.forgetting import ErasedPerson
 
 
 class BlendComponent(BaseModel):
@@ -75,6 +76,14 @@ class BlendRecommender(Recommender):
     def similar_items(self, item_index: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         return first_similar_items(self.components, item_index, n, "blend")
 
+    def holds(self, person: ErasedPerson) -> bool | None:
+        return components_hold(self.components, person)
+
+    def forget(self, person: ErasedPerson) -> bool:
+        """Forget in every component (each on a copy); exact when every component is."""
+        self.components, exact = forget_components(self.components, person)
+        return exact
+
     def _arrays(self) -> dict[str, np.ndarray]:
         return {}
 
@@ -98,3 +107,20 @@ class BlendRecommender(Recommender):
             load_model(path / f"component_{k}") for k in range(len(model.config.components))
         ]
         return model
+
+
+def components_hold(components: list[Recommender], person: ErasedPerson) -> bool | None:
+    """False if any component knows the person is not in its data, True if one knows
+    they are, else None (see :meth:`Recommender.holds`)."""
+    answers = [model.holds(person) for model in components]
+    if False in answers:
+        return False
+    return True if True in answers else None
+
+
+def forget_components(
+    components: list[Recommender], person: ErasedPerson
+) -> tuple[list[Recommender], bool]:
+    """Copies of ``components`` that have forgotten ``person``, and whether all are exact."""
+    results = [model.forgotten(person) for model in components]
+    return [twin for twin, _ in results], all(exact for _, exact in results)

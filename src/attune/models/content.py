@@ -32,6 +32,7 @@ from attune.models.base import (
     sparse_to_arrays,
     top_n,
 )
+from attune.models.forgetting import ErasedPerson
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -131,6 +132,10 @@ class ContentRecommender(Recommender):
             stop = min(start + block, rows.shape[0])
             out[start:stop] = (rows[start:stop] @ self._by_feature).toarray()
         return out
+
+    def forget(self, person: ErasedPerson) -> bool:
+        """Nothing to do: the model is built from the catalog alone, never from people."""
+        return True
 
     def _arrays(self) -> dict[str, np.ndarray]:
         return sparse_to_arrays(self.item_vectors)

@@ -7,8 +7,9 @@ This layer stores the factors, scores known users by their stored row, folds in 
 users from their live history, finds similar items and saves and loads.
 
 Personal data: ``user_factors`` holds one row per training user and ``user_ids`` their
-external ids, both saved in the artifact; erasing a person means retraining (or at least
-dropping the artifact), not just deleting their events.
+external ids, both saved in the artifact. :meth:`MatrixFactorizationBase.forget` drops an
+erased person's row at once, but every item factor was learnt alongside theirs, so only a
+refit is exact.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import scipy.sparse as sp
 
 from attune.errors import ValidationError
 from attune.models.base import ModelConfig, Recommender, top_n
+from attune.models.forgetting import ErasedPerson
 
 
 class MatrixFactorizationBase(Recommender):
@@ -37,6 +39,8 @@ class MatrixFactorizationBase(Recommender):
         self.user_factors = np.zeros((0, 0), dtype=np.float32)
         self.item_factors = np.zeros((0, 0), dtype=np.float32)
         self.user_ids: np.ndarray = np.array([], dtype=str)
+        # people per item in the training data (None: a model saved before it was kept)
+        self.item_user_counts: np.ndarray | None = None
         self._user_position: dict[str, int] | None = None
         self._projection: np.ndarray | None = None
 
@@ -139,17 +143,56 @@ class MatrixFactorizationBase(Recommender):
         similarity[np.arange(len(item_index)), item_index] = -np.inf
         return top_n(similarity, n)
 
+    # -- forgetting ------------------------------------------------------------------------
+
+    def holds(self, person: ErasedPerson) -> bool | None:
+        return person.user_id in self.user_position
+
+    def forget(self, person: ErasedPerson) -> bool:
+        """Drop the person's factors; items nobody else had get :meth:`_orphan_factors`.
+
+        Item factors that others share are left for the refit: recomputing them needs
+        every remaining person's interactions with those items, which the model does not
+        keep. So this is never exact for a training user (True only when the person was
+        not one).
+        """
+        row = self.user_position.get(person.user_id)
+        if row is None:
+            return True
+        keep = np.ones(self.n_users, dtype=bool)
+        keep[row] = False
+        item_factors, counts = self.item_factors, self.item_user_counts
+        if counts is not None:
+            counts = counts.copy()
+            counts[person.items] = np.maximum(counts[person.items] - 1, 0)
+            orphans = person.items[counts[person.items] == 0]
+            if len(orphans):
+                item_factors = item_factors.copy()
+                item_factors[orphans] = self._orphan_factors()
+        self._set_state(self.user_ids[keep], self.user_factors[keep], item_factors)
+        self.item_user_counts = counts
+        return False
+
+    def _orphan_factors(self) -> np.ndarray:
+        """The factor vector of an item no training user had: zeros, which is what a
+        least-squares item step gives an item without positives."""
+        return np.zeros(self.n_factors, dtype=np.float32)
+
     # -- persistence -----------------------------------------------------------------------
 
     def _arrays(self) -> dict[str, np.ndarray]:
-        return {
+        arrays = {
             "user_factors": self.user_factors,
             "item_factors": self.item_factors,
             "user_ids": self.user_ids.astype(str),
         }
+        if self.item_user_counts is not None:
+            arrays["item_user_counts"] = self.item_user_counts
+        return arrays
 
     def _restore(self, arrays: dict[str, np.ndarray]) -> None:
         self._set_state(arrays["user_ids"], arrays["user_factors"], arrays["item_factors"])
+        self.item_user_counts = arrays.get("item_user_counts")
 
 
 def checked_user_index(

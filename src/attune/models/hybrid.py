@@ -6,7 +6,8 @@ the union of every component's top ``candidates_per_component`` unseen items. Ev
 (person, candidate) pair is described by the components' scores (raw, and row-scaled as
 in a blend) and ranks among the candidates, how many components proposed it, item
 aggregates (popularity, freshness, trend), the person's history (length,
-mainstreamness, the era of their recent items) and category affinity. A listwise
+mainstreamness, the era of their recent items, days since their last event, and how
+well their time-of-day rhythm matches the item's audience) and category affinity. A listwise
 ranker (XE-NDCG by default, or LambdaRank) learns to put the label-window items first,
 one query group per person. The components are then refitted on all the data for
 serving.
@@ -38,12 +39,16 @@ from attune.features.aggregates import (
     category_affinity,
     category_matrix,
     item_aggregates,
+    item_time_of_day,
     mainstreamness,
+    time_of_day_match,
 )
 from attune.features.interactions import (
+    SECONDS_PER_DAY,
     History,
     InteractionDataset,
     WeightPolicy,
+    arrival_order,
     weighted_history,
 )
 from attune.models.base import (
@@ -55,7 +60,14 @@ from attune.models.base import (
     sparse_to_arrays,
     top_n,
 )
-from attune.models.blend import BlendComponent, scale_rows
+from attune.models.blend import (
+    BlendComponent,
+    components_hold,
+    forget_components,
+    scale_rows,
+)
+from attune.models.deadline import lightgbm_callback
+from attune.models.forgetting import ErasedPerson, downdate_item_aggregates
 
 if TYPE_CHECKING:
     import lightgbm
@@ -146,15 +158,15 @@ def split_newest(
 ) -> tuple[InteractionDataset, sp.csr_matrix]:
     """Each person's newest ``fraction`` of events (round half up, at least one) as labels.
 
-    Events are ordered per person by (timestamp, item index), as the evaluation protocol
-    orders them.
+    Events are ordered per person by timestamp, ties in arrival order
+    (:func:`~attune.features.interactions.arrival_order`).
 
     Returns:
         (the older events as a dataset over the same users and items, with the same
         catalog; a (n_users, n_items) 0/1 CSR of newer items the person had not had in
         the older part).
     """
-    order = np.lexsort((dataset.item_index, dataset.timestamp, dataset.user_index))
+    order = arrival_order(dataset.user_index, dataset.timestamp)
     users = np.asarray(dataset.user_index)[order]
     sizes = np.bincount(users, minlength=dataset.n_users)
     held = np.maximum(np.floor(sizes * fraction + 0.5).astype(np.int64), 1)
@@ -204,7 +216,7 @@ def dataset_history(dataset: InteractionDataset, users: np.ndarray) -> History:
     """
     position = np.full(dataset.n_users, -1, dtype=np.int64)
     position[users] = np.arange(len(users))
-    order = np.lexsort((dataset.item_index, dataset.timestamp, dataset.user_index))
+    order = arrival_order(dataset.user_index, dataset.timestamp)
     rows = position[dataset.user_index[order]]
     keep = rows >= 0
     return weighted_history(
@@ -248,7 +260,9 @@ class HybridRecommender(Recommender):
         self.aggregates: ItemAggregates | None = None
         self._item_cache: dict[str, np.ndarray] | None = None
         self.categories = sp.csr_matrix((0, 0), dtype=np.float32)
+        self.item_day_parts = np.zeros((0, 4))  # (n_items, 4): when each item is used
         self.booster: lightgbm.Booster | None = None  # None: the fallback sum
+        self.reference_time: float | None = None  # "now" of the aggregates' ages
 
     # -- training -----------------------------------------------------------------------
 
@@ -266,8 +280,10 @@ class HybridRecommender(Recommender):
             create_model(c.algorithm, c.params).fit(dataset) for c in self.config.components
         ]
         self.aggregates = item_aggregates(dataset)
+        self.reference_time = dataset.reference_time
         self._item_cache = None
         self.categories, _ = category_matrix(dataset.item_features, dataset.n_items)
+        self.item_day_parts = item_time_of_day(dataset)
         self.item_ids = dataset.item_ids
 
     def _train_ranker(
@@ -341,6 +357,9 @@ class HybridRecommender(Recommender):
                 )
             ]
             callbacks = [lightgbm.early_stopping(config.early_stopping_rounds, verbose=False)]
+        late = lightgbm_callback()  # a fit deadline (tuning) keeps the rounds built so far
+        if late is not None:
+            callbacks.append(late)
         booster = lightgbm.train(
             params,
             train,
@@ -428,6 +447,18 @@ class HybridRecommender(Recommender):
         columns["category_affinity_recent"] = category_affinity(
             history.weighted(RECENT_EVENTS), self.categories, rows, items
         )
+        # the person's recency and daily rhythm, when the history carries its times
+        unknown = np.full(len(rows), np.nan)
+        columns["user_days_inactive"] = (
+            np.maximum(self.reference_time - history.newest_time[rows], 0.0) / SECONDS_PER_DAY
+            if history.newest_time is not None and self.reference_time is not None
+            else unknown
+        )
+        columns["time_of_day_match"] = (
+            time_of_day_match(history.day_parts, self.item_day_parts, rows, items)
+            if history.day_parts is not None and len(self.item_day_parts) == self.n_items
+            else unknown
+        )
         features = np.column_stack(list(columns.values())).astype(np.float32)
         return _Pairs(rows, items, features, list(columns))
 
@@ -445,7 +476,11 @@ class HybridRecommender(Recommender):
             if len(pairs.rows) == 0:
                 continue
             if self.booster is not None:
-                value = self.booster.predict(pairs.features, num_threads=self.config.num_threads)
+                # by name: a ranker saved with fewer features still reads its own columns
+                wanted = [pairs.names.index(name) for name in self.booster.feature_name()]
+                value = self.booster.predict(
+                    pairs.features[:, wanted], num_threads=self.config.num_threads
+                )
             else:
                 value = np.zeros(len(pairs.rows))
                 for k, spec in enumerate(self.config.components):
@@ -460,22 +495,45 @@ class HybridRecommender(Recommender):
     def similar_items(self, item_index: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         return first_similar_items(self.components, item_index, n, "hybrid")
 
+    def holds(self, person: ErasedPerson) -> bool | None:
+        return components_hold(self.components, person)
+
+    def forget(self, person: ErasedPerson) -> bool:
+        """Forget in every component and take the person out of the item aggregates.
+
+        The ranker learnt from the person's labels and cannot unlearn them: always False
+        when they had events (a refit retrains it).
+        """
+        if person.empty:
+            return True
+        self.components, _ = forget_components(self.components, person)
+        if self.aggregates is not None and self.reference_time is not None:
+            self.aggregates = downdate_item_aggregates(self.aggregates, person, self.reference_time)
+            self._item_cache = None
+        return False
+
     # -- persistence --------------------------------------------------------------------
 
     def _arrays(self) -> dict[str, np.ndarray]:
         assert self.aggregates is not None
         arrays = {f"item_{k}": v for k, v in self.aggregates.columns().items()}
         arrays.update({f"categories_{k}": v for k, v in sparse_to_arrays(self.categories).items()})
+        if self.reference_time is not None:
+            arrays["reference_time"] = np.array([self.reference_time])
+        arrays["day_parts_item"] = self.item_day_parts
         return arrays
 
     def _restore(self, arrays: dict[str, np.ndarray]) -> None:
         self._item_cache = None
+        if "reference_time" in arrays:
+            self.reference_time = float(arrays["reference_time"][0])
         self.aggregates = ItemAggregates.from_columns(
             {k[5:]: v for k, v in arrays.items() if k.startswith("item_")}
         )
         self.categories = sparse_from_arrays(
             {k[11:]: v for k, v in arrays.items() if k.startswith("categories_")}
         )
+        self.item_day_parts = np.asarray(arrays.get("day_parts_item", np.zeros((0, 4))))
 
     def save(self, path: Path) -> None:
         super().save(path)

@@ -10,6 +10,7 @@ places a user it never saw. ``implicit`` is imported on first fit or fold-in, ne
 
 from __future__ import annotations
 
+from contextlib import suppress
 from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
@@ -19,6 +20,7 @@ from pydantic import Field
 from attune.errors import ValidationError
 from attune.features.interactions import InteractionDataset
 from attune.models.base import ModelConfig
+from attune.models.deadline import OutOfTime, implicit_callback
 from attune.models.factorization import MatrixFactorizationBase
 
 if TYPE_CHECKING:
@@ -88,6 +90,11 @@ class BPRConfig(ModelConfig):
         }
 
 
+def _people_per_item(user_items: sp.csr_matrix) -> np.ndarray:
+    """(n_items,) int64: how many training users had each item."""
+    return np.bincount(user_items.indices, minlength=user_items.shape[1]).astype(np.int64)
+
+
 def _training_matrix(dataset: InteractionDataset, model_name: str) -> sp.csr_matrix:
     matrix = sp.csr_matrix(dataset.matrix, dtype=np.float32)
     if matrix.nnz == 0:
@@ -134,10 +141,12 @@ class ALSRecommender(MatrixFactorizationBase):
         user_items = _training_matrix(dataset, self.name)
         solver = self._new_solver()
         # implicit runs its own threads; a threaded BLAS underneath makes it many times slower
-        with threadpool_limits(limits=1, user_api="blas"):
-            solver.fit(user_items, show_progress=False)
+        with threadpool_limits(limits=1, user_api="blas"), suppress(OutOfTime):
+            # at a fit deadline (tuning) the sweeps done so far are kept
+            solver.fit(user_items, show_progress=False, callback=implicit_callback())
         self.item_ids = dataset.item_ids
         self._set_state(dataset.user_ids, solver.user_factors, solver.item_factors)
+        self.item_user_counts = _people_per_item(user_items)
         self._solver = solver
         return self
 
@@ -188,10 +197,28 @@ class BPRRecommender(MatrixFactorizationBase):
                 num_threads=self.config.num_threads,
                 random_state=self.config.random_state,
             )
-            solver.fit(user_items, show_progress=False)
+            with suppress(OutOfTime):  # at a fit deadline the epochs done so far are kept
+                solver.fit(user_items, show_progress=False, callback=implicit_callback())
         self.item_ids = dataset.item_ids
         self._set_state(dataset.user_ids, solver.user_factors, solver.item_factors)
+        self.item_user_counts = _people_per_item(user_items)
         return self
+
+    def _orphan_factors(self) -> np.ndarray:
+        """Zeros, and a bias that puts the item below every other item for every person.
+
+        BPR only ever samples an item nobody has as a negative, so a refit sinks it to the
+        bottom of every list. Every user vector (a training row, or a fold-in: a mean of
+        item factors) has a dot part no longer than ``reach``, so no other item scores
+        below ``min bias - reach × longest item``.
+        """
+        factors = np.zeros(self.n_factors, dtype=np.float32)
+        if self.n_items:
+            item_norms = np.linalg.norm(self.item_factors[:, :-1], axis=1)
+            user_norms = np.linalg.norm(self.user_factors[:, :-1], axis=1)
+            reach = max(item_norms.max(), user_norms.max(initial=0.0))
+            factors[-1] = self.item_factors[:, -1].min() - reach * item_norms.max() - 1.0
+        return factors
 
     def _fold_in(self, history: sp.csr_matrix) -> np.ndarray:
         totals = np.asarray(history.sum(axis=1), dtype=np.float64)

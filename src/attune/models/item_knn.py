@@ -21,8 +21,12 @@ from attune.models.base import (
     sparse_to_arrays,
     top_n,
 )
+from attune.models.forgetting import ErasedPerson, drop_row, find_row
 
 BLOCK_CELLS = 32_000_000  # dense similarity cells computed at once (~128 MB of float32)
+
+Entries = tuple[np.ndarray, np.ndarray, np.ndarray]
+"""(row, column, value) arrays of sparse matrix entries."""
 
 
 class ItemKNNConfig(ModelConfig):
@@ -35,6 +39,12 @@ class ItemKNNConfig(ModelConfig):
     )
     bm25_k1: float = Field(default=1.2, gt=0)
     bm25_b: float = Field(default=0.75, ge=0, le=1)
+    keep_interactions: bool = Field(
+        default=True,
+        description="Keep the weighted training matrix (8 bytes per user-item pair, no user "
+        "ids) so an erased person is forgotten exactly at once; False saves the memory "
+        "and erasure waits for a refit. Ignored with bm25, which no erasure leaves intact.",
+    )
 
     @classmethod
     def search_space(cls, trial: Any) -> dict[str, Any]:
@@ -46,7 +56,8 @@ class ItemKNNConfig(ModelConfig):
 
 
 class ItemKNNRecommender(Recommender):
-    """See the module docstring. State: a sparse items × items similarity matrix."""
+    """See the module docstring. State: a sparse items × items similarity matrix and, to
+    forget a person exactly, the weighted training users × items matrix (no user ids)."""
 
     name = "item_knn"
     config_class = ItemKNNConfig
@@ -55,39 +66,104 @@ class ItemKNNRecommender(Recommender):
     def __init__(self, config: ItemKNNConfig | dict | None = None) -> None:
         super().__init__(config)
         self.similarity = sp.csr_matrix((0, 0), dtype=np.float32)
+        self.interactions: sp.csr_matrix | None = None
 
     def fit(self, dataset: InteractionDataset) -> Self:
         vectors = self._weighted(dataset.matrix).T.tocsr().astype(np.float32)  # items × users
-        n_items = vectors.shape[0]
-        norms = np.sqrt(np.asarray(vectors.multiply(vectors).sum(axis=1)).ravel())
         users_by_items = vectors.T.tocsr()
-        k = min(self.config.neighbors, max(n_items - 1, 0))
-        rows, cols, vals = [], [], []
-        block = max(1, BLOCK_CELLS // max(n_items, 1))
-        for start in range(0, n_items, block):
-            stop = min(start + block, n_items)
-            dots = (vectors[start:stop] @ users_by_items).toarray()
-            denominator = norms[start:stop, None] * norms[None, :] + self.config.shrinkage
-            with np.errstate(divide="ignore", invalid="ignore"):
-                sims = np.where(denominator > 0, dots / denominator, 0.0).astype(np.float32)
-            sims[np.arange(stop - start), np.arange(start, stop)] = 0.0
-            if k == 0:
-                continue
-            best, best_scores = top_n(np.where(sims > 0, sims, -np.inf), k)
-            keep = best >= 0
-            rows.append((np.arange(start, stop)[:, None] + np.zeros_like(best))[keep])
-            cols.append(best[keep])
-            vals.append(best_scores[keep])
-        if rows:
-            self.similarity = sp.csr_matrix(
-                (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                shape=(n_items, n_items),
-                dtype=np.float32,
-            )
-        else:
-            self.similarity = sp.csr_matrix((n_items, n_items), dtype=np.float32)
+        norms = _row_norms(vectors)
         self.item_ids = dataset.item_ids
+        entries = [
+            self._neighbours(part, self._similarity_rows(vectors, users_by_items, norms, part))
+            for part in self._blocks(np.arange(self.n_items))
+        ]
+        self.similarity = _matrix(entries, self.n_items)
+        forgettable = self.config.keep_interactions and self.config.weighting != "bm25"
+        users_by_items.sort_indices()  # find_row compares index arrays
+        self.interactions = users_by_items if forgettable else None
         return self
+
+    def _similarity_rows(
+        self,
+        vectors: sp.csr_matrix,
+        users_by_items: sp.csr_matrix,
+        norms: np.ndarray,
+        items: np.ndarray,
+    ) -> np.ndarray:
+        """Dense (len(items), n_items) float32 similarities of the given items to every item
+        (zero to themselves).
+
+        Args:
+            vectors: (n_items, n_users) weighted item vectors; users_by_items its transpose.
+            norms: (n_items,) L2 norm of each item vector.
+            items: item indices.
+        """
+        dots = (vectors[items] @ users_by_items).toarray()
+        denominator = norms[items, None] * norms[None, :] + self.config.shrinkage
+        with np.errstate(divide="ignore", invalid="ignore"):
+            sims = np.where(denominator > 0, dots / denominator, 0.0).astype(np.float32)
+        sims[np.arange(len(items)), items] = 0.0
+        return sims
+
+    def _blocks(self, items: np.ndarray) -> list[np.ndarray]:
+        """``items`` in chunks whose dense similarity rows fit in BLOCK_CELLS."""
+        block = max(1, BLOCK_CELLS // max(self.n_items, 1))
+        return [items[start : start + block] for start in range(0, len(items), block)]
+
+    def _neighbours(self, part: np.ndarray, sims: np.ndarray) -> Entries:
+        """(item, neighbour, similarity) entries of the top neighbours of the items ``part``,
+        from their dense similarity rows ``sims``."""
+        k = min(self.config.neighbors, max(self.n_items - 1, 0))
+        if k == 0:
+            return _entries()
+        best, best_scores = top_n(np.where(sims > 0, sims, -np.inf), k)
+        keep = best >= 0
+        return (
+            np.broadcast_to(part[:, None], best.shape)[keep],
+            best[keep],
+            best_scores[keep].astype(np.float64),
+        )
+
+    def holds(self, person: ErasedPerson) -> bool | None:
+        if person.empty or self.interactions is None:
+            return None
+        return find_row(self.interactions, self._weighted(person.row)) is not None
+
+    def forget(self, person: ErasedPerson) -> bool:
+        """Drop the person's training row and recompute the similarities it fed (exact).
+
+        The rows of the items they touched are recomputed in full, O(touched × nnz).
+        Other items' similarities to the touched ones change too; they are read off the
+        recomputed rows (similarity is symmetric) and merged into their kept lists (see
+        :func:`_patch_neighbours`). Needs the kept training matrix; with bm25 weighting
+        (which depends on every person) it returns False.
+        """
+        if person.empty:
+            return True
+        if self.interactions is None:
+            return False
+        row = self._weighted(person.row)
+        found = find_row(self.interactions, row)
+        if found is None:
+            return False
+        users_by_items = drop_row(self.interactions, found)
+        vectors = users_by_items.T.tocsr()
+        norms = _row_norms(vectors)
+        touched = np.asarray(row.indices, dtype=np.int64)
+        k = min(self.config.neighbors, max(self.n_items - 1, 0))
+        floor = _list_floor(self.similarity, k)
+        fresh, mirrored = [], []
+        for part in self._blocks(touched):
+            sims = self._similarity_rows(vectors, users_by_items, norms, part)
+            fresh.append(self._neighbours(part, sims))
+            sims[:, touched] = 0.0  # only what untouched items see of the touched ones
+            # below an item's weakest kept neighbour a similarity cannot enter its list
+            rows, cols = np.nonzero((sims > 0) & (sims >= floor[None, :]))
+            mirrored.append((cols.astype(np.int64), part[rows], sims[rows, cols].astype(float)))
+        patched = _patch_neighbours(self.similarity, touched, _join(mirrored), k)
+        self.similarity = _matrix([*fresh, patched], self.n_items)
+        self.interactions = users_by_items
+        return True
 
     def _weighted(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
         matrix = matrix.copy().astype(np.float32)
@@ -108,10 +184,99 @@ class ItemKNNRecommender(Recommender):
         return top_n(rows, n)
 
     def _arrays(self) -> dict[str, np.ndarray]:
-        return sparse_to_arrays(self.similarity)
+        arrays = sparse_to_arrays(self.similarity)
+        if self.interactions is not None:
+            kept = sparse_to_arrays(self.interactions)
+            arrays.update({f"interactions_{k}": v for k, v in kept.items()})
+        return arrays
 
     def _restore(self, arrays: dict[str, np.ndarray]) -> None:
         self.similarity = sparse_from_arrays(arrays)
+        prefix = "interactions_"
+        kept = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+        self.interactions = sparse_from_arrays(kept) if kept else None
+
+
+def _row_norms(vectors: sp.csr_matrix) -> np.ndarray:
+    return np.sqrt(np.asarray(vectors.multiply(vectors).sum(axis=1)).ravel())
+
+
+def _entries() -> Entries:
+    return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+
+
+def _join(parts: list[Entries]) -> Entries:
+    if not parts:
+        return _entries()
+    rows, cols, vals = zip(*parts, strict=True)
+    return np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+
+
+def _matrix(parts: list[Entries], n_items: int) -> sp.csr_matrix:
+    rows, cols, vals = _join(parts)
+    return sp.csr_matrix((vals, (rows, cols)), shape=(n_items, n_items), dtype=np.float32)
+
+
+def _list_floor(similarity: sp.csr_matrix, k: int) -> np.ndarray:
+    """(n_items,) each item's weakest kept similarity if its list is full, else 0."""
+    sizes = np.diff(similarity.indptr)
+    floor = np.zeros(similarity.shape[0])
+    listed = np.flatnonzero(sizes > 0)  # reduceat runs from one start to the next
+    if len(listed):
+        weakest = np.minimum.reduceat(similarity.data, similarity.indptr[listed])
+        full = sizes[listed] >= k
+        floor[listed[full]] = weakest[full]
+    return floor
+
+
+def _patch_neighbours(
+    similarity: sp.csr_matrix, touched: np.ndarray, mirrored: Entries, k: int
+) -> Entries:
+    """The neighbour lists of untouched items after the touched items' vectors changed.
+
+    Dropping a person only shortens the vectors of the items they touched. So an
+    untouched item's similarity to another untouched item is unchanged, and to a
+    touched item it can only grow (same dot product, smaller norm): every entry its old
+    list left out still ranks below the old list's entries. Its new list is therefore
+    the top ``k`` of its old untouched entries and its new similarities to the touched
+    items (``mirrored``), the same as a refit's.
+
+    Args:
+        similarity: the old (n_items, n_items) neighbour lists.
+        touched: items whose vectors changed (their own lists are recomputed elsewhere).
+        mirrored: (untouched item, touched item, new similarity) entries: at least every
+            one that is in the item's old list or may enter it.
+        k: neighbours per list.
+
+    Returns:
+        the entries of every untouched item's new list.
+    """
+    n_items = similarity.shape[0]
+    old = similarity.tocoo()
+    old_rows, old_cols = old.row.astype(np.int64), old.col.astype(np.int64)
+    old_vals = old.data.astype(np.float64)
+    is_touched = np.zeros(n_items, dtype=bool)
+    is_touched[touched] = True
+    affected = np.zeros(n_items, dtype=bool)
+    affected[old_rows[is_touched[old_cols]]] = True
+    affected[mirrored[0]] = True
+    affected &= ~is_touched
+    keep = ~is_touched[old_rows] & ~affected[old_rows]
+    unchanged = (old_rows[keep], old_cols[keep], old_vals[keep])
+    reused = affected[old_rows] & ~is_touched[old_cols]
+    rows, cols, vals = _ranked(
+        np.concatenate([old_rows[reused], mirrored[0]]),
+        np.concatenate([old_cols[reused], mirrored[1]]),
+        np.concatenate([old_vals[reused], mirrored[2]]),
+    )
+    top = np.arange(len(rows)) - np.searchsorted(rows, rows, side="left") < k
+    return _join([unchanged, (rows[top], cols[top], vals[top])])
+
+
+def _ranked(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray) -> Entries:
+    """Entries sorted by row, then by value descending, then by column (top_n's order)."""
+    order = np.lexsort((cols, -vals, rows))
+    return rows[order], cols[order], vals[order]
 
 
 def bm25_weight(matrix: sp.csr_matrix, k1: float, b: float) -> sp.csr_matrix:

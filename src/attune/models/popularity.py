@@ -1,4 +1,8 @@
-"""Time-decayed popularity: the same list for everyone, newest interest counting most."""
+"""Time-decayed popularity: the same list for everyone, newest interest counting most.
+
+With ``segment_by``, also per segment (region, device, ...): see
+:mod:`attune.models.segmented`.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,18 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from attune.features.interactions import SECONDS_PER_DAY, InteractionDataset
-from attune.models.base import ModelConfig, Recommender
+from attune.models.base import Recommender
+from attune.models.forgetting import (
+    ErasedPerson,
+    decayed_newest,
+    decayed_sums,
+    moves_reference,
+    subtract_totals,
+)
+from attune.models.segmented import SegmentedConfig, SegmentedModel
 
 
-class PopularityConfig(ModelConfig):
+class PopularityConfig(SegmentedConfig):
     half_life_days: float | None = Field(
         default=30.0,
         gt=0,
@@ -26,8 +38,9 @@ class PopularityConfig(ModelConfig):
     )
 
 
-class PopularityRecommender(Recommender):
-    """Scores each item by its (decayed) number of interested users."""
+class PopularityRecommender(SegmentedModel, Recommender):
+    """Scores each item by its (decayed) number of interested users, globally and per
+    segment (:meth:`scores_for_segment`)."""
 
     name = "popularity"
     config_class = PopularityConfig
@@ -36,6 +49,7 @@ class PopularityRecommender(Recommender):
     def __init__(self, config: PopularityConfig | dict | None = None) -> None:
         super().__init__(config)
         self.item_scores = np.zeros(0, dtype=np.float32)
+        self.reference_time: float | None = None  # "now" of the decay; None: unknown
 
     def fit(self, dataset: InteractionDataset) -> Self:
         ages = (dataset.reference_time - dataset.timestamp) / SECONDS_PER_DAY
@@ -54,16 +68,48 @@ class PopularityRecommender(Recommender):
             )
         self.item_ids = dataset.item_ids
         self.item_scores = scores.astype(np.float32)
+        self.reference_time = dataset.reference_time
+        per_event = decay if self.config.count_users_once else dataset.weight * decay
+        per_person = "max" if self.config.count_users_once else "sum"
+        self._learn_segments(dataset, {"people": per_event}, per_person)
         return self
+
+    def _segment_scores(self, row: int) -> np.ndarray:
+        assert self.segments is not None
+        return self.segments.row("people", row)
 
     def score(self, history: sp.csr_matrix, user_index: np.ndarray) -> np.ndarray:
         return np.broadcast_to(self.item_scores, (history.shape[0], self.n_items))
 
+    def forget(self, person: ErasedPerson) -> bool:
+        """Subtract the person's (decayed) share of every item's score.
+
+        Not exact when their events include the newest one (a refit measures ages from
+        an earlier "now"), when the model is old enough not to know its "now", or when it
+        has segments (which segments held the person is not known here).
+        """
+        if person.empty:
+            return True
+        if self.reference_time is None:
+            return False
+        share = decayed_newest if self.config.count_users_once else decayed_sums
+        items, part = share(person, self.reference_time, self.config.half_life_days)
+        scores = self.item_scores.astype(np.float64)
+        scores[items] = subtract_totals(scores[items], part)
+        self.item_scores = scores.astype(np.float32)
+        return self.segments is None and not moves_reference(person, self.reference_time)
+
     def _arrays(self) -> dict[str, np.ndarray]:
-        return {"item_scores": self.item_scores}
+        arrays = {"item_scores": self.item_scores, **self._segment_arrays()}
+        if self.reference_time is not None:
+            arrays["reference_time"] = np.array([self.reference_time])
+        return arrays
 
     def _restore(self, arrays: dict[str, np.ndarray]) -> None:
         self.item_scores = arrays["item_scores"].astype(np.float32)
+        if "reference_time" in arrays:
+            self.reference_time = float(arrays["reference_time"][0])
+        self._restore_segments(arrays)
 
 
 def max_per_pair(dataset: InteractionDataset, value: np.ndarray) -> sp.csr_matrix:

@@ -9,8 +9,8 @@ list follows what the person did last.
 
 Sequences hold each item once, at its latest occurrence — the same view a
 :class:`~attune.features.interactions.History` gives at serving time; equal timestamps
-are ordered by item index in training, and a history without order (a plain matrix,
-every rank 1) by item index when scoring.
+are ordered by arrival in training as at serving time, and a history without order (a
+plain matrix, every rank 1) by item index when scoring.
 
 ``horizon`` > 1 also teaches each position the items after the next one, for lists
 judged on a person's coming weeks rather than their next step.
@@ -36,8 +36,9 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from attune.errors import ValidationError
-from attune.features.interactions import History, InteractionDataset
+from attune.features.interactions import History, InteractionDataset, arrival_order
 from attune.models.base import ModelConfig, Recommender, top_n
+from attune.models.deadline import capped
 
 if TYPE_CHECKING:
     import optuna
@@ -165,11 +166,13 @@ class SASRecRecommender(Recommender):
                 weight_decay=config.weight_decay,
             )
             started = time.perf_counter()
+            # a fit deadline (tuning) shortens the cap; the epochs done so far are kept
+            limit = capped(config.max_train_seconds)
             self.epochs_run = 0
             out_of_time = len(inputs) == 0
             while not out_of_time and self.epochs_run < config.epochs:
                 for batch in length_batches(lengths, config.batch_size, rng):
-                    if time.perf_counter() - started > config.max_train_seconds:
+                    if time.perf_counter() - started > limit:
                         out_of_time = True
                         break
                     width = int(lengths[batch].max())
@@ -299,9 +302,10 @@ class SASRecRecommender(Recommender):
 def user_sequences(dataset: InteractionDataset) -> list[np.ndarray]:
     """Each training user's item indices, oldest first, each item at its latest event.
 
-    Events are ordered by timestamp, ties by item index.
+    Events are ordered by timestamp, ties in arrival order (:func:`arrival_order`), as a
+    live history is ordered at serving time.
     """
-    order = np.lexsort((dataset.item_index, dataset.timestamp, dataset.user_index))
+    order = arrival_order(dataset.user_index, dataset.timestamp)
     users = dataset.user_index[order].astype(np.int64)
     items = dataset.item_index[order].astype(np.int64)
     # keep each (user, item) pair's last event only

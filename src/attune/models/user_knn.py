@@ -6,9 +6,9 @@ its similarity. It works from history alone, so a user the model never saw is sc
 as soon as they have acted once.
 
 Personal data: the fitted state *is* the (weighted) training user × item matrix, kept in
-memory and saved in the artifact. Erasing a person means refitting without them (or at
-least dropping the artifact); the rows carry no user ids, but they are still their
-histories.
+memory and saved in the artifact. The rows carry no user ids, but they are still their
+histories: :meth:`UserKNNRecommender.forget` drops an erased person's row at once, and
+artifacts saved before the erasure still hold it.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from attune.models.base import (
     sparse_to_arrays,
 )
 from attune.models.factorization import checked_user_index
+from attune.models.forgetting import ErasedPerson, drop_row, find_row
 from attune.models.item_knn import BLOCK_CELLS, bm25_weight
 
 if TYPE_CHECKING:
@@ -85,6 +86,7 @@ class UserKNNRecommender(Recommender):
     def _set_user_items(self, matrix: sp.csr_matrix) -> None:
         matrix = sp.csr_matrix(matrix, dtype=np.float32)
         matrix.eliminate_zeros()
+        matrix.sort_indices()
         self.user_items = matrix
         # kept transposed as well: queries multiply against it on every call
         self._items_by_users = matrix.T.tocsr()
@@ -149,6 +151,33 @@ class UserKNNRecommender(Recommender):
     def score(self, history: sp.csr_matrix, user_index: np.ndarray) -> np.ndarray:
         similarity = self.neighbor_similarity(history, user_index)
         return np.asarray((similarity @ self.user_items).todense(), dtype=np.float32)
+
+    def holds(self, person: ErasedPerson) -> bool | None:
+        if person.empty or self.config.weighting == "bm25":
+            return None
+        return find_row(self.user_items, self._own_row(person)) is not None
+
+    def _own_row(self, person: ErasedPerson) -> sp.csr_matrix:
+        """The person's row as it is stored here (elementwise weighting applied)."""
+        row = sp.csr_matrix(self._elementwise(person.row))
+        row.eliminate_zeros()
+        return row
+
+    def forget(self, person: ErasedPerson) -> bool:
+        """Drop the person's row from the neighbour pool (exact).
+
+        Their row is found by content (rows carry no ids). With bm25 weighting every row
+        depends on every person, so only a refit is exact: False, nothing dropped.
+        """
+        if person.empty:
+            return True
+        if self.config.weighting == "bm25":
+            return False
+        found = find_row(self.user_items, self._own_row(person))
+        if found is None:
+            return False
+        self._set_user_items(drop_row(self.user_items, found))
+        return True
 
     def _arrays(self) -> dict[str, np.ndarray]:
         return sparse_to_arrays(self.user_items)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
+
+import numpy as np
 
 from attune.errors import NotFoundError
 
@@ -34,5 +37,41 @@ class LocalArtifactStore:
         return path
 
     def erase_user(self, user_id: str) -> int:
-        """Artifacts written by the built-in models index items, never users: nothing to do."""
-        return 0
+        """Drop ``user_id``'s rows from every saved model; returns the rows removed.
+
+        Models that keep per-user state save ``state_user_ids`` (training user index →
+        external id) beside ``state_user_*`` arrays indexed the same way (e.g. ALS user
+        factors): the person's entry goes from all of them, so a server (re)loading the
+        version never sees them again. Models without user ids hold nothing to find by id.
+        """
+        removed = 0
+        for arrays in sorted(self.root.glob(f"**/{ARRAYS_FILE}")):
+            removed += _drop_user_rows(arrays, user_id)
+        return removed
+
+
+ARRAYS_FILE = "arrays.npz"
+USER_IDS = "state_user_ids"
+USER_ARRAY_PREFIX = "state_user_"
+
+
+def _drop_user_rows(path: Path, user_id: str) -> int:
+    """Rewrite one ``arrays.npz`` without ``user_id``'s rows (atomically); rows removed."""
+    with np.load(path, allow_pickle=False) as data:
+        if USER_IDS not in data.files:
+            return 0
+        user_ids = data[USER_IDS]
+        doomed = user_ids.astype(str) == user_id
+        if not doomed.any():
+            return 0
+        arrays = {name: data[name] for name in data.files}
+    keep = ~doomed
+    for name, values in arrays.items():
+        per_user = values.ndim >= 1 and values.shape[0] == len(user_ids)
+        if name.startswith(USER_ARRAY_PREFIX) and per_user:
+            arrays[name] = values[keep]
+    partial = path.with_name(path.name + ".partial")
+    with partial.open("wb") as handle:
+        np.savez(handle, **arrays)
+    os.replace(partial, path)
+    return int(doomed.sum())

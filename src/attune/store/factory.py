@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, fields
 
 from sqlalchemy import Engine
@@ -12,9 +13,12 @@ from attune.store.artifacts import LocalArtifactStore
 from attune.store.cache import MemoryCache
 from attune.store.protocols import (
     ArtifactStore,
+    AuditStore,
     CacheStore,
     CatalogStore,
+    ConsentStore,
     EventStore,
+    KeyStore,
     ModelVersionStore,
     NamedConfigStore,
     PreferenceStore,
@@ -41,6 +45,9 @@ class Stores:
     segments: NamedConfigStore
     recommendation_logs: RecommendationLogStore
     sessions: SessionStore
+    consent: ConsentStore
+    keys: KeyStore
+    audit: AuditStore
     engine: Engine
 
     def erase_user(self, user_id: str) -> dict[str, int]:
@@ -59,7 +66,10 @@ class Stores:
 
 def open_stores(settings: Settings, *, migrate: bool = True) -> Stores:
     """Connect to the configured database (migrating it to the newest schema) and stores."""
+    from attune.auth.signing import master_secret
+    from attune.store.sql.audit import SqlAuditStore
     from attune.store.sql.catalog import SqlCatalogStore, SqlUserStore
+    from attune.store.sql.consent import SqlConsentStore
     from attune.store.sql.decide import (
         SqlPlacementStore,
         SqlPreferenceStore,
@@ -69,9 +79,10 @@ def open_stores(settings: Settings, *, migrate: bool = True) -> Stores:
     from attune.store.sql.engine import make_engine
     from attune.store.sql.engine import migrate as run_migrations
     from attune.store.sql.events import SqlEventStore
+    from attune.store.sql.keys import SqlKeyStore
     from attune.store.sql.model_versions import SqlModelVersionStore
 
-    engine = make_engine(settings.sql_url)
+    engine = make_engine(settings.sql_url, settings.sql_schema)
     if migrate:
         run_migrations(engine)
     cache, sessions = _live_stores(settings)
@@ -87,6 +98,9 @@ def open_stores(settings: Settings, *, migrate: bool = True) -> Stores:
         segments=SqlSegmentStore(engine),
         recommendation_logs=SqlRecommendationLogStore(engine),
         sessions=sessions,
+        consent=SqlConsentStore(engine),
+        keys=SqlKeyStore(engine),
+        audit=SqlAuditStore(engine, functools.cache(lambda: master_secret(settings))),
         engine=engine,
     )
 
@@ -101,4 +115,6 @@ def _live_stores(settings: Settings) -> tuple[CacheStore, SessionStore]:
         raise ConfigurationError("ATTUNE_REDIS_URL is set: pip install 'attune[redis]'") from exc
     client = redis.Redis.from_url(settings.redis_url)
     prefix = settings.redis_prefix
+    if not settings.is_default_workspace:  # workspaces never share cache entries
+        prefix = f"{prefix}:ws:{settings.workspace}"
     return RedisCache(client, prefix), RedisSessionStore(client, prefix)

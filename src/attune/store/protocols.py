@@ -7,12 +7,16 @@ Ids are external ids (strings) throughout; times are UTC Unix seconds.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from attune.auth.audit import AuditEntry
+    from attune.auth.keys import ApiKey
 
 EventRow = dict[str, Any]
 """One event as stored: the columns of the ``events`` table."""
@@ -29,6 +33,21 @@ class HistoryEvent:
     type: str
     value: float | None
     timestamp: float
+
+
+@dataclass(frozen=True, slots=True)
+class Consent:
+    """A person's consent as recorded (see :mod:`attune.privacy.consent`).
+
+    ``source`` says who set it last: ``api`` (``PUT /v1/users/{id}/consent``) or ``event``
+    (an event's ``context.consent``).
+    """
+
+    user_id: str
+    tracking: bool
+    personalization: bool
+    source: str
+    updated_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,18 +84,30 @@ class EventStore(Protocol):
     def existing_event_ids(self, event_ids: Iterable[str]) -> set[str]: ...
 
     def user_history(self, user_id: str, limit: int | None = None) -> list[HistoryEvent]:
-        """The user's events that name an item, oldest first (the newest ``limit``)."""
+        """The user's events that name an item, oldest first (the newest ``limit``); equal
+        timestamps in arrival order (received_at, then event_id)."""
 
     def user_histories(
         self, user_ids: Sequence[str], limit: int | None = None
     ) -> dict[str, list[HistoryEvent]]:
         """:meth:`user_history` for many users at once (users without events are absent)."""
 
+    def item_counts(self, since: float, until: float | None = None) -> dict[str, int]:
+        """Distinct people per item with an event in [since, until)."""
+
+    def latest_timestamp(self) -> float | None:
+        """The newest event time (None when there are no events)."""
+
     def user_events(self, user_id: str, limit: int = 100) -> list[EventRow]:
         """The user's full events, newest first."""
 
-    def interaction_frame(self, types: Sequence[str] | None = None) -> pd.DataFrame:
-        """All events with a user and an item: columns user_id, item_id, type, value, timestamp."""
+    def interaction_frame(
+        self, types: Sequence[str] | None = None, with_context: bool = False
+    ) -> pd.DataFrame:
+        """All events with a user and an item: columns user_id, item_id, type, value,
+        timestamp (and ``context``, a dict or None, when asked), ordered by timestamp,
+        ties in arrival order (received_at, then event_id) — the order of
+        :meth:`user_history`, so training and serving order equal timestamps alike."""
 
     def count_by_type(self) -> dict[str, int]: ...
 
@@ -85,6 +116,22 @@ class EventStore(Protocol):
 
     def count_items(self) -> int:
         """Distinct items named by at least one event."""
+
+    def iter_user_events(self, user_id: str, page_size: int = 5_000) -> Iterator[EventRow]:
+        """Every event of ``user_id`` (as user or anonymous id), oldest first, read in pages."""
+
+    def linked_anonymous_ids(self, user_id: str) -> set[str]:
+        """Anonymous ids that appear on events together with ``user_id``."""
+
+    def expire_events(
+        self, cutoffs: Mapping[str, float], default_cutoff: float | None, dry_run: bool = False
+    ) -> dict[str, int]:
+        """Delete events older (by ``timestamp``) than their type's cutoff.
+
+        ``cutoffs`` maps an event type to a UTC Unix time; types not in it use
+        ``default_cutoff`` (None: kept). Returns how many were (or, with ``dry_run``,
+        would be) deleted per type.
+        """
 
     def erase_user(self, user_id: str) -> int: ...
 
@@ -214,5 +261,95 @@ class SessionStore(Protocol):
     def record(self, user_id: str, events: Sequence[Any]) -> None: ...
 
     def recent(self, user_id: str) -> list[Any]: ...
+
+    def erase_user(self, user_id: str) -> int: ...
+
+
+@runtime_checkable
+class ConsentStore(Protocol):
+    """Per-person consent (tracking, personalisation); absent means "never stated"."""
+
+    def get(self, user_id: str) -> Consent | None: ...
+
+    def get_many(self, user_ids: Sequence[str]) -> dict[str, Consent]: ...
+
+    def set(
+        self,
+        user_id: str,
+        *,
+        tracking: bool | None = None,
+        personalization: bool | None = None,
+        source: str = "api",
+        default: bool = True,
+    ) -> Consent:
+        """Record what is given; what is not keeps its stored value (or ``default``)."""
+
+    def set_many(
+        self,
+        updates: Sequence[tuple[str, bool | None, bool | None]],
+        source: str,
+        default: bool = True,
+    ) -> int:
+        """Apply ``(user_id, tracking, personalization)`` updates in order, in one go."""
+
+    def user_ids(
+        self, *, tracking: bool | None = None, personalization: bool | None = None
+    ) -> set[str]:
+        """People whose record has the given values (None: any)."""
+
+    def erase_user(self, user_id: str) -> int: ...
+
+
+@runtime_checkable
+class KeyStore(Protocol):
+    """API keys (see :mod:`attune.auth`): metadata and the token's hash, never a token.
+
+    Keys of every workspace live in the default workspace's store.
+    """
+
+    def add(self, key: ApiKey, secret_hash: str) -> None: ...
+
+    def get(self, key_id: str) -> ApiKey | None: ...
+
+    def get_with_hash(self, key_id: str) -> tuple[ApiKey, str] | None: ...
+
+    def list_keys(
+        self, workspace: str | None = None, *, include_revoked: bool = True
+    ) -> list[ApiKey]: ...
+
+    def revoke(self, key_id: str, at: float) -> ApiKey | None:
+        """Mark the key revoked (the first revocation time stays); None if unknown."""
+
+    def touch(self, key_id: str, at: float) -> None: ...
+
+    def erase_user(self, user_id: str) -> int: ...
+
+
+@runtime_checkable
+class AuditStore(Protocol):
+    """The audit log of administrative actions (see :mod:`attune.auth.audit`)."""
+
+    def record(
+        self,
+        workspace: str,
+        actor: str | None,
+        action: str,
+        target: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> int:
+        """Append an entry; never put a secret or a raw user id in it."""
+
+    def list(
+        self,
+        limit: int = 100,
+        *,
+        workspace: str | None = None,
+        action: str | None = None,
+        before_id: int | None = None,
+    ) -> list[AuditEntry]:
+        """Newest first; ``before_id`` pages on to older entries."""
+
+    def user_target(self, user_id: str) -> str:
+        """A keyed hash that stands for ``user_id`` as an audit target."""
 
     def erase_user(self, user_id: str) -> int: ...

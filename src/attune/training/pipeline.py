@@ -13,6 +13,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,7 +22,9 @@ import pandas as pd
 from attune.config import Settings
 from attune.errors import NotReadyError
 from attune.features.interactions import WeightPolicy, build_dataset
+from attune.models.deadline import fit_deadline
 from attune.models.registry import create_model
+from attune.privacy.consent import personalizable
 from attune.store.factory import Stores
 from attune.store.protocols import ModelVersion
 
@@ -42,6 +45,33 @@ def weight_policy(settings: Settings) -> WeightPolicy:
         value_modes=settings.event_value_modes,
         half_life_days=settings.history_half_life_days,
     )
+
+
+def user_traits_frame(stores: Stores, page_size: int = 10_000) -> pd.DataFrame:
+    """Every stored user's traits: columns user_id, traits (dict or None)."""
+    rows: list[tuple[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        page = stores.users.list_users(cursor=cursor, limit=page_size)
+        rows += [(row["user_id"], row.get("traits")) for row in page.data]
+        cursor = page.next_cursor
+        if cursor is None:
+            return pd.DataFrame(rows, columns=["user_id", "traits"])
+
+
+def load_training_data(
+    settings: Settings, stores: Stores
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
+    """(events, catalog, user traits or None): event context and traits are read only when
+    ``settings.segment_keys`` asks for them, so plain training reads no more than it uses."""
+    keys = settings.segment_keys
+    frame = stores.events.interaction_frame(
+        with_context=any(key.startswith("context.") for key in keys)
+    )
+    # no model learns a profile of someone without personalisation consent
+    frame = personalizable(frame, settings, stores.consent)
+    users = user_traits_frame(stores) if any(key.startswith("traits.") for key in keys) else None
+    return frame, stores.catalog.item_frame(), users
 
 
 def _last_tuned(stores: Stores) -> ModelVersion | None:
@@ -75,6 +105,12 @@ def _choose(
                     "selection": "tuned",
                     "tuned_in": tuned.version_id,
                     "validation": tuned.metrics.get("validation", {}),
+                    "popularity_decays": tuned.metrics.get("popularity_decays", True),
+                    **(
+                        {"value_modes": tuned.metrics["value_modes"]}
+                        if "value_modes" in tuned.metrics
+                        else {}
+                    ),
                 },
             )
         if settings.default_algorithm != "auto":
@@ -98,6 +134,8 @@ def _choose(
         {
             "selection": "tuned" if budget else "validated-defaults",
             "validation": choice.summary(),
+            "popularity_decays": choice.popularity_decays,
+            "value_modes": choice.value_modes,
         },
     )
 
@@ -109,41 +147,75 @@ def train(
     params: dict[str, Any] | None = None,
     progress: Progress | None = None,
     tune_budget_seconds: float | None = None,
+    like: ModelVersion | None = None,
 ) -> ModelVersion:
     """Fit a model on every stored event and register it as the serving champion.
 
     The version's folder holds the main model, a popularity fallback (for people the
-    main model cannot score), an item-kNN model for "similar items" (unless the main
-    model is one) and the weighting used, so serving treats live history exactly as
+    main model cannot score; per segment too with ``settings.segment_keys``, see
+    ``fallback.scores_for_segment``), an item-kNN model for "similar items" (unless the
+    main model is one) and the weighting used, so serving treats live history exactly as
     training treated stored events.
+
+    ``like``: refit as that version was fitted: with an explicit ``algorithm`` and
+    ``params``, also its validated data handling (how values count, whether the
+    fallback decays), e.g. to refit a served version after an erasure.
     """
     tell = progress or (lambda _message, _fraction: None)
     started = time.perf_counter()
 
     tell("loading events", 0.0)
-    frame = stores.events.interaction_frame()
+    frame, items, users = load_training_data(settings, stores)
     if frame.empty:
         raise NotReadyError(
             "no events with a user and an item to train on: import or send events first"
         )
     policy = weight_policy(settings)
-    items = stores.catalog.item_frame()
-    dataset = build_dataset(frame, WeightPolicy(policy.type_weights, policy.value_modes), items)
+    events = frame
+    dataset = build_dataset(
+        events, WeightPolicy(policy.type_weights, policy.value_modes), items, users
+    )
+    frame = events.drop(columns="context", errors="ignore")  # only the fallback reads it
     if dataset.n_users == 0:
         raise NotReadyError("every stored event has weight 0: nothing counts as positive feedback")
 
     if algorithm:
         selection: dict[str, Any] = {"selection": "explicit"}
         params = params or {}
+        if like is not None:
+            kept_choices = ("value_modes", "popularity_decays")
+            selection.update({k: like.metrics[k] for k in kept_choices if k in like.metrics})
     else:
         kept = frame.loc[frame["type"].map(lambda t: policy.type_weights.get(t, 1.0) > 0)]
         algorithm, params, selection = _choose(
             settings, stores, kept, items, dataset.n_users, tune_budget_seconds, tell, started
         )
+    chosen_modes = selection.get("value_modes")
+    if chosen_modes is not None and chosen_modes != dict(policy.value_modes):
+        # validation found another way to count values: train and serve with it
+        policy = replace(policy, value_modes=chosen_modes)
+        dataset = build_dataset(
+            events, WeightPolicy(policy.type_weights, policy.value_modes), items, users
+        )
     tell(f"fitting {algorithm} on all data", 0.9)
-    model = create_model(algorithm, params).fit(dataset)
+    refit_limit = None
+    if tune_budget_seconds:
+        # a model that trains in steps stops where the budget ends (at least a tenth of
+        # the budget is left to it, so it still learns something after a slow search)
+        spent = time.perf_counter() - started
+        refit_limit = max(tune_budget_seconds - spent, 0.1 * tune_budget_seconds)
+    with fit_deadline(refit_limit):
+        model = create_model(algorithm, params).fit(dataset)
     fallback = create_model(
-        "popularity", {"half_life_days": settings.popularity_half_life_days}
+        "popularity",
+        {
+            # decay assumes people share one clock; validation may have found otherwise
+            "half_life_days": settings.popularity_half_life_days
+            if selection.get("popularity_decays", True)
+            else None,
+            "segment_by": settings.segment_keys,
+            "min_segment_people": settings.min_segment_people,
+        },
     ).fit(dataset)
     # "similar items" always has an item-to-item model, whatever the main model is
     similar = model if algorithm == "item_knn" else create_model("item_knn").fit(dataset)

@@ -3,10 +3,17 @@
 Everything is judged on a temporal validation split of the training data (PROTOCOL.md:
 each person's newest fifth is VALID, the rest TRAIN'), by NDCG@10. The winner — a
 single model or a weighted blend — is refitted on all data by the caller.
+
+Nothing about the data is assumed that validation can check instead: how much recent
+history should count (which assumes the order of events means something) is a measured
+choice, and the sequential SASRec model is tried only when the order does mean
+something and the budget leaves it time to learn. Every trial runs under a fit deadline
+(:mod:`attune.models.deadline`), so one slow trial cannot overrun the budget.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import math
 import time
@@ -17,10 +24,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from attune.evaluation.splits import temporal_user_split
-from attune.features.interactions import WeightPolicy, build_dataset, frame_history
-from attune.models.blend import scale_rows
-from attune.models.registry import create_model, model_class
+from attune.features.interactions import WeightPolicy
+from attune.models.deadline import fit_deadline
+from attune.models.registry import model_class
+from attune.training.validation_set import (
+    QUERY_TIME_RECENCY,
+    ValidationSet,
+    order_is_meaningful,
+    with_recency,
+)
+from attune.training.value_modes import choose_value_modes
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +59,31 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "bpr": {},
     "popularity": {},
 }
-MAX_VALID_USERS = 5_000
 REFIT_FACTOR = 1.4
 """Refitting on all data costs about this many times the validation fit."""
 HYBRID_ITEMS = 3_000
 """Without a tuning budget, the hybrid is a candidate only up to this many items."""
-K = 10
+SEQUENTIAL_MIN_BUDGET = 240.0
+"""SASRec is a tuning candidate only with at least this many seconds of budget."""
+SEQUENTIAL_MIN_EVENTS = 5.0
+"""... and when people have at least this many events (median) to learn order from."""
+SEQUENTIAL_MAX_SECONDS = 120.0
+"""The most a SASRec trial (and its refit) trains for."""
+PLAIN_RECENCY = 10.0
+"""Without a budget, the recency a candidate whose default ignores order is also tried
+with (and the other way round: a default recency is also tried without)."""
+PLAIN_VARIANTS: dict[str, list[dict[str, Any]]] = {
+    # decay from the newest event assumes everyone shares one clock; data spanning years
+    # of people's separate histories does better without it
+    "popularity": [{"half_life_days": None}],
+}
+"""Without a budget, configurations tried beside a cheap candidate's defaults."""
+PROBES: dict[str, list[dict[str, Any]]] = {
+    "ease": [{"l2": 20.0}, {"l2": 2_000.0}],
+}
+"""With a budget, trials queued right after a candidate's defaults: far corners of its
+space (sparse data wants a small EASE penalty, dense data a large one), so even a
+candidate with time for three fits sees both."""
 
 
 @dataclass
@@ -71,91 +103,28 @@ class Selection:
     validation_ndcg: float
     trials: list[Trial] = field(default_factory=list)
     best_per_algorithm: dict[str, float] = field(default_factory=dict)
+    value_modes: dict[str, str] = field(default_factory=dict)
+    """The value mode of every event type validation judged (or was configured with)."""
+    value_evidence: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def popularity_decays(self) -> bool:
+        """Whether time-decayed popularity validated at least as well as plain counts
+        (True when that was not measured): what the popularity fallback should use."""
+        popularity = [t for t in self.trials if t.algorithm == "popularity"]
+        flat = [t.ndcg for t in popularity if t.params.get("half_life_days", 0) is None]
+        decayed = [t.ndcg for t in popularity if t.params.get("half_life_days", 0) is not None]
+        return not flat or not decayed or max(decayed) >= max(flat)
 
     def summary(self) -> dict[str, Any]:
-        return {
+        summary: dict[str, Any] = {
             "validation_ndcg@10": round(self.validation_ndcg, 5),
             "best_per_algorithm": {k: round(v, 5) for k, v in self.best_per_algorithm.items()},
             "trials": len(self.trials),
         }
-
-
-class ValidationSet:
-    """TRAIN'/VALID with everything that does not depend on the model precomputed."""
-
-    def __init__(
-        self,
-        frame: pd.DataFrame,
-        policy: WeightPolicy,
-        seed: int = 0,
-        items: pd.DataFrame | None = None,
-    ) -> None:
-        train, valid = temporal_user_split(frame)
-        users = sorted(set(valid["user_id"].astype(str)) & set(train["user_id"].astype(str)))
-        if len(users) > MAX_VALID_USERS:
-            rng = np.random.default_rng(seed)
-            users = sorted(rng.choice(users, MAX_VALID_USERS, replace=False).tolist())
-        self.train, self.policy, self.users = train, policy, users
-        self.dataset = build_dataset(
-            train, WeightPolicy(policy.type_weights, policy.value_modes), items
-        )
-        self.history = frame_history(
-            train, users, self.dataset.item_position, self.dataset.n_items, policy
-        )
-        # like serving: every person is scored from their history (models fold them in)
-        self.user_index = np.full(len(users), -1, dtype=np.int64)
-        relevant = np.zeros((len(users), self.dataset.n_items), dtype=bool)
-        row_of = {u: r for r, u in enumerate(users)}
-        for user, item in zip(
-            valid["user_id"].astype(str), valid["item_id"].astype(str), strict=True
-        ):
-            r, i = row_of.get(user), self.dataset.item_position.get(item)
-            if r is not None and i is not None:
-                relevant[r, i] = True
-        seen = self.history.weights.toarray() > 0
-        relevant &= ~seen
-        self.relevant, self.seen = relevant, seen
-        # items new in VALID cannot be ranked by anyone, but count in the ideal DCG
-        train_pairs = set(
-            zip(train["user_id"].astype(str), train["item_id"].astype(str), strict=True)
-        )
-        fresh = [
-            (u, i)
-            for u, i in zip(valid["user_id"].astype(str), valid["item_id"].astype(str), strict=True)
-            if (u, i) not in train_pairs
-        ]
-        fresh_count = pd.Series([u for u, _ in fresh]).value_counts() if fresh else pd.Series()
-        self.n_relevant = np.array([int(fresh_count.get(u, 0)) for u in users])
-        self.keep = self.n_relevant > 0
-
-    def scores(self, algorithm: str, params: dict[str, Any]) -> np.ndarray:
-        """The candidate's scaled scores for every validation user (seen items -inf)."""
-        model = create_model(algorithm, params).fit(self.dataset)
-        scores = np.asarray(
-            model.score(model.query(self.history), self.user_index), dtype=np.float32
-        )
-        scores = scale_rows(scores)
-        scores[self.seen] = -np.inf
-        return scores
-
-    def ndcg(self, scores: np.ndarray, k: int = K) -> float:
-        """Mean NDCG@k over validation users with something new to find."""
-        rows = np.flatnonzero(self.keep)
-        if len(rows) == 0:
-            return 0.0
-        part = scores[rows]
-        k = min(k, part.shape[1])
-        top = np.argpartition(-part, k - 1, axis=1)[:, :k]
-        top_scores = np.take_along_axis(part, top, axis=1)
-        order = np.argsort(-top_scores, axis=1, kind="stable")
-        top = np.take_along_axis(top, order, axis=1)
-        finite = np.isfinite(np.take_along_axis(top_scores, order, axis=1))
-        hits = np.take_along_axis(self.relevant[rows], top, axis=1) & finite
-        discount = 1.0 / np.log2(np.arange(2, k + 2))
-        ideal = np.cumsum(1.0 / np.log2(np.arange(2, K + 2)))[
-            np.minimum(self.n_relevant[rows], K) - 1
-        ]
-        return float(((hits * discount).sum(axis=1) / ideal).mean())
+        if self.value_evidence:
+            summary["value_modes"] = self.value_evidence
+        return summary
 
 
 def _available(algorithms: Sequence[str]) -> list[str]:
@@ -166,13 +135,42 @@ def _available(algorithms: Sequence[str]) -> list[str]:
         except Exception:  # an optional dependency is missing: skip that candidate
             log.info("candidate %s unavailable", name)
             continue
-        if name in ("als", "bpr"):
-            try:
-                import implicit  # noqa: F401
-            except ImportError:
-                continue
+        needs = {"als": "implicit", "bpr": "implicit", "sasrec": "torch"}.get(name)
+        if needs is not None and importlib.util.find_spec(needs) is None:
+            continue
         usable.append(name)
     return usable
+
+
+def _candidates(
+    vset: ValidationSet,
+    algorithms: Sequence[str],
+    items: pd.DataFrame | None,
+    budget_seconds: float | None,
+) -> list[str]:
+    """The candidates worth validating on this data with this budget."""
+    names = _available(algorithms)
+    if "content" not in names and _has_content(items):
+        names.append("content")
+    if (
+        "sasrec" not in names
+        and budget_seconds
+        and budget_seconds >= SEQUENTIAL_MIN_BUDGET
+        and _sequential(vset)
+    ):
+        names += _available(["sasrec"])
+    # the learning-to-rank hybrid fits several models twice: worth its time when tuning,
+    # or when the catalog is small enough that it costs seconds
+    if "hybrid" not in names and (budget_seconds or vset.dataset.n_items <= HYBRID_ITEMS):
+        names += _available(["hybrid"])
+    return names
+
+
+def _sequential(vset: ValidationSet) -> bool:
+    """Whether a sequence model has something to learn: events at distinct times, and
+    people with enough of them."""
+    sizes = np.bincount(vset.dataset.user_index, minlength=vset.dataset.n_users)
+    return bool(np.median(sizes) >= SEQUENTIAL_MIN_EVENTS) and order_is_meaningful(vset.train)
 
 
 def _has_content(items: pd.DataFrame | None) -> bool:
@@ -212,81 +210,29 @@ def select_model(
 ) -> Selection:
     """Pick the best single model or blend by validation NDCG@10.
 
-    Without a budget, only each candidate's defaults are tried (fast; what a plain
-    ``attune train`` does). With a budget, each candidate is tuned with Optuna for an
-    equal share of 70% of it, then blends of the best three are searched.
+    First, how each event type's ``value`` counts is chosen by validation
+    (:mod:`attune.training.value_modes`); ``Selection.value_modes`` holds the outcome.
+    Without a budget, each candidate's defaults are tried, with and without weighting
+    recent history more where that costs no refit (fast; what a plain ``attune train``
+    does). With a budget, each candidate is tuned with Optuna for an equal share of 70%
+    of it (every trial stopped at its candidate's share), then blends of the best three
+    are searched.
     """
     started = time.monotonic()
     tell = progress or (lambda _msg, _frac: None)
-
-    def used() -> float:
-        return (
-            0.0 if not budget_seconds else min((time.monotonic() - started) / budget_seconds, 1.0)
-        )
-
     tell("building the validation split", 0.0)
-    vset = ValidationSet(frame, policy, seed, items)
-    names = _available(algorithms)
-    if "content" not in names and _has_content(items):
-        names.append("content")
-    # the learning-to-rank hybrid fits several models twice: worth its time when tuning,
-    # or when the catalog is small enough that it costs seconds
-    if "hybrid" not in names and (budget_seconds or vset.dataset.n_items <= HYBRID_ITEMS):
-        names += _available(["hybrid"])
-    trials: list[Trial] = []
-    best: dict[str, Trial] = {}
-    best_scores: dict[str, np.ndarray] = {}
-
-    def evaluate(name: str, params: dict[str, Any]) -> float:
-        t0 = time.monotonic()
-        try:
-            scores = vset.scores(name, params)
-        except Exception as exc:  # a bad corner of a search space must not end tuning
-            log.warning("candidate %s %s failed: %s", name, params, exc)
-            return -1.0
-        value = vset.ndcg(scores)
-        trials.append(Trial(name, params, value, time.monotonic() - t0))
-        if name not in best or value > best[name].ndcg:
-            best[name] = trials[-1]
-            best_scores[name] = scores
-        tell(f"{name}: NDCG@10 {value:.4f} (best {best[name].ndcg:.4f})", used())
-        return value
-
+    vset, policy, value_evidence = choose_value_modes(
+        frame, policy, seed, items, lambda message: tell(message, 0.0)
+    )
+    search = _Search(vset, started, budget_seconds, tell)
+    names = _candidates(vset, algorithms, items, budget_seconds)
     if not budget_seconds:
         for name in names:
-            evaluate(name, dict(DEFAULTS.get(name, {})))
+            search.defaults(name)
     else:
-        import optuna
-
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        tuning_end = started + 0.7 * budget_seconds
-        for position, name in enumerate(names):
-            expected = _expected_seconds(name, trials)
-            if best and time.monotonic() + expected >= tuning_end:
-                log.info("tuning budget spent: %s not tried", name)
-                tell(f"budget too short for {name}: not tried", used())
-                continue
-            # what is left is shared by the candidates still to come, so time a fast
-            # candidate does not need goes to the slower ones
-            share = (tuning_end - time.monotonic()) / (len(names) - position)
-            deadline = time.monotonic() + max(share, 0.0)
-            study = optuna.create_study(
-                direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed)
-            )
-            study.enqueue_trial(_as_trial_params(name), skip_if_exists=True)
-
-            def objective(trial: Any, name: str = name, deadline: float = deadline) -> float:
-                slowest = max((t.seconds for t in trials if t.algorithm == name), default=0.0)
-                if trial.number > 0 and time.monotonic() + slowest > deadline:
-                    trial.study.stop()  # the next fit would overrun this candidate's share
-                    raise optuna.TrialPruned()
-                return evaluate(name, _space(name, trial))
-
-            if best or share > 0:
-                study.optimize(objective, timeout=max(share, 0.0), n_trials=60, catch=(Exception,))
-            else:  # no time at all: still measure one candidate's defaults
-                study.optimize(objective, n_trials=1, catch=(Exception,))
-    blend = _search_blend(vset, best, best_scores, budget_seconds, started, tell, used)
+        search.tune(names, seed)
+    trials, best, best_scores = search.trials, search.best, search.best_scores
+    blend = _search_blend(vset, best, best_scores, budget_seconds, started, tell, search.used)
     ranked = sorted(best.values(), key=lambda t: t.ndcg, reverse=True)
     if not ranked:
         raise RuntimeError("no candidate model could be evaluated")
@@ -306,8 +252,116 @@ def select_model(
     ndcg, algorithm, params, _cost = affordable[0]
     choice = Selection(algorithm, params, ndcg, trials)
     choice.best_per_algorithm = {name: t.ndcg for name, t in best.items()}
+    choice.value_modes, choice.value_evidence = dict(policy.value_modes), value_evidence
     tell(f"chose {choice.algorithm}: validation NDCG@10 {choice.validation_ndcg:.4f}", 1.0)
     return choice
+
+
+class _Search:
+    """The trials of one selection run, and the best of each candidate."""
+
+    def __init__(
+        self,
+        vset: ValidationSet,
+        started: float,
+        budget_seconds: float | None,
+        tell: Progress,
+    ) -> None:
+        self.vset, self.started, self.tell = vset, started, tell
+        self.budget_seconds = budget_seconds
+        self.trials: list[Trial] = []
+        self.best: dict[str, Trial] = {}
+        self.best_scores: dict[str, np.ndarray] = {}
+
+    def used(self) -> float:
+        if not self.budget_seconds:
+            return 0.0
+        return min((time.monotonic() - self.started) / self.budget_seconds, 1.0)
+
+    def _record(
+        self, name: str, params: dict[str, Any], scores: np.ndarray, seconds: float
+    ) -> float:
+        value = self.vset.ndcg(scores)
+        self.trials.append(Trial(name, params, value, seconds))
+        if name not in self.best or value > self.best[name].ndcg:
+            self.best[name] = self.trials[-1]
+            self.best_scores[name] = scores
+        self.tell(f"{name}: NDCG@10 {value:.4f} (best {self.best[name].ndcg:.4f})", self.used())
+        return value
+
+    def evaluate(self, name: str, params: dict[str, Any], limit: float | None = None) -> float:
+        """Fit and judge one configuration; its fit stops at ``limit`` seconds if it can."""
+        t0 = time.monotonic()
+        if name == "sasrec" and limit is not None:
+            # the cap is a parameter, so the refit on all data trains about as long
+            params = {**params, "max_train_seconds": max(min(limit, SEQUENTIAL_MAX_SECONDS), 1)}
+        try:
+            with fit_deadline(limit):
+                scores = self.vset.scores(name, params)
+        except Exception as exc:  # a bad corner of a search space must not end tuning
+            log.warning("candidate %s %s failed: %s", name, params, exc)
+            return -1.0
+        return self._record(name, params, scores, time.monotonic() - t0)
+
+    def defaults(self, name: str) -> None:
+        """The candidate's defaults; where recency costs no refit, also the other choice
+        (with or without favouring recent history), kept if validation prefers it."""
+        params = dict(DEFAULTS.get(name, {}))
+        if name not in QUERY_TIME_RECENCY:
+            self.evaluate(name, params)
+            for variant in PLAIN_VARIANTS.get(name, []):
+                self.evaluate(name, {**params, **variant})
+            return
+        t0 = time.monotonic()
+        try:
+            model = self.vset.fit(name, params)
+            fit_seconds = time.monotonic() - t0
+            default = model.config.recency_half_life_events
+            for recency in (default, None if default else PLAIN_RECENCY):
+                t0 = time.monotonic()
+                scores = self.vset.scores_of(with_recency(model, recency))
+                variant = {**params, "recency_half_life_events": recency}
+                self._record(name, variant, scores, fit_seconds + time.monotonic() - t0)
+        except Exception as exc:  # one candidate failing must not end the selection
+            log.warning("candidate %s %s failed: %s", name, params, exc)
+
+    def tune(self, names: Sequence[str], seed: int) -> None:
+        """Optuna per candidate, each for its share of 70% of the budget."""
+        import optuna
+
+        assert self.budget_seconds
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        tuning_end = self.started + 0.7 * self.budget_seconds
+        for position, name in enumerate(names):
+            expected = _expected_seconds(name, self.trials)
+            if self.best and time.monotonic() + expected >= tuning_end:
+                log.info("tuning budget spent: %s not tried", name)
+                self.tell(f"budget too short for {name}: not tried", self.used())
+                continue
+            # what is left is shared by the candidates still to come, so time a fast
+            # candidate does not need goes to the slower ones
+            share = (tuning_end - time.monotonic()) / (len(names) - position)
+            deadline = time.monotonic() + max(share, 0.0)
+            study = optuna.create_study(
+                direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed)
+            )
+            study.enqueue_trial(_as_trial_params(name), skip_if_exists=True)
+            for probe in PROBES.get(name, []):
+                study.enqueue_trial({**_as_trial_params(name), **probe}, skip_if_exists=True)
+
+            def objective(trial: Any, name: str = name, deadline: float = deadline) -> float:
+                slowest = max((t.seconds for t in self.trials if t.algorithm == name), default=0)
+                if trial.number > 0 and time.monotonic() + slowest > deadline:
+                    trial.study.stop()  # the next fit would overrun this candidate's share
+                    raise optuna.TrialPruned()
+                # a fit that trains in steps stops at the share's end, keeping what it has
+                limit = max(deadline - time.monotonic(), 0.0)
+                return self.evaluate(name, _space(name, trial), limit)
+
+            if self.best or share > 0:
+                study.optimize(objective, timeout=max(share, 0.0), n_trials=60, catch=(Exception,))
+            else:  # no time at all: still measure one candidate's defaults
+                study.optimize(objective, n_trials=1, catch=(Exception,))
 
 
 def _expected_seconds(name: str, trials: Sequence[Trial]) -> float:

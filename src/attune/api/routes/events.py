@@ -27,9 +27,12 @@ async def post_events(
     """Validate each event on its own: one bad event does not reject the others.
 
     Each answer is ``accepted`` (stored durably before this response is sent),
-    ``duplicate`` (its ``event_id`` was seen before; nothing changes) or ``rejected``
-    (with the field path and reason). Each event is an object with the fields of
-    ``EventIn``.
+    ``duplicate`` (its ``event_id`` was seen before; nothing changes), ``rejected``
+    (with the field path and reason) or ``dropped`` (not stored: the person has not
+    consented to tracking; ``anonymized: true`` instead when such events are configured
+    to be stored without the person's ids). ``context.consent`` (``{"tracking": …,
+    "personalization": …}``) updates the person's consent before the event is judged.
+    Each event is an object with the fields of ``EventIn``.
     """
     if len(batch.events) > settings.max_batch_events:
         raise PayloadTooLargeError(
@@ -37,12 +40,20 @@ async def post_events(
         )
     outcome = await run_in_threadpool(ingest.ingest_events, batch.events)
     results = [
-        EventResult(index=o.index, event_id=o.event_id, status=o.status, errors=o.errors)
+        EventResult(
+            index=o.index,
+            event_id=o.event_id,
+            status=o.status,
+            errors=o.errors,
+            reason=o.reason,
+            anonymized=o.anonymized,
+        )
         for o in outcome.outcomes
     ]
     return EventBatchOut(
         accepted=outcome.count("accepted"),
         duplicates=outcome.count("duplicate"),
         rejected=outcome.count("rejected"),
+        dropped=outcome.count("dropped"),
         results=results,
     )

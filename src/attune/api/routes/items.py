@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
-from attune.api.deps import IngestDep, RecommendationsDep, StoresDep
-from attune.api.routes._common import ItemIdPath, item_out
-from attune.api.routes.recommendations import FilterQuery, RecommendationOut, recommendation_out
+from attune.api.deps import IngestDep, RecommendationsDep, ServicesDep, StoresDep
+from attune.api.routes._common import NO_NUL, ItemIdPath, item_out
+from attune.api.routes.recommendations import (
+    ExplainQuery,
+    FilterQuery,
+    IncludeItemsQuery,
+    PlacementQuery,
+    RecommendationOut,
+    context_params,
+    recommendation_out,
+)
 from attune.errors import NotFoundError, PayloadTooLargeError
-from attune.ingest.schemas import BatchResult, ItemBatchIn, ItemIn, ItemOut
+from attune.ingest.schemas import MAX_ID_LENGTH, BatchResult, ItemBatchIn, ItemIn, ItemOut
 
 router = APIRouter(tags=["items"])
 
@@ -63,13 +71,30 @@ def list_items(
     summary="Items similar to this one",
 )
 def similar_items(
+    request: Request,
     item_id: ItemIdPath,
     service: RecommendationsDep,
+    services: ServicesDep,
     stores: StoresDep,
-    n: Annotated[int, Query(ge=1, le=500)] = 10,
-    include_items: Annotated[bool, Query(description="Embed each item's catalog entry")] = False,
+    n: Annotated[int | None, Query(ge=1, le=500)] = None,
+    user_id: Annotated[
+        str | None,
+        Query(
+            min_length=1, max_length=MAX_ID_LENGTH, pattern=NO_NUL, description="Personalise for"
+        ),
+    ] = None,
+    placement: PlacementQuery = None,
+    include_items: IncludeItemsQuery = False,
+    explain: ExplainQuery = False,
     filter_text: FilterQuery = None,
 ) -> RecommendationOut:
-    """Neighbours of the item by the model, filled with popular items; ``filter`` restricts
-    both (a malformed filter is a 422)."""
-    return recommendation_out(service.similar(item_id, n, filter_text), stores, include_items)
+    """Neighbours of the item by the item-to-item model, filled with popular items;
+    ``filter`` restricts both (a malformed filter is a 422). With ``user_id`` the
+    person's blocked items and categories and already-seen items are left out and their
+    taste nudges the order."""
+    context = context_params(request)
+    stored_id = services.user_key(user_id) if user_id else None
+    rec = service.similar(
+        item_id, n, filter_text, user_id=stored_id, placement=placement, context=context
+    )
+    return recommendation_out(rec, stores, include_items, explain, context.get("locale"))

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, Table, delete, func, select
+from sqlalchemy import Engine, Table, bindparam, delete, func, select
 
 from attune.store.protocols import ItemRow, Page, UserRow
 from attune.store.sql._util import chunks, decode_cursor, dialect_insert, encode_cursor
@@ -123,6 +123,9 @@ class SqlCatalogStore:
 class SqlUserStore:
     """User profiles; see :class:`attune.store.protocols.UserStore`."""
 
+    # built once: read on every recommendation request
+    _GET = select(users).where(users.c.user_id == bindparam("user"))
+
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
@@ -131,7 +134,7 @@ class SqlUserStore:
 
     def get_user(self, user_id: str) -> UserRow | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(users).where(users.c.user_id == user_id)).first()
+            row = conn.execute(self._GET, {"user": user_id}).first()
         return dict(row._mapping) if row else None
 
     def list_users(self, cursor: str | None = None, limit: int = 100) -> Page:

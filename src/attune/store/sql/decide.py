@@ -6,7 +6,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Engine, Table, delete, select
+from sqlalchemy import Engine, Table, bindparam, delete, select
 
 from attune.store.sql._util import chunks, dialect_insert
 from attune.store.sql.schema import placements, recommendation_logs, segments, user_preferences
@@ -28,13 +28,17 @@ def _delete(engine: Engine, table: Table, column: str, value: str) -> int:
 class SqlPreferenceStore:
     """Each person's stated preferences (liked and blocked items and categories, …)."""
 
+    # built once: read on every recommendation request
+    _GET = select(user_preferences.c.preferences).where(
+        user_preferences.c.user_id == bindparam("user")
+    )
+
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
     def get(self, user_id: str) -> dict[str, Any] | None:
-        query = select(user_preferences.c.preferences).where(user_preferences.c.user_id == user_id)
         with self.engine.connect() as conn:
-            value = conn.execute(query).scalar_one_or_none()
+            value = conn.execute(self._GET, {"user": user_id}).scalar_one_or_none()
         return dict(value) if value is not None else None
 
     def put(self, user_id: str, preferences: dict[str, Any]) -> None:

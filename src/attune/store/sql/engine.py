@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.schema import CreateSchema
 
 from attune.errors import ConfigurationError
 
@@ -23,8 +24,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str) -> Engine:
-    """Create an engine for ``url``; SQLite files get WAL mode and their folder created."""
+def make_engine(url: str, schema: str | None = None) -> Engine:
+    """Create an engine for ``url``; SQLite files get WAL mode and their folder created.
+
+    ``schema`` (PostgreSQL only): every connection's ``search_path``, so a workspace's
+    tables live in a schema of their own; it is created when missing.
+    """
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -39,7 +44,14 @@ def make_engine(url: str) -> Engine:
             raise ConfigurationError(
                 "PostgreSQL needs psycopg: pip install 'attune[postgres]'"
             ) from exc
-        return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        connect_args = {"options": f"-csearch_path={schema}"} if schema else {}
+        engine = create_engine(
+            url, pool_size=10, max_overflow=20, pool_pre_ping=True, connect_args=connect_args
+        )
+        if schema:
+            with engine.begin() as conn:
+                conn.execute(CreateSchema(schema, if_not_exists=True))
+        return engine
     raise ConfigurationError(f"unsupported database URL scheme: {url.split(':', 1)[0]!r}")
 
 

@@ -1,0 +1,163 @@
+"""Per-request views of the catalog that must cost microseconds: categories, regions,
+titles and creation times, indexed by a model's item positions.
+
+Built from the same catalog snapshot the filters use (see :mod:`attune.engine.filtering`)
+and cached per (snapshot, item space), so they are rebuilt only when the catalog changes
+or a new model version brings a new item space. Items the catalog does not describe
+have no categories and no region limits: they are never blocked by a category the
+person refused, nor hidden by region.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from attune.engine.filtering import CatalogFilters, CatalogSnapshot, _Lru
+
+NO_CATEGORIES: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class SpaceView:
+    """The catalog seen through one item space (a model's positions)."""
+
+    categories: list[frozenset[str]]
+    by_category: dict[str, np.ndarray]
+    restricted: dict[int, frozenset[str]]  # position → regions it is limited to
+    rows: np.ndarray  # catalog row per position (-1: not in the catalog)
+
+    def positions_in(self, categories: list[str]) -> np.ndarray:
+        parts = [self.by_category[c] for c in categories if c in self.by_category]
+        return np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+
+    def outside_region(self, region: str | None) -> np.ndarray:
+        """Positions of items not offered in ``region`` (none when region is unknown)."""
+        if not region:
+            return np.zeros(0, dtype=np.int64)
+        return np.fromiter(
+            (p for p, regions in self.restricted.items() if region not in regions), dtype=np.int64
+        )
+
+
+class CatalogView:
+    """Catalog facts by item id or by a model's positions, cached per snapshot."""
+
+    def __init__(self, filters: CatalogFilters) -> None:
+        self.filters = filters
+        self._spaces = _Lru(32)
+        self._lookup: CatalogLookup | None = None
+
+    def snapshot(self) -> CatalogSnapshot:
+        return self.filters.snapshot()
+
+    def lookup(self) -> CatalogLookup:
+        """Id lookups for the current snapshot (a dict read: pandas' indexer costs ~100 µs
+        per call, and a request makes hundreds). Hold it for a loop over many items."""
+        snapshot = self.snapshot()
+        lookup = self._lookup
+        if lookup is None or lookup.token != snapshot.token:
+            lookup = CatalogLookup(snapshot)
+            self._lookup = lookup
+        return lookup
+
+    def record(self, item_id: str) -> dict[str, Any] | None:
+        return self.lookup().records.get(item_id)
+
+    def title(self, item_id: str) -> str:
+        record = self.record(item_id)
+        title = record.get("title") if record else None
+        return str(title) if title else f"item {item_id}"
+
+    def categories_of(self, item_id: str) -> frozenset[str]:
+        return self.lookup().categories_of(item_id)
+
+    def space(self, item_ids: np.ndarray, space: str) -> SpaceView:
+        snapshot = self.snapshot()
+        key = (snapshot.token, space)
+        view = self._spaces.get(key)
+        if view is None:
+            view = _build(snapshot, item_ids)
+            self._spaces.put(key, view)
+        return view  # type: ignore[no-any-return]
+
+    def new_items(self, since: float, limit: int = 5_000) -> list[tuple[str, float]]:
+        """Catalog items created at or after ``since`` (newest first): (id, created_at)."""
+        snapshot = self.snapshot()
+        key = (snapshot.token, "new", int(since // 60))
+        found = self._spaces.get(key)
+        if found is None:
+            found = sorted(
+                (
+                    (str(r["item_id"]), float(r["created_at"]))
+                    for r in snapshot.records
+                    if r.get("created_at") is not None and r["created_at"] >= since
+                ),
+                key=lambda pair: -pair[1],
+            )[:limit]
+            self._spaces.put(key, found)
+        return found  # type: ignore[no-any-return]
+
+
+class CatalogLookup:
+    """One snapshot's records by item id, and their category sets (built on first use).
+
+    Attributes:
+        token: the snapshot's token.
+        records: external item id → the item's fields (shared with the snapshot: read only).
+    """
+
+    def __init__(self, snapshot: CatalogSnapshot) -> None:
+        self.token = snapshot.token
+        self.records: dict[str, dict[str, Any]] = dict(
+            zip(snapshot.rows.tolist(), snapshot.records, strict=True)
+        )
+        self._categories: dict[str, frozenset[str]] = {}
+
+    def categories_of(self, item_id: str) -> frozenset[str]:
+        found = self._categories.get(item_id)
+        if found is None:
+            record = self.records.get(item_id)
+            found = frozenset(record.get("categories") or ()) if record else NO_CATEGORIES
+            self._categories[item_id] = found
+        return found
+
+
+def _build(snapshot: CatalogSnapshot, item_ids: np.ndarray) -> SpaceView:
+    import pandas as pd
+
+    rows = snapshot.rows.get_indexer(pd.Index(item_ids.astype(str), dtype=object))
+    categories: list[frozenset[str]] = []
+    members: dict[str, list[int]] = {}
+    restricted: dict[int, frozenset[str]] = {}
+    for position, row in enumerate(rows.tolist()):
+        if row < 0:
+            categories.append(NO_CATEGORIES)
+            continue
+        record = snapshot.records[row]
+        cats = frozenset(str(c) for c in record.get("categories") or ())
+        categories.append(cats)
+        for c in cats:
+            members.setdefault(c, []).append(position)
+        regions = record.get("regions")
+        if regions is not None:
+            restricted[position] = frozenset(str(r) for r in regions)
+    by_category = {c: np.asarray(p, dtype=np.int64) for c, p in members.items()}
+    return SpaceView(categories, by_category, restricted, rows)
+
+
+def daypart(hour: int) -> str:
+    """night (0–5), morning (6–11), afternoon (12–17), evening (18–23)."""
+    return ("night", "morning", "afternoon", "evening")[hour // 6]
+
+
+def clock_context(now: float | None = None) -> dict[str, str]:
+    """Time context the server derives when the request does not say: UTC hour bucket."""
+    moment = time.gmtime(time.time() if now is None else now)
+    return {
+        "daypart": daypart(moment.tm_hour),
+        "day_of_week": ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[moment.tm_wday],
+    }

@@ -1,0 +1,1289 @@
+"""The request pipeline: candidates → filters → scoring → re-ranking → explanations.
+
+One :class:`DecisionEngine` answers every kind of list (a person's recommendations, items
+similar to one item, a re-ranked candidate list, trending) through the same steps:
+
+1. **Who is asking.** The person's stated preferences and consent decide whether their
+   history may be used at all (opting out gives non-personalised lists and reads no
+   history). Their durable history (event store) marks what they have already seen;
+   their live session (last minutes of events) seeds "because you just viewed".
+2. **Candidates** from each source the placement weights: the main model, the live
+   session and the current item (item-to-item), onboarding likes (liked items and
+   categories), segment collections, popular items (per segment when the popularity
+   model knows the person's region or device), trending items, and new items for the
+   exploration share. Every candidate remembers which sources proposed it and why.
+3. **Filters** apply to every source: the request's and the placement's filter
+   expressions, region availability, unavailable items, blocked items and categories,
+   and already-seen items (configurable window).
+4. **Scoring.** Personal sources (model, session, current item, preferences,
+   collections) are normalised per request and summed with the placement's weights;
+   popular and trending items fill what personal sources cannot. Liked categories are
+   favoured, categories the person marked "not interested" are down-weighted, placement
+   and segment boosts multiply.
+5. **Re-ranking.** MMR diversity (the person's level overrides the placement's), a cap
+   per category or calibrated category proportions; pins and exploration slots last.
+6. **Explanations**: each item's ``reasons`` list what actually put it there.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from attune.engine import diversity
+from attune.engine.catalog_view import CatalogLookup, CatalogView, SpaceView, clock_context
+from attune.engine.expressions import Filter
+from attune.engine.filtering import CatalogFilters
+from attune.engine.model_holder import LoadedModel, ModelHolder
+from attune.engine.placements import DEFAULT_PLACEMENT, Exploration, PlacementConfig
+from attune.engine.preferences import Preferences
+from attune.engine.segments import SegmentBook
+from attune.engine.trending import TrendingTracker
+from attune.errors import NotFoundError, NotReadyError, NotSupportedError
+from attune.features.interactions import history_matrix
+from attune.store.factory import Stores
+from attune.store.protocols import HistoryEvent
+from attune.store.sessions import SessionEvent
+
+HISTORY_LIMIT = 1_000
+"""Newest events read per request; older history rarely changes a list."""
+
+NOT_CONSUMED = frozenset({"impression", "search"})
+"""Event types that do not mean the person has had the item (so it may still be shown)."""
+
+NEGATIVE = frozenset({"not_interested", "dislike"})
+"""Event types that say "not this": the item is removed, its categories down-weighted."""
+
+SESSION_SECONDS = 30 * 60.0
+"""Live events this recent seed "because you just viewed" candidates."""
+
+SESSION_SEEDS = 5
+EXPLAIN_HISTORY = 50
+UNAVAILABLE_REFRESH_SECONDS = 5.0
+LIKED_CATEGORY_BOOST = 1.25
+NOT_INTERESTED_FACTOR = 0.5
+PERSONAL = ("model", "session", "current_item", "preferences", "collection")
+FILL = ("popular", "trending")
+
+VERBS = {
+    "view": "viewed",
+    "click": "clicked",
+    "like": "liked",
+    "rating": "rated",
+    "add_to_cart": "added to your cart",
+    "purchase": "bought",
+    "share": "shared",
+    "email_click": "opened from an email",
+}
+
+
+# -- what the engine answers with ---------------------------------------------------------
+
+
+@dataclass
+class ScoredItem:
+    item_id: str
+    score: float
+    source: str  # what put it in the list: model, session, preferences, popular, …
+    reasons: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Recommendation:
+    recommendation_id: str
+    items: list[ScoredItem]
+    model_version: str
+    sources: dict[str, int] = field(default_factory=dict)
+    placement: str | None = None
+    placement_digest: str = ""
+    personalized: bool = True
+
+
+@dataclass
+class DecisionRequest:
+    """One list to decide. ``anchor`` is the item of "similar items"; ``candidates``
+    the list to re-rank (POST /v1/rank)."""
+
+    user_id: str | None
+    n: int | None = None
+    placement: str | None = None
+    filter_text: str | None = None
+    context: dict[str, str] = field(default_factory=dict)
+    anchor: str | None = None
+    candidates: list[str] | None = None
+
+
+# -- per-request working state --------------------------------------------------------------
+
+
+@dataclass
+class Person:
+    """What the engine knows about the asker for one request."""
+
+    user_id: str | None
+    preferences: Preferences
+    personalized: bool
+    traits: dict[str, Any]
+    history: list[HistoryEvent]
+    session: list[SessionEvent]
+    excluded: set[str]  # ids never to show this person (seen, blocked, refused)
+    region: str | None
+    unavailable: frozenset[str] = frozenset()  # catalog items nobody may be shown now
+
+    @property
+    def blocked_categories(self) -> list[str]:
+        return self.preferences.blocked_categories
+
+
+@dataclass
+class Candidate:
+    item_id: str
+    personal: float = 0.0
+    fill: float = 0.0
+    factor: float = 1.0
+    sources: dict[str, float] = field(default_factory=dict)
+    reasons: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, source: str, score: float, weight: float, reason: dict[str, Any]) -> None:
+        contribution = weight * score
+        if source in PERSONAL:
+            self.personal += contribution
+        else:
+            self.fill = max(self.fill, contribution)
+        self.sources[source] = self.sources.get(source, 0.0) + contribution
+        if reason and reason not in self.reasons:
+            self.reasons.append(reason)
+
+    @property
+    def main_source(self) -> str:
+        """The source that placed it: the strongest personal one when any proposed it."""
+        if not self.sources:
+            return "popular"
+        personal = [s for s in self.sources if s in PERSONAL]
+        pool = personal if self.personal > 0 and personal else list(self.sources)
+        return max(pool, key=lambda s: self.sources[s])
+
+    def rank_key(self) -> tuple[int, float]:
+        if self.personal > 0:
+            return (1, self.personal * self.factor)
+        return (0, self.fill * self.factor)
+
+
+class Pool:
+    """Candidates by id, in the order they were first proposed."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, Candidate] = {}
+
+    def add(
+        self, item_id: str, source: str, score: float, weight: float, reason: dict[str, Any]
+    ) -> None:
+        if weight <= 0 or not math.isfinite(score) or score <= 0:
+            return
+        candidate = self.items.get(item_id)
+        if candidate is None:
+            candidate = self.items[item_id] = Candidate(item_id)
+        candidate.add(source, score, weight, reason)
+
+    def ranked(self) -> list[Candidate]:
+        return sorted(self.items.values(), key=lambda c: c.rank_key(), reverse=True)
+
+
+# -- the engine -------------------------------------------------------------------------------
+
+
+class DecisionEngine:
+    """Decides lists for people, items and candidate sets (see the module docstring)."""
+
+    def __init__(self, stores: Stores, models: ModelHolder, settings: Any = None) -> None:
+        self.stores = stores
+        self.models = models
+        self.settings = settings
+        self.filters = CatalogFilters(stores.catalog, UNAVAILABLE_REFRESH_SECONDS)
+        self.catalog = CatalogView(self.filters)
+        self.trending = TrendingTracker(stores.events)
+        self.segments = SegmentBook(stores.segments)
+        self.placements = PlacementBook(stores.placements)
+        self._unavailable: frozenset[str] = frozenset()
+        self._unavailable_at = float("-inf")
+        self._lock = threading.Lock()
+
+    # -- shared lookups ----------------------------------------------------------------------
+
+    def model(self) -> LoadedModel:
+        model = self.models.current()
+        if model is None:
+            raise NotReadyError("no trained model yet: run `attune train`")
+        return model
+
+    def unavailable_items(self) -> frozenset[str]:
+        """Catalog items marked unavailable, re-read every few seconds."""
+        if time.monotonic() - self._unavailable_at >= UNAVAILABLE_REFRESH_SECONDS:
+            with self._lock:
+                if time.monotonic() - self._unavailable_at >= UNAVAILABLE_REFRESH_SECONDS:
+                    self._unavailable = frozenset(self.stores.catalog.unavailable_item_ids())
+                    self._unavailable_at = time.monotonic()
+        return self._unavailable
+
+    def condition(
+        self,
+        texts: Iterable[str | None],
+        context: Mapping[str, str] | None = None,
+        person: Person | None = None,
+    ) -> Filter | None:
+        """All of ``texts`` (request, placement, segment filters) as one parsed filter,
+        with ``context.*`` and ``user.*`` names bound to this request's values (so the
+        catalog masks are cached per distinct value, e.g. per region)."""
+        parts = [t for t in texts if t]
+        if not parts:
+            return None
+        for text in parts:  # each alone first, so an error points into the text given
+            self.filters.parse(text)
+        joined = parts[0] if len(parts) == 1 else " and ".join(f"({t})" for t in parts)
+        parsed = self.filters.parse(joined)
+        if not parsed.externals:
+            return parsed
+        return parsed.bind(_bindings(context, person))
+
+    # -- the person ------------------------------------------------------------------------
+
+    def person(
+        self, user_id: str | None, placement: PlacementConfig, context: Mapping[str, str]
+    ) -> Person:
+        history = self.stores.events.user_history(user_id, limit=HISTORY_LIMIT) if user_id else []
+        return self._person(user_id, placement, context, history)
+
+    def people(
+        self, user_ids: Sequence[str], placement: PlacementConfig, context: Mapping[str, str]
+    ) -> list[Person]:
+        histories = self.stores.events.user_histories(user_ids, limit=HISTORY_LIMIT)
+        return [self._person(u, placement, context, histories.get(u, [])) for u in user_ids]
+
+    def _person(
+        self,
+        user_id: str | None,
+        placement: PlacementConfig,
+        context: Mapping[str, str],
+        history: list[HistoryEvent],
+    ) -> Person:
+        stored = self.stores.preferences.get(user_id) if user_id else None
+        preferences = Preferences.model_validate(stored) if stored else Preferences()
+        personalized = bool(user_id) and preferences.personalization and self.consents(user_id)
+        profile = self.stores.users.get_user(user_id) if user_id else None
+        traits = dict(profile.get("traits") or {}) if profile and personalized else {}
+        if not personalized:
+            history = []
+        session = self.stores.sessions.recent(user_id) if personalized and user_id else []
+        excluded = set(preferences.blocked_items)
+        excluded |= _seen(history, placement)
+        excluded |= {e.item_id for e in session if e.type in NEGATIVE}
+        region = context.get("region") or _text(traits.get("region"))
+        return Person(
+            user_id,
+            preferences,
+            personalized,
+            traits,
+            history,
+            session,
+            excluded,
+            region,
+            self.unavailable_items(),
+        )
+
+    def consents(self, user_id: str | None) -> bool:
+        """Whether the person's data may personalise (consent, or none required)."""
+        consent_store = getattr(self.stores, "consent", None)
+        if consent_store is None or user_id is None:
+            return True
+        state = consent_store.get(user_id)
+        if state is None:
+            return not bool(getattr(self.settings, "consent_required", False))
+        return getattr(state, "personalization", True) is not False
+
+    # -- answers -------------------------------------------------------------------------------
+
+    def for_people(
+        self,
+        user_ids: Sequence[str],
+        n: int | None = None,
+        *,
+        placement: str | None = None,
+        filter_text: str | None = None,
+        context: Mapping[str, str] | None = None,
+    ) -> list[Recommendation]:
+        """Recommendations for each of ``user_ids`` (batch: one model call per chunk)."""
+        self.condition([filter_text])  # a malformed filter is refused first
+        name, config = self.placements.resolve(placement)
+        context = _with_clock(context)
+        condition = self.condition(
+            [filter_text, config.filter, *self._rule_filters(config, None, context)], context
+        )
+        model = self.model()
+        people = self.people(user_ids, config, context)
+        size = n or config.n
+        model_lists = self._model_candidates(model, people, size, condition)
+        return [
+            self._assemble(model, person, size, name, config, condition, context, model_list)
+            for person, model_list in zip(people, model_lists, strict=True)
+        ]
+
+    def for_user(self, request: DecisionRequest) -> Recommendation:
+        """One person's list (``anchor`` / ``candidates`` unset)."""
+        self.condition([request.filter_text])  # a malformed filter is refused first
+        name, config = self.placements.resolve(request.placement)
+        context = _with_clock(request.context)
+        model = self.model()
+        person = self.person(request.user_id, config, context)
+        condition = self.condition(
+            [request.filter_text, config.filter, *self._rule_filters(config, person, context)],
+            context,
+            person,
+        )
+        size = request.n or config.n
+        model_list = self._model_candidates(model, [person], size, condition)[0]
+        return self._assemble(model, person, size, name, config, condition, context, model_list)
+
+    def similar(self, request: DecisionRequest) -> Recommendation:
+        """Items like ``request.anchor``; personalised when ``user_id`` is given."""
+        assert request.anchor is not None
+        self.condition([request.filter_text])  # a malformed filter is refused first
+        name, config = self.placements.resolve(request.placement)
+        context = _with_clock(request.context)
+        model = self.model()
+        anchor = request.anchor
+        if anchor not in model.item_position and self.stores.catalog.get_item(anchor) is None:
+            raise NotFoundError(f"item {anchor!r} is not in the catalog or the model")
+        person = self.person(request.user_id, config, context)
+        person.excluded.add(anchor)
+        condition = self.condition(
+            [request.filter_text, config.filter, *self._rule_filters(config, person, context)],
+            context,
+            person,
+        )
+        size = request.n or config.n
+        weights = {"current_item": 1.0, "popular": 1.0}
+        if person.personalized and person.history:
+            weights["model"] = 0.3  # a light personal touch on the similar list
+        similar_config = config.model_copy(
+            update={"sources": weights, "rules": [], "pins": [], "exploration": _NO_EXPLORATION}
+        )
+        context = {**context, "item_id": anchor}
+        model_list = (
+            self._model_candidates(model, [person], size, condition)[0]
+            if "model" in weights
+            else []
+        )
+        return self._assemble(
+            model, person, size, name, similar_config, condition, context, model_list
+        )
+
+    def rank(self, request: DecisionRequest) -> Recommendation:
+        """Re-rank ``request.candidates`` for the person: every candidate that passes the
+        filters comes back, best first; none is added."""
+        assert request.candidates is not None
+        self.condition([request.filter_text])  # a malformed filter is refused first
+        name, config = self.placements.resolve(request.placement)
+        context = _with_clock(request.context)
+        model = self.model()
+        person = self.person(request.user_id, config, context)
+        condition = self.condition(
+            [request.filter_text, config.filter, *self._rule_filters(config, person, context)],
+            context,
+            person,
+        )
+        wanted = list(dict.fromkeys(request.candidates))
+        size = request.n or len(wanted)
+        positions = np.array(
+            [model.item_position[i] for i in wanted if i in model.item_position], dtype=np.int64
+        )
+        model_list = self._model_candidates(
+            model, [person], len(wanted), condition, restrict=positions
+        )[0]
+        ranked_config = config.model_copy(update={"pins": [], "exploration": _NO_EXPLORATION})
+        return self._assemble(
+            model,
+            person,
+            size,
+            name,
+            ranked_config,
+            condition,
+            context,
+            model_list,
+            only=set(wanted),
+            keep_all=True,
+        )
+
+    # -- candidates --------------------------------------------------------------------------
+
+    def _model_candidates(
+        self,
+        model: LoadedModel,
+        people: Sequence[Person],
+        n: int,
+        condition: Filter | None,
+        restrict: np.ndarray | None = None,
+    ) -> list[list[tuple[str, float]]]:
+        """The main model's best items for everyone with usable history, in one call."""
+        lists: list[list[tuple[str, float]]] = [[] for _ in people]
+        rows = [i for i, p in enumerate(people) if p.personalized and p.history]
+        if not rows:
+            return lists
+        main = model.main
+        view = self.catalog.space(main.item_ids, f"{model.version.version_id}/main")
+        allowed = self._allowed(condition, model, "main")
+        candidates = allowed.index if allowed is not None else None
+        if restrict is not None:
+            candidates = restrict if candidates is None else np.intersect1d(candidates, restrict)
+        if candidates is not None and not len(candidates):
+            return lists
+        query = history_matrix(
+            [people[i].history for i in rows], model.item_position, main.n_items, model.policy
+        )
+        exclude = _exclusion_matrix(
+            [people[i] for i in rows],
+            model.item_position,
+            view,
+            main.n_items,
+            [self._unavailable_positions(model, "main", people[i].unavailable) for i in rows],
+        )
+        depth = n + 2 * max(10, n)  # room for boosts, diversity and the exploration share
+        index, scores = main.recommend(query, depth, exclude=exclude, candidates=candidates)
+        ids = main.item_ids
+        for r, row in enumerate(rows):
+            keep = (index[r] >= 0) & np.isfinite(scores[r]) & (scores[r] > 0)
+            lists[row] = [
+                (str(ids[i]), float(s))
+                for i, s in zip(index[r][keep], scores[r][keep], strict=True)
+            ]
+        return lists
+
+    def _allowed(self, condition: Filter | None, model: LoadedModel, role: str) -> Any:
+        if condition is None:
+            return None
+        recommender = getattr(model, role)
+        return self.filters.allowed(
+            condition, recommender.item_ids, f"{model.version.version_id}/{role}"
+        )
+
+    def _ok(
+        self, model: LoadedModel, role: str, person: Person, condition: Filter | None
+    ) -> np.ndarray:
+        """(n_items,) bool over one role's item space: what this person may be shown."""
+        recommender = getattr(model, role)
+        space = f"{model.version.version_id}/{role}"
+        allowed = self._allowed(condition, model, role)
+        ok = np.ones(recommender.n_items, dtype=bool) if allowed is None else allowed.mask.copy()
+        view = self.catalog.space(recommender.item_ids, space)
+        position = _positions(model, role)
+        unavailable = self._unavailable_positions(model, role, person.unavailable)
+        ok[_excluded_positions(person, position, view, unavailable)] = False
+        return ok
+
+    def _unavailable_positions(
+        self, model: LoadedModel, role: str, unavailable: frozenset[str]
+    ) -> np.ndarray:
+        """Positions of ``unavailable`` in one role's item space, kept per loaded model
+        until the unavailable set is re-read (mapping ~1% of a large catalog per request
+        would cost more than the rest of the exclusions)."""
+        cache = model.__dict__.setdefault("_unavailable_positions", {})
+        found = cache.get(role)
+        if found is None or found[0] is not unavailable:
+            position = _positions(model, role)
+            ids = (position[i] for i in unavailable if i in position)
+            found = (unavailable, np.fromiter(ids, dtype=np.int64))
+            cache[role] = found
+        return found[1]  # type: ignore[no-any-return]
+
+    def _admissible(
+        self,
+        item_id: str,
+        person: Person,
+        condition: Filter | None,
+        facts: CatalogLookup | None = None,
+    ) -> bool:
+        """Whether an item from outside the model spaces (trending, new, pinned) may show.
+
+        ``facts``: the catalog lookup to use (pass one when checking many items)."""
+        if item_id in person.excluded or item_id in person.unavailable:
+            return False
+        facts = facts or self.catalog.lookup()
+        record = facts.records.get(item_id)
+        if record is None:
+            return condition is None or condition.matches_unknown_item()
+        blocked = person.blocked_categories
+        if blocked and not facts.categories_of(item_id).isdisjoint(blocked):
+            return False
+        regions = record.get("regions")
+        if person.region and regions is not None and person.region not in regions:
+            return False
+        if record.get("available") is False:
+            return False
+        return condition is None or condition.condition()(record)
+
+    # -- assembling one list ---------------------------------------------------------------
+
+    def _assemble(
+        self,
+        model: LoadedModel,
+        person: Person,
+        n: int,
+        placement_name: str | None,
+        config: PlacementConfig,
+        condition: Filter | None,
+        context: Mapping[str, str],
+        model_list: list[tuple[str, float]],
+        only: set[str] | None = None,
+        keep_all: bool = False,
+    ) -> Recommendation:
+        pool = Pool()
+        depth = n + 2 * max(10, n)
+        self._add_model(pool, model, person, config, model_list)
+        if person.personalized:
+            self._add_session(pool, model, person, config, condition, depth)
+        self._add_current_item(pool, model, person, config, condition, context, depth)
+        self._add_preferences(pool, model, person, config, condition, depth)
+        segments = self._segments_of(config, person, context)
+        self._add_collections(pool, person, config, condition, segments)
+        self._add_popular(pool, model, person, config, condition, context, depth)
+        self._add_trending(pool, person, config, condition, depth)
+        if only is not None:
+            for item_id in list(pool.items):
+                if item_id not in only:
+                    del pool.items[item_id]
+            for item_id in only:  # candidates nobody scored still come back, last
+                if item_id not in pool.items and self._admissible(item_id, person, condition):
+                    pool.add(item_id, "popular", 1e-9, 1.0, _reason("candidate", "In your list"))
+        self._apply_factors(pool, person, config, segments, context)
+        ranked = pool.ranked()
+        level = (
+            person.preferences.diversity
+            if person.preferences.diversity is not None
+            else config.diversity.level
+        )
+        ordered = self._rerank(ranked, n if not keep_all else len(ranked), level, config, person)
+        ordered = self._explore(ordered, person, config, condition, n)
+        ordered = self._pin(ordered, person, config, condition)
+        final = ordered[:n]
+        items = [ScoredItem(c.item_id, _score(c), c.main_source, c.reasons) for c in final]
+        sources = Counter(it.source for it in items)
+        return Recommendation(
+            uuid.uuid4().hex,
+            items,
+            model.version.version_id,
+            dict(sources),
+            placement_name,
+            placement_digest(config),
+            person.personalized,
+        )
+
+    def _add_model(
+        self,
+        pool: Pool,
+        model: LoadedModel,
+        person: Person,
+        config: PlacementConfig,
+        model_list: list[tuple[str, float]],
+    ) -> None:
+        weight = config.weight("model")
+        if not model_list or weight <= 0:
+            return
+        top = model_list[0][1]
+        because = self._because(model, person, [i for i, _ in model_list])
+        for item_id, score in model_list:
+            seed = because.get(item_id)
+            if seed is not None:
+                verb = VERBS.get(seed.type, "interacted with")
+                reason = _reason(
+                    "history",
+                    f"Because you {verb} {self.catalog.title(seed.item_id)}",
+                    seed.item_id,
+                )
+            else:
+                reason = _reason("model", "Picked for you from your activity")
+            pool.add(item_id, "model", score / top, weight, reason)
+
+    def _because(
+        self, model: LoadedModel, person: Person, items: list[str]
+    ) -> dict[str, HistoryEvent]:
+        """For each recommended item, the recent history item most similar to it (by the
+        item-to-item model), when any is."""
+        similarity = getattr(model.similar, "similarity", None)
+        if similarity is None or not items:
+            return {}
+        position = _positions(model, "similar")
+        recent: dict[str, HistoryEvent] = {}
+        for event in reversed(person.history):
+            if event.type in NOT_CONSUMED or event.type in NEGATIVE:
+                continue
+            if event.item_id in position and event.item_id not in recent:
+                recent[event.item_id] = event
+            if len(recent) == EXPLAIN_HISTORY:
+                break
+        if not recent:
+            return {}
+        seeds = list(recent.values())
+        targets = [i for i in items if i in position]
+        if not targets:
+            return {}
+        seed_positions = np.array([position[e.item_id] for e in seeds], dtype=np.int64)
+        target_positions = np.array([position[i] for i in targets], dtype=np.int64)
+        block = _dense_block(similarity, seed_positions, target_positions)
+        if similarity.shape[0] == similarity.shape[1]:  # symmetric use: also item → seed
+            back = _dense_block(similarity, target_positions, seed_positions)
+            block = np.maximum(block, back.T)
+        best = block.argmax(axis=0)
+        found = {}
+        for column, item_id in enumerate(targets):
+            if block[best[column], column] > 0:
+                found[item_id] = seeds[best[column]]
+        return found
+
+    def _similar_to(
+        self,
+        model: LoadedModel,
+        seeds: list[tuple[str, float]],
+        ok: np.ndarray,
+        depth: int,
+    ) -> dict[str, tuple[float, str]]:
+        """Items similar to weighted seeds: id → (score, the seed that gave most)."""
+        position = _positions(model, "similar")
+        known = [(position[i], w, i) for i, w in seeds if i in position]
+        if not known:
+            return {}
+        refused = int((~ok).sum())
+        try:
+            index, scores = model.similar.similar_items(
+                np.array([p for p, _, _ in known]), min(depth + refused, model.similar.n_items)
+            )
+        except NotSupportedError:  # a version without an item-to-item model
+            return {}
+        ids = model.similar.item_ids
+        found: dict[str, tuple[float, str]] = {}
+        best_part: dict[str, float] = {}
+        for r, (_, weight, seed) in enumerate(known):
+            for i, s in zip(index[r].tolist(), scores[r].tolist(), strict=True):
+                if i < 0 or not ok[i] or not math.isfinite(s) or s <= 0:
+                    continue
+                item_id = str(ids[i])
+                part = weight * s
+                total = found.get(item_id, (0.0, seed))[0] + part
+                top_seed = seed if part > best_part.get(item_id, 0.0) else found[item_id][1]
+                best_part[item_id] = max(best_part.get(item_id, 0.0), part)
+                found[item_id] = (total, top_seed)
+        return found
+
+    def _add_similar_source(
+        self,
+        pool: Pool,
+        source: str,
+        found: dict[str, tuple[float, str]],
+        weight: float,
+        text: str,
+    ) -> None:
+        if not found:
+            return
+        top = max(score for score, _ in found.values())
+        for item_id, (score, seed) in found.items():
+            pool.add(
+                item_id,
+                source,
+                score / top,
+                weight,
+                _reason(source, text.format(title=self.catalog.title(seed)), seed),
+            )
+
+    def _add_session(
+        self,
+        pool: Pool,
+        model: LoadedModel,
+        person: Person,
+        config: PlacementConfig,
+        condition: Filter | None,
+        depth: int,
+    ) -> None:
+        weight = config.weight("session")
+        if weight <= 0 or not person.session:
+            return
+        horizon = person.session[-1].timestamp - SESSION_SECONDS
+        seeds: dict[str, float] = {}
+        for event in reversed(person.session):
+            if event.timestamp < horizon or event.type in NEGATIVE | NOT_CONSUMED:
+                continue
+            if event.item_id not in seeds:
+                seeds[event.item_id] = 0.7 ** len(seeds)
+            if len(seeds) == SESSION_SEEDS:
+                break
+        ok = self._ok(model, "similar", person, condition)
+        found = self._similar_to(model, list(seeds.items()), ok, depth)
+        self._add_similar_source(pool, "session", found, weight, "Because you just viewed {title}")
+
+    def _add_current_item(
+        self,
+        pool: Pool,
+        model: LoadedModel,
+        person: Person,
+        config: PlacementConfig,
+        condition: Filter | None,
+        context: Mapping[str, str],
+        depth: int,
+    ) -> None:
+        weight = config.weight("current_item")
+        current = context.get("item_id")
+        if weight <= 0 or not current:
+            return
+        ok = self._ok(model, "similar", person, condition)
+        found = self._similar_to(model, [(current, 1.0)], ok, depth)
+        self._add_similar_source(pool, "current_item", found, weight, "Similar to {title}")
+
+    def _add_preferences(
+        self,
+        pool: Pool,
+        model: LoadedModel,
+        person: Person,
+        config: PlacementConfig,
+        condition: Filter | None,
+        depth: int,
+    ) -> None:
+        weight = config.weight("preferences")
+        prefs = person.preferences
+        if weight <= 0 or not (prefs.liked_items or prefs.liked_categories):
+            return
+        # a newcomer's stated likes are all we know: let them lead the list
+        if not person.history:
+            weight = max(weight, 1.0)
+        if prefs.liked_items:
+            ok = self._ok(model, "similar", person, condition)
+            found = self._similar_to(model, [(i, 1.0) for i in prefs.liked_items[-20:]], ok, depth)
+            self._add_similar_source(pool, "preferences", found, weight, "Because you like {title}")
+        if prefs.liked_categories:
+            fallback = model.fallback
+            view = self.catalog.space(fallback.item_ids, f"{model.version.version_id}/fallback")
+            ok = self._ok(model, "fallback", person, condition)
+            ranking = _empty_history_ranking(model, "fallback")
+            for category in prefs.liked_categories:
+                inside = view.positions_in([category])
+                inside = inside[ok[inside]]
+                if not len(inside):
+                    continue
+                wanted = np.zeros(fallback.n_items, dtype=bool)
+                wanted[inside] = True
+                index, scores = _first_allowed(ranking, wanted, depth)
+                top = scores[0] if len(scores) and scores[0] > 0 else 1.0
+                reason = _reason("preference", f"You said you like {category}")
+                for i, s in zip(index.tolist(), scores.tolist(), strict=True):
+                    # a small floor keeps a liked category's least popular items in play
+                    pool.add(
+                        str(fallback.item_ids[i]), "preferences", max(s / top, 0.05), weight, reason
+                    )
+
+    def _add_collections(
+        self,
+        pool: Pool,
+        person: Person,
+        config: PlacementConfig,
+        condition: Filter | None,
+        segments: set[str],
+    ) -> None:
+        for rule in config.rules:
+            if rule.action != "show_collection" or rule.segment not in segments:
+                continue
+            count = len(rule.items)
+            for rank, item_id in enumerate(rule.items):
+                if self._admissible(item_id, person, condition):
+                    # collections lead: above any normalised personal score
+                    score = 10.0 + (count - rank) / count
+                    reason = _reason("segment", f"Picked for {rule.segment}", segment=rule.segment)
+                    pool.add(item_id, "collection", score, 1.0, reason)
+
+    def _add_popular(
+        self,
+        pool: Pool,
+        model: LoadedModel,
+        person: Person,
+        config: PlacementConfig,
+        condition: Filter | None,
+        context: Mapping[str, str],
+        depth: int,
+    ) -> None:
+        weight = config.weight("popular")
+        if weight <= 0:
+            return
+        fallback = model.fallback
+        ok = self._ok(model, "fallback", person, condition)
+        segment_values = _segment_values(person, context)
+        scores = None
+        scorer = getattr(fallback, "scores_for_segment", None)
+        if scorer is not None and segment_values:
+            scores = scorer(segment_values)
+        if scores is not None:
+            where = person.region or next(iter(segment_values.values()))
+            text = (
+                f"Popular in {where} lately" if person.region else f"Popular with {where} visitors"
+            )
+            reason = _reason("popular", text)
+            index, values = _top_scores(np.asarray(scores, dtype=np.float64), ok, depth)
+        else:
+            reason = _reason("popular", "Popular lately")
+            index, values = _first_allowed(_empty_history_ranking(model, "fallback"), ok, depth)
+        top = values[0] if len(values) and values[0] > 0 else 1.0
+        for i, s in zip(index.tolist(), values.tolist(), strict=True):
+            pool.add(str(fallback.item_ids[i]), "popular", max(s / top, 1e-6), weight, reason)
+
+    def _add_trending(
+        self,
+        pool: Pool,
+        person: Person,
+        config: PlacementConfig,
+        condition: Filter | None,
+        depth: int,
+    ) -> None:
+        weight = config.weight("trending")
+        if weight <= 0:
+            return
+        found = [
+            t
+            for t in self.trending.top(depth * 2)
+            if self._admissible(t.item_id, person, condition)
+        ]
+        if not found:
+            return
+        top = found[0].score
+        reason = _reason("trending", "Trending now")
+        for t in found[:depth]:
+            pool.add(t.item_id, "trending", t.score / top, weight, reason)
+
+    # -- scoring adjustments and re-ranking ----------------------------------------------------
+
+    def _apply_factors(
+        self,
+        pool: Pool,
+        person: Person,
+        config: PlacementConfig,
+        segments: set[str],
+        context: Mapping[str, str],
+    ) -> None:
+        liked = set(person.preferences.liked_categories)
+        disliked = self._not_interested_categories(person)
+        texts = list(config.boosts) + [
+            rule.boost
+            for rule in config.rules
+            if rule.action == "boost" and rule.segment in segments and rule.boost
+        ]
+        values = _bindings(context, person)
+        boosts = [_parse_boost(text).bind(values) for text in texts]
+        facts = self.catalog.lookup()
+        for candidate in pool.items.values():
+            record = facts.records.get(candidate.item_id)
+            categories = facts.categories_of(candidate.item_id)
+            if liked & categories:
+                candidate.factor *= LIKED_CATEGORY_BOOST
+                liked_here = sorted(liked & categories)[0]
+                reason = _reason("preference", f"In {liked_here}, which you said you like")
+                if reason not in candidate.reasons:
+                    candidate.reasons.append(reason)
+            if disliked & categories:
+                candidate.factor *= NOT_INTERESTED_FACTOR
+            for boost in boosts:
+                matched = (
+                    boost.condition.condition()(record)
+                    if record is not None
+                    else boost.condition.matches_unknown_item()
+                )
+                if matched:
+                    candidate.factor *= boost.factor
+
+    def _not_interested_categories(self, person: Person) -> set[str]:
+        found: set[str] = set()
+        negative = [e.item_id for e in person.history if e.type in NEGATIVE]
+        negative += [e.item_id for e in person.session if e.type in NEGATIVE]
+        for item_id in negative[-50:]:
+            found |= self.catalog.categories_of(item_id)
+        return found - set(person.preferences.liked_categories)
+
+    def _rerank(
+        self,
+        ranked: list[Candidate],
+        n: int,
+        level: float,
+        config: PlacementConfig,
+        person: Person,
+    ) -> list[Candidate]:
+        settings = config.diversity
+        if not ranked or (
+            level <= 0 and settings.max_per_category is None and not settings.calibrated
+        ):
+            return ranked
+        head = ranked[: max(3 * n, n + 20)]
+        tail = ranked[len(head) :]
+        categories = [self.catalog.categories_of(c.item_id) for c in head]
+        # personal candidates above fill-ins, each tier squashed into [0, 1)
+        relevance = [2.0 * k[0] + k[1] / (1.0 + k[1]) for k in (c.rank_key() for c in head)]
+        if settings.calibrated and person.history:
+            target = self._history_categories(person)
+            order = diversity.calibrate(relevance, categories, target, len(head), max(level, 0.5))
+        else:
+            order = diversity.mmr(relevance, categories, len(head), level)
+        if settings.max_per_category is not None:
+            order = diversity.cap_per_category(
+                order, categories, len(head), settings.max_per_category
+            )
+        return [head[i] for i in order] + tail
+
+    def _history_categories(self, person: Person) -> dict[str, float]:
+        weights: Counter[str] = Counter()
+        facts = self.catalog.lookup()
+        for event in person.history[-200:]:
+            if event.type in NOT_CONSUMED or event.type in NEGATIVE:
+                continue
+            categories = facts.categories_of(event.item_id)
+            for c in categories:
+                weights[c] += 1.0 / len(categories)
+        return dict(weights)
+
+    def _explore(
+        self,
+        ordered: list[Candidate],
+        person: Person,
+        config: PlacementConfig,
+        condition: Filter | None,
+        n: int,
+    ) -> list[Candidate]:
+        """Give new items the reserved share of slots, spread through the list."""
+        slots = round(config.exploration.share * n)
+        if slots <= 0:
+            return ordered
+        since = time.time() - config.exploration.new_item_days * 86_400
+        shown = {c.item_id for c in ordered[:n]}
+        affinity = set(person.preferences.liked_categories) | set(self._history_categories(person))
+        facts = self.catalog.lookup()
+        fresh = []
+        for item_id, created in self.catalog.new_items(since):
+            if item_id in shown or not self._admissible(item_id, person, condition, facts):
+                continue
+            categories = facts.categories_of(item_id)
+            fresh.append((len(categories & affinity), created, item_id, categories))
+            if len(fresh) >= 50 * slots:
+                break
+        if not fresh:
+            return ordered
+        fresh.sort(key=lambda f: (-f[0], -f[1]))
+        chosen = []
+        for overlap, _, item_id, categories in fresh[:slots]:
+            if overlap:
+                followed = sorted(categories & affinity)[0]
+                reason = _reason("new", f"New in {followed}, a category you follow")
+            else:
+                reason = _reason("new", "New arrival")
+            candidate = Candidate(item_id, sources={"exploration": 1.0}, reasons=[reason])
+            chosen.append(candidate)
+        chosen_ids = {x.item_id for x in chosen}
+        head = [c for c in ordered if c.item_id not in chosen_ids]
+        step = max(1, n // (len(chosen) + 1))
+        for k, candidate in enumerate(chosen):
+            head.insert(min((k + 1) * step, len(head)), candidate)
+        return head
+
+    def _pin(
+        self,
+        ordered: list[Candidate],
+        person: Person,
+        config: PlacementConfig,
+        condition: Filter | None,
+    ) -> list[Candidate]:
+        if not config.pins:
+            return ordered
+        pins = [
+            p
+            for p in sorted(config.pins, key=lambda p: p.position)
+            if self._admissible(p.item_id, person, condition)
+        ]
+        pinned_ids = {p.item_id for p in pins}
+        rest = [c for c in ordered if c.item_id not in pinned_ids]
+        for pin in pins:
+            found = next((c for c in ordered if c.item_id == pin.item_id), None)
+            candidate = found or Candidate(pin.item_id, sources={"pinned": 1.0})
+            candidate.reasons = [_reason("pinned", "Featured"), *candidate.reasons]
+            candidate.sources = {**candidate.sources, "pinned": float("inf")}
+            rest.insert(min(pin.position - 1, len(rest)), candidate)
+        return rest
+
+    # -- segments and rules --------------------------------------------------------------------
+
+    def _segments_of(
+        self, config: PlacementConfig, person: Person | None, context: Mapping[str, str]
+    ) -> set[str]:
+        if not config.rules:
+            return set()
+        return self.segments.members(
+            {r.segment for r in config.rules}, _user_record(person, context)
+        )
+
+    def _rule_filters(
+        self, config: PlacementConfig, person: Person | None, context: Mapping[str, str]
+    ) -> list[str]:
+        if not config.rules:
+            return []
+        segments = self._segments_of(config, person, context)
+        return [
+            r.filter
+            for r in config.rules
+            if r.action == "filter" and r.segment in segments and r.filter
+        ]
+
+
+class PlacementBook:
+    """Placements by name, read through a short in-process cache."""
+
+    REFRESH_SECONDS = 2.0
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self._cache: dict[str, tuple[float, PlacementConfig | None]] = {}
+
+    def resolve(self, name: str | None) -> tuple[str | None, PlacementConfig]:
+        if name is None:
+            return None, DEFAULT_PLACEMENT
+        cached = self._cache.get(name)
+        if cached is None or time.monotonic() - cached[0] > self.REFRESH_SECONDS:
+            row = self.store.get(name)
+            config = PlacementConfig.model_validate(row["config"]) if row else None
+            cached = (time.monotonic(), config)
+            self._cache[name] = cached
+        if cached[1] is None:
+            raise NotFoundError(f"placement {name!r} does not exist")
+        return name, cached[1]
+
+    def forget(self, name: str) -> None:
+        self._cache.pop(name, None)
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+_DIGESTS: dict[int, tuple[PlacementConfig, str]] = {}
+_DIGESTS_SIZE = 256
+
+
+def placement_digest(config: PlacementConfig) -> str:
+    """``config.digest()``, remembered per configuration object (placements are read
+    once and reused; the digest serialises and hashes the whole configuration)."""
+    found = _DIGESTS.get(id(config))
+    if found is not None and found[0] is config:
+        return found[1]
+    digest = config.digest()
+    if len(_DIGESTS) >= _DIGESTS_SIZE:
+        _DIGESTS.clear()
+    _DIGESTS[id(config)] = (config, digest)  # holding the object keeps its id unique
+    return digest
+
+
+_NO_EXPLORATION = Exploration(share=0.0)
+
+
+def _reason(kind: str, text: str, item_id: str | None = None, **extra: Any) -> dict[str, Any]:
+    reason: dict[str, Any] = {"kind": kind, "text": text}
+    if item_id is not None:
+        reason["item_id"] = item_id
+    reason.update(extra)
+    return reason
+
+
+def _score(candidate: Candidate) -> float:
+    _, value = candidate.rank_key()
+    return float(value) if math.isfinite(value) else 0.0
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _with_clock(context: Mapping[str, str] | None) -> dict[str, str]:
+    """The request context, with time of day and day of week unless the caller gave them."""
+    return {**clock_context(), **(context or {})}
+
+
+def _seen(history: list[HistoryEvent], placement: PlacementConfig) -> set[str]:
+    rule = placement.exclude_seen
+    if not rule.enabled or not history:
+        return {e.item_id for e in history if e.type in NEGATIVE}
+    horizon = time.time() - rule.window_days * 86_400 if rule.window_days else float("-inf")
+    types = set(rule.types) if rule.types is not None else None
+    seen = set()
+    for event in history:
+        if event.type in NEGATIVE or (
+            event.timestamp >= horizon
+            and (event.type in types if types is not None else event.type not in NOT_CONSUMED)
+        ):
+            seen.add(event.item_id)
+    return seen
+
+
+def _positions(model: LoadedModel, role: str) -> Mapping[str, int]:
+    if role == "main":
+        return model.item_position
+    if role == "fallback":
+        return model.fallback_position
+    cache = model.__dict__.setdefault("_similar_position", None)
+    if cache is None:
+        cache = {item: i for i, item in enumerate(model.similar.item_ids.tolist())}
+        model.__dict__["_similar_position"] = cache
+    return cache
+
+
+def _excluded_positions(
+    person: Person, position: Mapping[str, int], view: SpaceView, unavailable: np.ndarray
+) -> np.ndarray:
+    """Positions (in one item space) the person may not be shown; may repeat a position.
+
+    ``unavailable``: the positions of ``person.unavailable`` in that space."""
+    ids = np.fromiter((position[i] for i in person.excluded if i in position), dtype=np.int64)
+    parts = [
+        ids,
+        unavailable,
+        view.positions_in(person.blocked_categories),
+        view.outside_region(person.region),
+    ]
+    return np.concatenate(parts) if any(len(p) for p in parts) else np.zeros(0, dtype=np.int64)
+
+
+def _exclusion_matrix(
+    people: Sequence[Person],
+    position: Mapping[str, int],
+    view: SpaceView,
+    n_items: int,
+    unavailable: Sequence[np.ndarray],
+) -> sp.csr_matrix:
+    rows, cols = [], []
+    for r, (person, gone) in enumerate(zip(people, unavailable, strict=True)):
+        found = _excluded_positions(person, position, view, gone)
+        rows.append(np.full(len(found), r, dtype=np.int64))
+        cols.append(found)
+    r_idx = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+    c_idx = np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64)
+    return sp.csr_matrix(
+        (np.ones(len(c_idx), dtype=np.float32), (r_idx, c_idx)), shape=(len(people), n_items)
+    )
+
+
+def _dense_block(matrix: Any, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """``matrix[rows][:, columns]`` as a dense array; ``columns`` must be distinct.
+
+    For a CSR matrix it reads only the wanted rows' stored entries (scipy's fancy
+    indexing builds two intermediate sparse matrices, ~100 µs each)."""
+    if not isinstance(matrix, sp.csr_matrix | sp.csr_array) or not matrix.has_canonical_format:
+        return np.asarray(matrix[rows][:, columns].toarray())
+    block = np.zeros((len(rows), len(columns)), dtype=matrix.dtype)
+    if not len(rows) or not len(columns):
+        return block
+    starts, ends = matrix.indptr[rows], matrix.indptr[rows + 1]
+    lengths = ends - starts
+    if not lengths.sum():
+        return block
+    entry = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends, strict=True)])
+    entry_row = np.repeat(np.arange(len(rows)), lengths)
+    order = np.argsort(columns, kind="stable")
+    sorted_columns = columns[order]
+    at = np.searchsorted(sorted_columns, matrix.indices[entry])
+    at = np.minimum(at, len(sorted_columns) - 1)
+    hit = sorted_columns[at] == matrix.indices[entry]
+    block[entry_row[hit], order[at[hit]]] = matrix.data[entry[hit]]
+    return block
+
+
+def _empty_history_ranking(model: LoadedModel, role: str) -> tuple[np.ndarray, np.ndarray]:
+    """One role's whole item space ranked for an empty history (e.g. popularity): (indices,
+    scores), best first, finite scores only. Computed once per loaded model: a
+    history-free model's list for any candidate set is this ranking, filtered."""
+    cache = model.__dict__.setdefault("_empty_history_rankings", {})
+    found = cache.get(role)
+    if found is None:
+        recommender = getattr(model, role)
+        query = sp.csr_matrix((1, recommender.n_items), dtype=np.float32)
+        index, scores = recommender.recommend(query, recommender.n_items)
+        keep = (index[0] >= 0) & np.isfinite(scores[0])
+        found = (index[0][keep], scores[0][keep])
+        cache[role] = found
+    return found  # type: ignore[no-any-return]
+
+
+def _first_allowed(
+    ranking: tuple[np.ndarray, np.ndarray], allowed: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``n`` entries of ``ranking`` whose position ``allowed`` (bool over the item
+    space) lets through: a history-free model's best ``n`` among the allowed items.
+
+    Reads the ranking in growing chunks, so the usual case (few items refused) touches
+    only its head."""
+    index, scores = ranking
+    found_index: list[np.ndarray] = []
+    found_scores: list[np.ndarray] = []
+    need, start, chunk = n, 0, max(2 * n, 64)
+    while need > 0 and start < len(index):
+        part = index[start : start + chunk]
+        keep = allowed[part]
+        found_index.append(part[keep][:need])
+        found_scores.append(scores[start : start + chunk][keep][:need])
+        need -= len(found_index[-1])
+        start += chunk
+        chunk *= 4
+    if not found_index:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    return np.concatenate(found_index), np.concatenate(found_scores)
+
+
+def _top_scores(scores: np.ndarray, ok: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    masked = np.where(ok, scores, -np.inf)
+    k = min(n, int(ok.sum()))
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    part = np.argpartition(-masked, k - 1)[:k]
+    order = part[np.argsort(-masked[part], kind="stable")]
+    keep = np.isfinite(masked[order])
+    return order[keep], masked[order][keep]
+
+
+def _segment_values(person: Person, context: Mapping[str, str]) -> dict[str, str]:
+    """What a per-segment popularity model may key on: traits and request context."""
+    values = {f"traits.{k}": v for k, v in person.traits.items() if isinstance(v, str)}
+    values.update({f"context.{k}": v for k, v in context.items() if isinstance(v, str)})
+    if person.region and "context.region" not in values:
+        values["context.region"] = person.region
+    return values
+
+
+def _user_record(person: Person | None, context: Mapping[str, str]) -> dict[str, Any]:
+    """The fields a segment rule reads (see :mod:`attune.engine.segments`)."""
+    if person is None:
+        return {"user_id": None, "traits": {}, "context": dict(context), "events": 0}
+    history = person.history
+    purchases = [e.timestamp for e in history if e.type == "purchase"]
+    return {
+        "user_id": person.user_id,
+        "traits": person.traits,
+        "context": dict(context),
+        "events": len(history),
+        "purchases": len(purchases),
+        "first_seen_at": history[0].timestamp if history else None,
+        "last_seen_at": history[-1].timestamp if history else None,
+        "last_purchase_at": max(purchases) if purchases else None,
+    }
+
+
+def _bindings(context: Mapping[str, str] | None, person: Person | None) -> dict[str, Any]:
+    """Values for the request-bound names of filters and boosts."""
+    return {"context": dict(context or {}), "user": dict(person.traits) if person else {}}
+
+
+def _parse_boost(text: str) -> Any:
+    from attune.engine.expressions import parse_boost
+
+    return parse_boost(text)

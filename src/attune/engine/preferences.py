@@ -1,0 +1,72 @@
+"""What a person told us: likes for onboarding, blocks, their diversity level, opt-out.
+
+Preferences override the model: blocked items and categories never appear, liked
+categories are favoured (and seed a newcomer's list), and ``personalization: false``
+returns non-personalised results without reading the person's history.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from attune.ingest.schemas import Id
+
+Category = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class Preferences(BaseModel):
+    """A person's stated preferences (``PUT /v1/users/{id}/preferences``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    liked_categories: list[Category] = Field(
+        default_factory=list, max_length=100, description="Categories to favour"
+    )
+    liked_items: list[Id] = Field(
+        default_factory=list, max_length=500, description="Items the person likes (seeds)"
+    )
+    blocked_categories: list[Category] = Field(
+        default_factory=list, max_length=100, description="Never show items in these"
+    )
+    blocked_items: list[Id] = Field(
+        default_factory=list, max_length=1_000, description="Never show these items"
+    )
+    diversity: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="0 = most relevant first, 1 = as varied as possible; "
+        "None = the placement's level",
+    )
+    personalization: bool = Field(
+        default=True, description="false: non-personalised results, history unused"
+    )
+
+    @property
+    def is_empty(self) -> bool:
+        return self == Preferences()
+
+
+class PreferencesPatch(BaseModel):
+    """A partial update: only the fields given change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    liked_categories: list[Category] | None = Field(default=None, max_length=100)
+    liked_items: list[Id] | None = Field(default=None, max_length=500)
+    blocked_categories: list[Category] | None = Field(default=None, max_length=100)
+    blocked_items: list[Id] | None = Field(default=None, max_length=1_000)
+    diversity: float | None = Field(default=None, ge=0, le=1)
+    personalization: bool | None = None
+
+    def apply(self, current: Preferences) -> Preferences:
+        # an explicit null resets the field to its default (JSON Merge Patch), never
+        # stores null where the schema promises a list or a boolean
+        defaults = Preferences()
+        changes = {
+            name: getattr(defaults, name) if value is None else value
+            for name, value in self.model_dump(exclude_unset=True).items()
+        }
+        return current.model_copy(update=changes)

@@ -1,0 +1,71 @@
+"""What is trending: items whose recent interest is well above their usual level.
+
+Counted live from the event store (distinct people per item), so an item that took off
+an hour ago shows up without waiting for a retrain. The window ends at the newest event
+(for live traffic that is now; for an imported history, its last day). Each item's
+count in the window is compared with what its count over the preceding baseline
+(``BASELINE_WINDOWS`` windows) predicts, as a Poisson z-score; items seen by fewer
+than ``min_people`` people in the window are ignored. Results are cached for
+``refresh_seconds``.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass
+
+from attune.store.protocols import EventStore
+
+BASELINE_WINDOWS = 7
+WINDOWS = {"1h": 3_600.0, "24h": 86_400.0, "7d": 7 * 86_400.0}
+
+
+@dataclass(frozen=True, slots=True)
+class TrendingItem:
+    item_id: str
+    score: float
+    people: int  # distinct people in the window
+    expected: float  # what the baseline predicted
+
+
+class TrendingTracker:
+    def __init__(
+        self, events: EventStore, refresh_seconds: float = 60.0, min_people: int = 3
+    ) -> None:
+        self.events = events
+        self.refresh_seconds = refresh_seconds
+        self.min_people = min_people
+        self._cache: dict[str, tuple[float, list[TrendingItem]]] = {}
+        self._lock = threading.Lock()
+
+    def top(self, n: int, window: str = "24h") -> list[TrendingItem]:
+        """The ``n`` most trending items over ``window`` (a key of :data:`WINDOWS`)."""
+        cached = self._cache.get(window)
+        if cached is None or time.monotonic() - cached[0] >= self.refresh_seconds:
+            with self._lock:
+                cached = self._cache.get(window)
+                if cached is None or time.monotonic() - cached[0] >= self.refresh_seconds:
+                    cached = (time.monotonic(), self._compute(WINDOWS[window]))
+                    self._cache[window] = cached
+        return cached[1][:n]
+
+    def _compute(self, length: float) -> list[TrendingItem]:
+        end = self.events.latest_timestamp()
+        if end is None:
+            return []
+        end = min(end, time.time()) + 1e-6
+        start = end - length
+        recent = self.events.item_counts(start, end)
+        baseline = self.events.item_counts(start - BASELINE_WINDOWS * length, start)
+        found = []
+        for item, people in recent.items():
+            if people < self.min_people:
+                continue
+            expected = baseline.get(item, 0) / BASELINE_WINDOWS
+            score = (people - expected) / math.sqrt(expected + 1.0)
+            if score > 0:
+                found.append(TrendingItem(item, score, people, expected))
+        found.sort(key=lambda t: (-t.score, t.item_id))
+        return found

@@ -1,0 +1,66 @@
+"""Retention: delete events older than their type allows (setting ``retention_days``).
+
+``retention_days`` maps an event type to the days its events are kept, ``"*"`` to the
+days of every type not listed; an empty mapping (the default) keeps everything. Age is
+the event's own ``timestamp`` (when it happened), not when Attune received it. Run by
+``attune retention run``, by ``attune worker`` and by the embedded worker of
+``attune serve`` every ``retention_interval_seconds``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from attune.config import Settings
+from attune.store.factory import Stores
+
+log = logging.getLogger(__name__)
+
+SECONDS_PER_DAY = 86_400.0
+EVERY_OTHER_TYPE = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionReport:
+    """What one retention run deleted (or, dry, would delete).
+
+    Attributes:
+        ran_at: UTC Unix seconds the cutoffs were computed from.
+        cutoffs: per event type (and ``"*"``), the UTC Unix time before which events go.
+        deleted: events deleted per type (types with none are absent).
+    """
+
+    ran_at: float
+    cutoffs: dict[str, float]
+    deleted: dict[str, int] = field(default_factory=dict)
+    dry_run: bool = False
+
+    @property
+    def total(self) -> int:
+        return sum(self.deleted.values())
+
+    def cutoff_of(self, event_type: str) -> float | None:
+        return self.cutoffs.get(event_type, self.cutoffs.get(EVERY_OTHER_TYPE))
+
+
+def retention_cutoffs(retention_days: dict[str, float], now: float) -> dict[str, float]:
+    """Per type (and ``"*"``), the time before which events are past retention."""
+    return {kind: now - days * SECONDS_PER_DAY for kind, days in retention_days.items()}
+
+
+def run_retention(
+    settings: Settings, stores: Stores, *, now: float | None = None, dry_run: bool = False
+) -> RetentionReport:
+    """Apply ``settings.retention_days`` to the stored events once."""
+    ran_at = time.time() if now is None else now
+    cutoffs = retention_cutoffs(settings.retention_days, ran_at)
+    if not cutoffs:
+        return RetentionReport(ran_at, cutoffs, {}, dry_run)
+    per_type = {k: v for k, v in cutoffs.items() if k != EVERY_OTHER_TYPE}
+    deleted = stores.events.expire_events(per_type, cutoffs.get(EVERY_OTHER_TYPE), dry_run)
+    report = RetentionReport(ran_at, cutoffs, deleted, dry_run)
+    if report.total and not dry_run:
+        log.info("retention deleted %d events: %s", report.total, deleted)
+    return report

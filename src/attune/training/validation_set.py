@@ -1,0 +1,147 @@
+"""The temporal validation split tuning judges candidates on, precomputed once.
+
+PROTOCOL.md's rule applied to the training data: each person's newest fifth is VALID,
+the rest TRAIN'. Everything that does not depend on the model (the TRAIN' dataset, each
+validation person's live history, what they went on to have) is built here once, so a
+trial costs one fit and one scoring pass.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from attune.evaluation.splits import temporal_user_split
+from attune.features.interactions import WeightPolicy, build_dataset, frame_history
+from attune.models.base import Recommender
+from attune.models.blend import scale_rows
+from attune.models.registry import create_model
+
+MAX_VALID_USERS = 5_000
+K = 10
+QUERY_TIME_RECENCY = frozenset(
+    {"ease", "item_knn", "user_knn", "transitions", "als", "bpr", "content"}
+)
+"""Models whose ``recency_half_life_events`` only weights the history they are queried
+with (their fit ignores it), so one fit can be scored with several values."""
+
+
+class ValidationSet:
+    """TRAIN'/VALID with everything that does not depend on the model precomputed.
+
+    Attributes:
+        users: external ids of the validation people (rows of every score matrix).
+        dataset: TRAIN' as an interaction dataset.
+        relevant: (n_users, n_items) bool, items each person had in VALID but not before.
+        seen: (n_users, n_items) bool, items in each person's TRAIN' history.
+        n_relevant: (n_users,) VALID items new to the person, known to TRAIN' or not.
+    """
+
+    def __init__(
+        self,
+        frame: pd.DataFrame,
+        policy: WeightPolicy,
+        seed: int = 0,
+        items: pd.DataFrame | None = None,
+    ) -> None:
+        train, valid = temporal_user_split(frame)
+        train_users = train["user_id"].astype(str).to_numpy(dtype=object)
+        valid_users = valid["user_id"].astype(str).to_numpy(dtype=object)
+        users = sorted(set(valid_users) & set(train_users))
+        if len(users) > MAX_VALID_USERS:
+            rng = np.random.default_rng(seed)
+            users = sorted(rng.choice(users, MAX_VALID_USERS, replace=False).tolist())
+        self.train, self.policy, self.users = train, policy, users
+        self.dataset = build_dataset(
+            train, WeightPolicy(policy.type_weights, policy.value_modes), items
+        )
+        self.history = frame_history(
+            train, users, self.dataset.item_position, self.dataset.n_items, policy
+        )
+        # like serving: every person is scored from their history (models fold them in)
+        self.user_index = np.full(len(users), -1, dtype=np.int64)
+        valid_items = valid["item_id"].astype(str).to_numpy(dtype=object)
+        rows = pd.Index(users).get_indexer(valid_users)
+        columns = pd.Index(self.dataset.item_ids).get_indexer(valid_items)
+        known = (rows >= 0) & (columns >= 0)
+        relevant = np.zeros((len(users), self.dataset.n_items), dtype=bool)
+        relevant[rows[known], columns[known]] = True
+        seen = self.history.weights.toarray() > 0
+        relevant &= ~seen
+        self.relevant, self.seen = relevant, seen
+        # items new in VALID cannot be ranked by anyone, but count in the ideal DCG
+        train_items = train["item_id"].astype(str).to_numpy(dtype=object)
+        in_train = pd.MultiIndex.from_arrays([valid_users, valid_items]).isin(
+            pd.MultiIndex.from_arrays([train_users, train_items])
+        )
+        fresh = rows[(rows >= 0) & ~in_train]
+        self.n_relevant = np.bincount(fresh, minlength=len(users)).astype(np.int64)
+        self.keep = self.n_relevant > 0
+
+    def fit(self, algorithm: str, params: dict[str, Any]) -> Recommender:
+        """The candidate fitted on TRAIN'."""
+        return create_model(algorithm, params).fit(self.dataset)
+
+    def scores_of(self, model: Recommender) -> np.ndarray:
+        """A fitted model's row-scaled scores for every validation person (seen: -inf)."""
+        scores = np.asarray(
+            model.score(model.query(self.history), self.user_index), dtype=np.float32
+        )
+        scores = scale_rows(scores)
+        scores[self.seen] = -np.inf
+        return scores
+
+    def scores(self, algorithm: str, params: dict[str, Any]) -> np.ndarray:
+        """The candidate's scaled scores for every validation user (seen items -inf)."""
+        return self.scores_of(self.fit(algorithm, params))
+
+    def ndcg(self, scores: np.ndarray, k: int = K) -> float:
+        """Mean NDCG@k over validation users with something new to find."""
+        per_user = self.user_ndcg(scores, k)
+        return float(per_user.mean()) if len(per_user) else 0.0
+
+    def user_ndcg(self, scores: np.ndarray, k: int = K) -> np.ndarray:
+        """NDCG@k of each validation user with something new to find (float64)."""
+        rows = np.flatnonzero(self.keep)
+        if len(rows) == 0:
+            return np.zeros(0)
+        part = scores[rows]
+        k = min(k, part.shape[1])
+        top = np.argpartition(-part, k - 1, axis=1)[:, :k]
+        top_scores = np.take_along_axis(part, top, axis=1)
+        order = np.argsort(-top_scores, axis=1, kind="stable")
+        top = np.take_along_axis(top, order, axis=1)
+        finite = np.isfinite(np.take_along_axis(top_scores, order, axis=1))
+        hits = np.take_along_axis(self.relevant[rows], top, axis=1) & finite
+        discount = 1.0 / np.log2(np.arange(2, k + 2))
+        ideal = np.cumsum(1.0 / np.log2(np.arange(2, K + 2)))[
+            np.minimum(self.n_relevant[rows], K) - 1
+        ]
+        return np.asarray((hits * discount).sum(axis=1) / ideal, dtype=np.float64)
+
+
+def with_recency(model: Recommender, recency_half_life_events: float | None) -> Recommender:
+    """A copy of a fitted model that weights query history with another recency (only for
+    :data:`QUERY_TIME_RECENCY` models: the fitted state is shared, not refitted)."""
+    twin = copy.copy(model)
+    twin.config = model.config.model_copy(
+        update={"recency_half_life_events": recency_half_life_events}
+    )
+    return twin
+
+
+def order_is_meaningful(frame: pd.DataFrame, min_share: float = 0.5) -> bool:
+    """Whether people's events are mostly at distinct times, so "what came last" means
+    something (False for data imported with one timestamp, or a date per day only)."""
+    if frame.empty:
+        return False
+    per_user = frame.groupby(frame["user_id"].astype(str), sort=False)["timestamp"]
+    distinct = per_user.nunique().to_numpy(dtype=np.float64)
+    sizes = per_user.size().to_numpy(dtype=np.float64)
+    steps = np.maximum(sizes - 1.0, 0.0)
+    if steps.sum() == 0:
+        return False
+    return bool((np.maximum(distinct - 1.0, 0.0).sum() / steps.sum()) >= min_share)

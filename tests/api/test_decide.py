@@ -1,0 +1,364 @@
+"""The decision engine through the API: preferences, explanations, placements, segments,
+boosts, pins, context, diversity, re-ranking, trending, exploration, live updates."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.api.test_filters import ids, put_catalog, recs
+
+
+def categories(items: list[dict]) -> list[str]:
+    return [it["item_id"][0].upper() for it in items]
+
+
+def seen_by(user: str) -> set[str]:
+    u = int(user[1:])
+    taste = "a" if u % 2 == 0 else "b"
+    return {f"{taste}{k}" for k in range(5) if (u + k) % 5 < 3}
+
+
+# -- preferences and user control -------------------------------------------------------------
+
+
+def test_blocked_categories_and_items_never_appear(client, trained):
+    put_catalog(client)
+    response = client.put(
+        "/v1/users/u0/preferences", json={"blocked_categories": ["A"], "blocked_items": ["b0"]}
+    )
+    assert response.status_code == 200
+    items = recs(client, "u0", n=8)
+    assert items and not [i for i in ids(items) if i.startswith("a") or i == "b0"]
+    assert client.get("/v1/users/u0/preferences").json()["blocked_categories"] == ["A"]
+
+
+def test_newcomer_likes_lead_their_list_with_a_reason(client, trained):
+    put_catalog(client)
+    client.put("/v1/users/stranger/preferences", json={"liked_categories": ["B"]})
+    items = recs(client, "stranger", n=5, explain="true")
+    assert categories(items) == ["B"] * 5
+    texts = [r["text"] for r in items[0]["reasons"]]
+    assert "You said you like B" in texts
+
+
+def test_opting_out_gives_the_non_personalised_list(client, trained):
+    stranger = ids(recs(client, "nobody-at-all", n=5))
+    client.patch("/v1/users/u0/preferences", json={"personalization": False})
+    response = client.get("/v1/users/u0/recommendations", params={"n": 5})
+    assert response.json()["personalized"] is False
+    assert ids(response.json()["items"]) == stranger
+    # the patch left the other fields alone
+    assert client.get("/v1/users/u0/preferences").json()["blocked_categories"] == []
+
+
+def test_bad_preferences_are_422_with_the_field(client, trained):
+    response = client.put("/v1/users/u0/preferences", json={"diversity": 3})
+    assert response.status_code == 422
+    assert response.json()["error"]["details"][0]["loc"] == ["body", "diversity"]
+    response = client.put("/v1/users/u0/preferences", json={"likes": ["A"]})
+    assert response.status_code == 422
+
+
+def test_not_interested_removes_the_item_at_once(client, trained):
+    first = ids(recs(client, "u0", n=3))[0]
+    event = {"user_id": "u0", "item_id": first, "type": "not_interested"}
+    assert client.post("/v1/events", json={"events": [event]}).status_code == 200
+    assert first not in ids(recs(client, "u0", n=3))
+
+
+# -- explanations ------------------------------------------------------------------------------
+
+
+def test_every_item_carries_reasons_and_model_reasons_name_a_seen_item(client, trained):
+    put_catalog(client)
+    items = recs(client, "u0", n=6, explain="true")
+    assert len(items) == 6 and all(it["reasons"] for it in items)
+    history = [r for it in items for r in it["reasons"] if r["kind"] == "history"]
+    assert history, items
+    assert all(r["item_id"] in seen_by("u0") for r in history)
+    assert history[0]["text"].startswith("Because you viewed Item ")
+    assert "reasons" not in recs(client, "u0", n=2)[0]  # only when asked
+
+
+# -- placements, pins, boosts, segments ------------------------------------------------------
+
+
+def test_placement_crud_and_use(client, trained):
+    put_catalog(client)
+    config = {"n": 3, "pins": [{"item_id": "b4", "position": 2}], "exploration": {"share": 0}}
+    put = client.put("/v1/placements/home", json=config)
+    assert put.status_code == 200 and put.json()["digest"]
+    assert [p["name"] for p in client.get("/v1/placements").json()] == ["home"]
+    response = client.get("/v1/users/u0/recommendations", params={"placement": "home"})
+    body = response.json()
+    assert body["placement"] == "home"
+    assert len(body["items"]) == 3 and body["items"][1]["item_id"] == "b4"
+    assert body["items"][1]["source"] == "pinned"
+    assert client.delete("/v1/placements/home").status_code == 204
+    missing = client.get("/v1/users/u0/recommendations", params={"placement": "home"})
+    assert missing.status_code == 404
+
+
+def test_placement_with_a_broken_expression_is_refused_with_its_position(client, trained):
+    response = client.put("/v1/placements/home", json={"filter": "price <<< 3"})
+    assert response.status_code == 422
+    detail = response.json()["error"]["details"][0]
+    assert detail["loc"] == ["body", "filter"] and "position" in detail["msg"]
+    response = client.put("/v1/placements/home", json={"boosts": ["boost -2 if price < 3"]})
+    assert response.status_code == 422
+    response = client.put("/v1/placements/home", json={"sources": {"magic": 1}})
+    assert response.status_code == 422
+    assert client.put("/v1/placements/Bad Name", json={}).status_code == 422
+
+
+def test_boost_moves_an_item_up(client, trained):
+    put_catalog(client)
+    plain = ids(recs(client, "u0", n=5))
+    last_a = [i for i in plain if i.startswith("a")][-1]
+    client.put(
+        "/v1/placements/boosted",
+        json={"boosts": [f'boost 50 if item_id == "{last_a}"'], "exploration": {"share": 0}},
+    )
+    boosted = ids(recs(client, "u0", n=5, placement="boosted"))
+    assert boosted[0] == last_a
+
+
+def test_segment_rule_shows_a_collection_to_members_only(client, trained):
+    put_catalog(client)
+    assert client.put("/v1/segments/eu", json={"rule": 'traits.region == "EU"'}).status_code == 200
+    client.put(
+        "/v1/placements/home",
+        json={
+            "rules": [{"segment": "eu", "action": "show_collection", "items": ["b3"]}],
+            "exploration": {"share": 0},
+        },
+    )
+    client.put("/v1/users/u0", json={"traits": {"region": "EU"}})
+    client.put("/v1/users/u2", json={"traits": {"region": "US"}})
+    member = recs(client, "u0", n=4, placement="home", explain="true")
+    assert member[0]["item_id"] == "b3"
+    assert member[0]["reasons"][0]["text"] == "Picked for eu"
+    assert "b3" not in ids(recs(client, "u2", n=2, placement="home"))
+    bad = client.put("/v1/segments/broken", json={"rule": "traits.region =="})
+    assert bad.status_code == 422
+
+
+def test_segment_filter_rule_and_new_visitor_segment(client, trained):
+    put_catalog(client)
+    client.put("/v1/segments/new-visitors", json={"rule": "events < 3"})
+    client.put(
+        "/v1/placements/home",
+        json={"rules": [{"segment": "new-visitors", "action": "filter", "filter": "price < 8"}]},
+    )
+    newcomer = ids(recs(client, "fresh-face", n=3, placement="home"))
+    assert newcomer and all(i in {"a0", "a1", "a2"} for i in newcomer)
+    regular = ids(recs(client, "u1", n=3, placement="home"))
+    assert any(i.startswith("b") for i in regular)
+
+
+# -- context -------------------------------------------------------------------------------------
+
+
+def test_region_availability_and_context_bound_filters(client, trained):
+    put_catalog(client, a3={"regions": ["US"]}, a4={"regions": ["US"]})
+    eu = ids(recs(client, "u0", n=10, **{"context.region": "EU"}))
+    us = ids(recs(client, "u0", n=10, **{"context.region": "US"}))
+    assert not {"a3", "a4"} & set(eu)
+    assert {"a3", "a4"} - seen_by("u0") <= set(us)
+    bound = recs(client, "u0", n=10, filter='"US" in regions and context.region == "US"')
+    assert ids(bound) == []  # unbound without context.region
+    bound = recs(client, "u0", n=10, filter="context.region in regions", **{"context.region": "US"})
+    assert set(ids(bound)) <= {"a3", "a4"}
+
+
+def test_bad_context_parameter_is_422(client, trained):
+    response = client.get("/v1/users/u0/recommendations", params={"context.Bad-Key": "x"})
+    assert response.status_code == 422
+    assert response.json()["error"]["details"][0]["loc"] == ["query", "context.Bad-Key"]
+
+
+def test_current_item_seeds_the_list(client, trained):
+    put_catalog(client)
+    items = recs(client, "stranger", n=3, explain="true", **{"context.item_id": "b0"})
+    assert categories(items)[0] == "B"
+    assert items[0]["source"] == "current_item"
+    assert items[0]["reasons"][0]["text"] == "Similar to Item b0"
+
+
+def test_locale_picks_the_translated_title(client, trained):
+    put_catalog(client, a0={"translations": {"fr": {"title": "Objet a0"}}})
+    items = recs(client, "stranger", n=10, include_items="true", **{"context.locale": "fr-CA"})
+    titles = {it["item_id"]: it["item"]["title"] for it in items}
+    assert titles["a0"] == "Objet a0" and titles["a1"] == "Item a1"
+
+
+# -- diversity -----------------------------------------------------------------------------------
+
+
+def test_diversity_levels_and_category_cap(client, trained):
+    put_catalog(client)
+    plain = categories(recs(client, "u0", n=4))
+    assert plain[:2] == ["A", "A"]
+    client.put("/v1/users/u0/preferences", json={"diversity": 1.0})
+    varied = categories(recs(client, "u0", n=4))
+    assert varied[0] != varied[1]
+    client.put("/v1/users/u0/preferences", json={})
+    client.put(
+        "/v1/placements/capped", json={"diversity": {"max_per_category": 1}, "exploration": {}}
+    )
+    capped = categories(recs(client, "u0", n=2, placement="capped"))
+    assert sorted(capped) == ["A", "B"]
+
+
+# -- rank, similar, trending --------------------------------------------------------------------
+
+
+def test_rank_orders_given_candidates_and_adds_none(client, trained):
+    seen = seen_by("u0")
+    unseen_a = sorted({f"a{k}" for k in range(5)} - seen)
+    given = ["b1", *unseen_a, "zz-unknown", *sorted(seen)[:1]]
+    response = client.post("/v1/rank", json={"user_id": "u0", "items": given})
+    assert response.status_code == 200
+    ranked = ids(response.json()["items"])
+    assert set(ranked) == set(given) - seen
+    assert ranked[: len(unseen_a)] == unseen_a or set(ranked[: len(unseen_a)]) == set(unseen_a)
+    assert client.post("/v1/rank", json={"user_id": "u0", "items": []}).status_code == 422
+    top = client.post("/v1/rank", json={"user_id": "u0", "items": given, "n": 1}).json()
+    assert len(top["items"]) == 1
+
+
+def test_personalised_similar_items_skip_what_the_person_saw(client, trained):
+    seen = seen_by("u0")
+    items = ids(
+        client.get("/v1/items/a0/similar", params={"user_id": "u0", "n": 5}).json()["items"]
+    )
+    assert not seen & set(items) and "a0" not in items
+
+
+def test_trending_ranks_a_sudden_favourite(client, trained):
+    now = time.time()
+    burst = [
+        {"user_id": f"fan{k}", "item_id": "b2", "type": "view", "timestamp": now - k}
+        for k in range(6)
+    ]
+    client.post("/v1/events", json={"events": burst})
+    service = client.app.state.services.recommendations
+    service.engine.trending._cache.clear()
+    body = client.get("/v1/trending", params={"n": 3, "window": "1h"}).json()
+    assert body["items"][0]["item_id"] == "b2" and body["items"][0]["people"] == 6
+    assert client.get("/v1/trending", params={"window": "2h"}).status_code == 422
+
+
+# -- real time, exploration, logging, caching ---------------------------------------------------
+
+
+def test_a_view_seeds_the_next_list_through_the_live_session(client, trained):
+    put_catalog(client)
+    client.put("/v1/placements/live", json={"sources": {"session": 1.0, "popular": 0.1}})
+    event = {"user_id": "newbie", "item_id": "b0", "type": "view"}
+    client.post("/v1/events", json={"events": [event]})
+    items = recs(client, "newbie", n=3, placement="live", explain="true")
+    assert items[0]["source"] == "session" and categories(items)[0] == "B"
+    assert items[0]["reasons"][0]["text"] == "Because you just viewed Item b0"
+
+
+def test_new_items_get_the_exploration_share(client, trained):
+    put_catalog(client)
+    client.put(
+        "/v1/items/a-new", json={"categories": ["A"], "title": "Fresh", "created_at": time.time()}
+    )
+    items = recs(client, "u0", n=10, explain="true")
+    fresh = [it for it in items if it["item_id"] == "a-new"]
+    assert fresh and fresh[0]["reasons"][0]["text"] == "New in A, a category you follow"
+    client.put("/v1/placements/quiet", json={"exploration": {"share": 0}})
+    assert "a-new" not in ids(recs(client, "u0", n=10, placement="quiet"))
+
+
+def test_answers_are_logged_with_positions(client, trained):
+    body = client.get("/v1/users/u0/recommendations", params={"n": 3}).json()
+    service = client.app.state.services.recommendations
+    service.log.flush()
+    row = service.stores.recommendation_logs.get(body["recommendation_id"])
+    assert row["user_id"] == "u0"
+    assert [it["item_id"] for it in row["items"]] == ids(body["items"])
+    assert [it["position"] for it in row["items"]] == [1, 2, 3]
+
+
+def test_cached_answer_is_dropped_by_the_persons_event(client, trained):
+    first = recs(client, "u0", n=3)
+    assert recs(client, "u0", n=3) == first  # served from the cache
+    event = {"user_id": "u0", "item_id": first[0]["item_id"], "type": "view"}
+    client.post("/v1/events", json={"events": [event]})
+    assert first[0]["item_id"] not in ids(recs(client, "u0", n=3))
+
+
+@pytest.mark.parametrize("path", ["/v1/placements/x", "/v1/segments/x"])
+def test_unknown_names_are_404(client, trained, path):
+    assert client.get(path).status_code == 404
+    assert client.delete(path).status_code == 404
+
+
+@pytest.mark.redis
+def test_live_state_and_cache_work_through_redis(settings, sqlite_stores, redis_client):
+    """With ATTUNE_REDIS_URL the session state and cached lists live in Redis."""
+    import uuid
+
+    from fastapi.testclient import TestClient
+
+    from attune.api.app import create_app
+    from attune.ingest.service import IngestService
+    from attune.store.factory import open_stores
+    from attune.training.pipeline import train
+    from tests.conftest import AUTH, REDIS_URL, two_taste_events
+
+    configured = settings.model_copy(
+        update={
+            "redis_url": REDIS_URL,
+            "redis_prefix": f"attune-test-{uuid.uuid4().hex[:8]}",
+        }
+    )
+    stores = open_stores(configured)
+    try:
+        IngestService(configured, stores).ingest_events(two_taste_events())
+        train(configured, stores)
+        with TestClient(create_app(configured, stores), headers=AUTH) as client:
+            first = ids(recs(client, "u0", n=3))
+            assert any(k.startswith("user:u0:rec:") for k in stores.cache.list_keys())
+            event = {"user_id": "u0", "item_id": first[0], "type": "view"}
+            client.post("/v1/events", json={"events": [event]})
+            assert [e.item_id for e in stores.sessions.recent("u0")] == [first[0]]
+            assert first[0] not in ids(recs(client, "u0", n=3))
+            stores.erase_user("u0")
+            assert stores.sessions.recent("u0") == []
+            assert not any("u0" in k for k in stores.cache.list_keys())
+    finally:
+        stores.close()
+
+
+def test_pseudonymised_ids_reach_the_same_person(settings, sqlite_stores):
+    """With pseudonymisation on, callers keep using their own ids everywhere."""
+    from fastapi.testclient import TestClient
+    from pydantic import SecretStr
+
+    from attune.api.app import create_app
+    from attune.training.pipeline import train
+    from tests.conftest import AUTH, two_taste_events
+
+    configured = settings.model_copy(
+        update={"pseudonymize_user_ids": True, "pseudonym_key": SecretStr("k" * 32)}
+    )
+    with TestClient(create_app(configured, sqlite_stores), headers=AUTH) as client:
+        assert client.post("/v1/events", json={"events": two_taste_events()}).status_code == 200
+        train(configured, sqlite_stores)
+        client.app.state.services.models.refresh()
+        assert sqlite_stores.events.user_history("u0") == []  # stored under the pseudonym
+        items = recs(client, "u0", n=2)
+        assert [it["source"] for it in items] == ["model", "model"]
+        assert not seen_by("u0") & set(ids(items))
+        client.put("/v1/users/u0/preferences", json={"blocked_items": [items[0]["item_id"]]})
+        assert client.get("/v1/users/u0/preferences").json()["blocked_items"] == [
+            items[0]["item_id"]
+        ]
+        assert items[0]["item_id"] not in ids(recs(client, "u0", n=2))

@@ -1,0 +1,135 @@
+"""Model selection: budgets hold even for slow trials; choices are measured, not assumed."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Self
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from pydantic import Field
+
+from attune.features.interactions import InteractionDataset, WeightPolicy
+from attune.models.base import ModelConfig, Recommender
+from attune.models.deadline import fit_deadline, out_of_time, seconds_left
+from attune.training.tuning import select_model
+from attune.training.validation_set import ValidationSet, order_is_meaningful
+from tests.conftest import two_taste_events
+
+SLOW = "tests.training.test_tuning:SlowPopularity"
+
+
+class SlowConfig(ModelConfig):
+    steps: int = Field(default=200, ge=1, description="Training steps of 0.1 s each.")
+
+    @classmethod
+    def search_space(cls, trial: Any) -> dict[str, Any]:
+        return {"steps": trial.suggest_int("steps", 100, 400)}
+
+
+class SlowPopularity(Recommender):
+    """Popularity that takes ``steps`` × 0.1 s to learn, stopping at a fit deadline."""
+
+    name = "slow_popularity"
+    config_class = SlowConfig
+
+    def fit(self, dataset: InteractionDataset) -> Self:
+        self.steps_done = 0
+        for _ in range(self.config.steps):
+            if out_of_time():
+                break
+            time.sleep(0.1)
+            self.steps_done += 1
+        self.item_ids = dataset.item_ids
+        self.counts = np.bincount(dataset.item_index, minlength=dataset.n_items).astype(np.float32)
+        return self
+
+    def score(self, history: sp.csr_matrix, user_index: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(self.counts, (history.shape[0], self.n_items))
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {"counts": self.counts}
+
+    def _restore(self, arrays: dict[str, np.ndarray]) -> None:
+        self.counts = arrays["counts"]
+
+
+def _frame(events: list[dict[str, Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame(events)
+    return frame.assign(value=np.nan)[["user_id", "item_id", "type", "value", "timestamp"]]
+
+
+def test_a_slow_trial_stops_at_the_budget():
+    """Regression: a single slow trial (here 20 s of training) ran to its end whatever
+    the budget; now every trial stops at its candidate's share of the budget."""
+    frame = _frame(two_taste_events())
+    started = time.monotonic()
+    choice = select_model(frame, WeightPolicy(), budget_seconds=3, algorithms=["item_knn", SLOW])
+    elapsed = time.monotonic() - started
+    assert elapsed < 3 + 1.5, f"took {elapsed:.1f} s on a 3 s budget"
+    assert {"item_knn", SLOW} <= {t.algorithm for t in choice.trials}
+
+
+def test_fit_deadlines_nest_and_lapse():
+    assert seconds_left() is None and not out_of_time()
+    with fit_deadline(10):
+        assert 9 < seconds_left() <= 10
+        with fit_deadline(100):
+            assert seconds_left() <= 10, "an inner deadline never extends the outer one"
+        with fit_deadline(0):
+            assert out_of_time()
+    assert seconds_left() is None
+
+
+def test_plain_selection_measures_recency_rather_than_assuming_it():
+    frame = _frame(two_taste_events())
+    choice = select_model(frame, WeightPolicy(), algorithms=["item_knn", "ease", "popularity"])
+    for name in ("item_knn", "ease"):
+        tried = [
+            t.params.get("recency_half_life_events") for t in choice.trials if t.algorithm == name
+        ]
+        assert len(tried) == 2 and None in tried, f"{name}: {tried}"
+    # popularity's decay assumes one shared clock: it is measured against plain counts
+    decays = [
+        t.params.get("half_life_days", 30.0) for t in choice.trials if t.algorithm == "popularity"
+    ]
+    assert decays == [30.0, None]
+    flat, decayed = (
+        max(t.ndcg for t in choice.trials if t.params.get("half_life_days", 0) is None),
+        max(
+            t.ndcg
+            for t in choice.trials
+            if t.algorithm == "popularity" and "half_life_days" not in t.params
+        ),
+    )
+    assert choice.popularity_decays == (decayed >= flat)
+
+
+def test_without_meaningful_order_recency_does_not_win():
+    """People's events all at one instant: which came "last" is arbitrary, and
+    validation keeps models from favouring it."""
+    events = two_taste_events()
+    for event in events:
+        event["timestamp"] = 1_000_000_000
+    frame = _frame(events)
+    assert not order_is_meaningful(frame)
+    assert order_is_meaningful(_frame(two_taste_events()))
+    choice = select_model(frame, WeightPolicy(), algorithms=["item_knn"])
+    best = max(choice.trials, key=lambda t: t.ndcg)
+    assert choice.validation_ndcg == pytest.approx(best.ndcg)
+
+
+def test_sasrec_is_a_candidate_only_for_sequential_data_and_a_real_budget(monkeypatch):
+    from attune.training import tuning
+
+    frame = _frame(two_taste_events())
+    vset = ValidationSet(frame, WeightPolicy())
+    monkeypatch.setattr(tuning, "_available", lambda names: list(names))
+    assert "sasrec" not in tuning._candidates(vset, ["item_knn"], None, None)
+    assert "sasrec" not in tuning._candidates(vset, ["item_knn"], None, 60)
+    with_time = tuning._candidates(vset, ["item_knn"], None, 600)
+    assert ("sasrec" in with_time) == (np.median(np.bincount(vset.dataset.user_index)) >= 5)
+    flat = frame.assign(timestamp=1.0)
+    assert "sasrec" not in tuning._candidates(ValidationSet(flat, WeightPolicy()), [], None, 600)
