@@ -236,6 +236,10 @@ def train(
                 f"[bold]{validation['validation_ndcg@10']:.4f}",
             )
             console.print(table)
+        for event_type, measured in (validation.get("value_modes") or {}).items():
+            chosen = (version.metrics.get("value_modes") or {}).get(event_type, "ignore")
+            tried = ", ".join(f"{mode} {value:.4f}" for mode, value in measured.items())
+            console.print(f"value of {event_type!r} events counts as {chosen} ({tried})")
 
 
 def _parse_duration(text: str) -> float:
@@ -449,6 +453,14 @@ def batch_recommend(
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Server processes sharing the port (one per core). More than one needs "
+            "ATTUNE_REDIS_URL: the answer cache and live sessions must be shared",
+        ),
+    ] = 1,
 ) -> None:
     """Serve the REST API (and the demo page at /demo)."""
     import uvicorn
@@ -457,15 +469,61 @@ def serve(
     from attune.worker import BackgroundWorker
 
     settings = get_settings()
+    if workers > 1:
+        _prepare_workers(settings)
     console.print(f"Attune on [bold]http://{host}:{port}[/]  (API docs: /docs)")
     worker = BackgroundWorker(settings) if settings.embedded_worker else None
     if worker is not None and worker.start():
         console.print("scheduled jobs run in this process (ATTUNE_EMBEDDED_WORKER=false: off)")
     try:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=False)
+        if workers == 1:
+            app_or_factory: Any = create_app(settings)
+        else:  # each process builds its app from the same environment
+            app_or_factory = "attune.api.app:create_app"
+            console.print(f"{workers} server processes")
+        uvicorn.run(
+            app_or_factory,
+            factory=workers > 1,
+            workers=workers if workers > 1 else None,
+            host=host,
+            port=port,
+            log_level="info",
+            access_log=False,
+        )
     finally:
         if worker is not None:
             worker.stop()
+
+
+def _prepare_workers(settings: Settings) -> None:
+    """Refuse several server processes without shared live state, and do once, before
+    they start, what each would otherwise race to do: migrate the schema and create the
+    generated secret."""
+    from attune.auth.signing import master_secret
+    from attune.store.factory import open_stores
+
+    if not settings.redis_url:
+        _fail(
+            "--workers above 1 needs ATTUNE_REDIS_URL: each process would otherwise keep "
+            "its own answer cache and live sessions, and an event sent to one would not "
+            "reach lists answered by another"
+        )
+    try:
+        stores = open_stores(settings)
+    except AttuneError as exc:
+        _fail(exc.message)
+        return
+    from redis.exceptions import RedisError
+
+    try:
+        stores.cache.get("workers-check")  # Redis answers now, or the start fails here
+        master_secret(settings)
+    except RedisError as exc:
+        _fail(f"cannot use ATTUNE_REDIS_URL: {exc}")
+    except AttuneError as exc:
+        _fail(exc.message)
+    finally:
+        stores.close()
 
 
 @app.command()

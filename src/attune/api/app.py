@@ -6,6 +6,7 @@ tests), and every service hangs off ``app.state.services``.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -44,9 +45,7 @@ STATIC = Path(__file__).resolve().parent / "static"
 
 
 def build_services(settings: Settings, stores: Stores) -> Services:
-    models = ModelHolder(
-        stores, refresh_seconds=settings.model_refresh_seconds, settings=settings
-    )
+    models = ModelHolder(stores, refresh_seconds=settings.model_refresh_seconds, settings=settings)
     ingest = IngestService(settings, stores)
     recommendations = RecommendationService(stores, models, settings)
     # each accepted event updates the person's live session and drops their cached lists
@@ -73,6 +72,9 @@ def create_app(settings: Settings | None = None, stores: Stores | None = None) -
         assert opened is not None
         app.state.services = build_services(settings, opened)
         app.state.services.models.refresh()
+        # what is loaded now lives for the whole process: keep it out of the collector's
+        # scans, which would otherwise pause requests as caches fill up
+        gc.freeze()
         app.state.auth = Authenticator(settings, opened.keys)
         app.state.workspaces = WorkspaceServices(settings, app.state.services, build_services)
         try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -84,26 +84,39 @@ class CatalogView:
             self._spaces.put(key, view)
         return view  # type: ignore[no-any-return]
 
-    def new_items(self, since: float, limit: int = 5_000) -> list[tuple[str, float]]:
-        """Catalog items created at or after ``since`` (newest first): (id, created_at)."""
+    def new_items(self, since: float, limit: int = 5_000) -> list[NewItem]:
+        """Catalog items created at or after ``since``, newest first."""
         snapshot = self.snapshot()
         key = (snapshot.token, "new", int(since // 60))
         found = self._spaces.get(key)
         if found is None:
-            found = sorted(
-                (
-                    (str(r["item_id"]), float(r["created_at"]))
-                    for r in snapshot.records
-                    if r.get("created_at") is not None and r["created_at"] >= since
-                ),
-                key=lambda pair: -pair[1],
-            )[:limit]
+            lookup = self.lookup()
+            found = [
+                NewItem(item_id, created, lookup.categories_of(item_id), record)
+                for item_id, created, record in sorted(
+                    (
+                        (str(r["item_id"]), float(r["created_at"]), r)
+                        for r in snapshot.records
+                        if r.get("created_at") is not None and r["created_at"] >= since
+                    ),
+                    key=lambda entry: -entry[1],
+                )[:limit]
+            ]
             self._spaces.put(key, found)
         return found  # type: ignore[no-any-return]
 
 
+class NewItem(NamedTuple):
+    """A recently created catalog item, with what exploration checks about it."""
+
+    item_id: str
+    created_at: float
+    categories: frozenset[str]
+    record: dict[str, Any]
+
+
 class CatalogLookup:
-    """One snapshot's records by item id, and their category sets (built on first use).
+    """One snapshot's records by item id.
 
     Attributes:
         token: the snapshot's token.
@@ -115,15 +128,12 @@ class CatalogLookup:
         self.records: dict[str, dict[str, Any]] = dict(
             zip(snapshot.rows.tolist(), snapshot.records, strict=True)
         )
-        self._categories: dict[str, frozenset[str]] = {}
 
     def categories_of(self, item_id: str) -> frozenset[str]:
-        found = self._categories.get(item_id)
-        if found is None:
-            record = self.records.get(item_id)
-            found = frozenset(record.get("categories") or ()) if record else NO_CATEGORIES
-            self._categories[item_id] = found
-        return found
+        # built per call, not kept: a kept set per item touched is a long-lived object the
+        # garbage collector's full passes then walk (they grew by ~10 per request)
+        record = self.records.get(item_id)
+        return frozenset(record.get("categories") or ()) if record else NO_CATEGORIES
 
 
 def _build(snapshot: CatalogSnapshot, item_ids: np.ndarray) -> SpaceView:

@@ -27,6 +27,7 @@ similar to one item, a re-ranked candidate list, trending) through the same step
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -40,9 +41,15 @@ import numpy as np
 import scipy.sparse as sp
 
 from attune.engine import diversity
-from attune.engine.catalog_view import CatalogLookup, CatalogView, SpaceView, clock_context
+from attune.engine.catalog_view import CatalogView, SpaceView, clock_context
 from attune.engine.expressions import Filter
 from attune.engine.filtering import CatalogFilters
+from attune.engine.lookups import (
+    dense_block,
+    empty_history_ranking,
+    first_allowed,
+    placement_digest,
+)
 from attune.engine.model_holder import LoadedModel, ModelHolder
 from attune.engine.placements import DEFAULT_PLACEMENT, Exploration, PlacementConfig
 from attune.engine.preferences import Preferences
@@ -53,6 +60,8 @@ from attune.features.interactions import history_matrix
 from attune.store.factory import Stores
 from attune.store.protocols import HistoryEvent
 from attune.store.sessions import SessionEvent
+
+log = logging.getLogger(__name__)
 
 HISTORY_LIMIT = 1_000
 """Newest events read per request; older history rarely changes a list."""
@@ -179,10 +188,15 @@ class Candidate:
 
 
 class Pool:
-    """Candidates by id, in the order they were first proposed."""
+    """Candidates by id, in the order they were first proposed.
+
+    ``fill_only_shows``: whether a candidate only fill sources (popular, trending) propose
+    can still reach the list; when not, such candidates are not created (a fill source
+    still adds its score and reason to candidates that are already in)."""
 
     def __init__(self) -> None:
         self.items: dict[str, Candidate] = {}
+        self.fill_only_shows = True
 
     def add(
         self, item_id: str, source: str, score: float, weight: float, reason: dict[str, Any]
@@ -191,8 +205,13 @@ class Pool:
             return
         candidate = self.items.get(item_id)
         if candidate is None:
+            if source in FILL and not self.fill_only_shows:
+                return
             candidate = self.items[item_id] = Candidate(item_id)
         candidate.add(source, score, weight, reason)
+
+    def personal_count(self) -> int:
+        return sum(1 for c in self.items.values() if c.personal > 0)
 
     def ranked(self) -> list[Candidate]:
         return sorted(self.items.values(), key=lambda c: c.rank_key(), reverse=True)
@@ -215,6 +234,7 @@ class DecisionEngine:
         self.placements = PlacementBook(stores.placements)
         self._unavailable: frozenset[str] = frozenset()
         self._unavailable_at = float("-inf")
+        self._refreshing = False  # a background re-read of unavailable items is running
         self._lock = threading.Lock()
 
     # -- shared lookups ----------------------------------------------------------------------
@@ -226,13 +246,41 @@ class DecisionEngine:
         return model
 
     def unavailable_items(self) -> frozenset[str]:
-        """Catalog items marked unavailable, re-read every few seconds."""
+        """Catalog items marked unavailable, re-read every few seconds.
+
+        The first read (and one after ``_unavailable_at`` is reset) happens here; later
+        ones on a background thread while requests go on with the set they have (the
+        read scans the catalog: tens of milliseconds for 100,000 items)."""
         if time.monotonic() - self._unavailable_at >= UNAVAILABLE_REFRESH_SECONDS:
-            with self._lock:
-                if time.monotonic() - self._unavailable_at >= UNAVAILABLE_REFRESH_SECONDS:
-                    self._unavailable = frozenset(self.stores.catalog.unavailable_item_ids())
-                    self._unavailable_at = time.monotonic()
+            if self._unavailable_at == float("-inf"):
+                with self._lock:
+                    if self._unavailable_at == float("-inf"):
+                        self._read_unavailable()
+            else:
+                self._refresh_unavailable()
         return self._unavailable
+
+    def _read_unavailable(self) -> None:
+        self._unavailable = frozenset(self.stores.catalog.unavailable_item_ids())
+        self._unavailable_at = time.monotonic()
+
+    def _refresh_unavailable(self) -> None:
+        with self._lock:
+            if self._refreshing:
+                return
+            self._refreshing = True
+        threading.Thread(
+            target=self._refresh_unavailable_now, name="attune-unavailable-refresh", daemon=True
+        ).start()
+
+    def _refresh_unavailable_now(self) -> None:
+        try:
+            self._read_unavailable()
+        except Exception:
+            log.exception("could not re-read unavailable items; keeping the last set")
+            self._unavailable_at = time.monotonic()  # try again after a period
+        finally:
+            self._refreshing = False
 
     def condition(
         self,
@@ -278,8 +326,8 @@ class DecisionEngine:
         stored = self.stores.preferences.get(user_id) if user_id else None
         preferences = Preferences.model_validate(stored) if stored else Preferences()
         personalized = bool(user_id) and preferences.personalization and self.consents(user_id)
-        profile = self.stores.users.get_user(user_id) if user_id else None
-        traits = dict(profile.get("traits") or {}) if profile and personalized else {}
+        profile = self.stores.users.get_user(user_id) if user_id and personalized else None
+        traits = dict(profile.get("traits") or {}) if profile else {}
         if not personalized:
             history = []
         session = self.stores.sessions.recent(user_id) if personalized and user_id else []
@@ -459,7 +507,11 @@ class DecisionEngine:
         index, scores = main.recommend(query, depth, exclude=exclude, candidates=candidates)
         ids = main.item_ids
         for r, row in enumerate(rows):
-            keep = (index[r] >= 0) & np.isfinite(scores[r]) & (scores[r] > 0)
+            # scores within float error of zero are no evidence (e.g. what remains of an
+            # item after a person was forgotten by a downdate)
+            finite = np.isfinite(scores[r])
+            top = float(scores[r][finite].max()) if finite.any() else 0.0
+            keep = (index[r] >= 0) & finite & (scores[r] > max(top * 1e-6, 0.0))
             lists[row] = [
                 (str(ids[i]), float(s))
                 for i, s in zip(index[r][keep], scores[r][keep], strict=True)
@@ -503,24 +555,26 @@ class DecisionEngine:
             cache[role] = found
         return found[1]  # type: ignore[no-any-return]
 
-    def _admissible(
-        self,
-        item_id: str,
-        person: Person,
-        condition: Filter | None,
-        facts: CatalogLookup | None = None,
-    ) -> bool:
-        """Whether an item from outside the model spaces (trending, new, pinned) may show.
-
-        ``facts``: the catalog lookup to use (pass one when checking many items)."""
+    def _admissible(self, item_id: str, person: Person, condition: Filter | None) -> bool:
+        """Whether an item from outside the model spaces (trending, new, pinned) may show."""
         if item_id in person.excluded or item_id in person.unavailable:
             return False
-        facts = facts or self.catalog.lookup()
+        facts = self.catalog.lookup()
         record = facts.records.get(item_id)
         if record is None:
             return condition is None or condition.matches_unknown_item()
+        return self._record_admissible(record, facts.categories_of(item_id), person, condition)
+
+    def _record_admissible(
+        self,
+        record: dict[str, Any],
+        categories: frozenset[str],
+        person: Person,
+        condition: Filter | None,
+    ) -> bool:
+        """The catalog part of :meth:`_admissible`, for an item the catalog describes."""
         blocked = person.blocked_categories
-        if blocked and not facts.categories_of(item_id).isdisjoint(blocked):
+        if blocked and not categories.isdisjoint(blocked):
             return False
         regions = record.get("regions")
         if person.region and regions is not None and person.region not in regions:
@@ -553,8 +607,19 @@ class DecisionEngine:
         self._add_preferences(pool, model, person, config, condition, depth)
         segments = self._segments_of(config, person, context)
         self._add_collections(pool, person, config, condition, segments)
+        level = (
+            person.preferences.diversity
+            if person.preferences.diversity is not None
+            else config.diversity.level
+        )
+        # fill-ins rank below every personal candidate: once n of those are in and nothing
+        # re-orders or removes them (diversity, a re-ranked candidate list), no fill-in
+        # that no personal source proposed can reach the list, so none is built
+        reorders = only is not None or keep_all or _diversifies(level, config)
+        pool.fill_only_shows = reorders or pool.personal_count() < n
         self._add_popular(pool, model, person, config, condition, context, depth)
         self._add_trending(pool, person, config, condition, depth)
+        pool.fill_only_shows = True
         if only is not None:
             for item_id in list(pool.items):
                 if item_id not in only:
@@ -564,11 +629,6 @@ class DecisionEngine:
                     pool.add(item_id, "popular", 1e-9, 1.0, _reason("candidate", "In your list"))
         self._apply_factors(pool, person, config, segments, context)
         ranked = pool.ranked()
-        level = (
-            person.preferences.diversity
-            if person.preferences.diversity is not None
-            else config.diversity.level
-        )
         ordered = self._rerank(ranked, n if not keep_all else len(ranked), level, config, person)
         ordered = self._explore(ordered, person, config, condition, n)
         ordered = self._pin(ordered, person, config, condition)
@@ -636,9 +696,9 @@ class DecisionEngine:
             return {}
         seed_positions = np.array([position[e.item_id] for e in seeds], dtype=np.int64)
         target_positions = np.array([position[i] for i in targets], dtype=np.int64)
-        block = _dense_block(similarity, seed_positions, target_positions)
+        block = dense_block(similarity, seed_positions, target_positions)
         if similarity.shape[0] == similarity.shape[1]:  # symmetric use: also item → seed
-            back = _dense_block(similarity, target_positions, seed_positions)
+            back = dense_block(similarity, target_positions, seed_positions)
             block = np.maximum(block, back.T)
         best = block.argmax(axis=0)
         found = {}
@@ -768,7 +828,7 @@ class DecisionEngine:
             fallback = model.fallback
             view = self.catalog.space(fallback.item_ids, f"{model.version.version_id}/fallback")
             ok = self._ok(model, "fallback", person, condition)
-            ranking = _empty_history_ranking(model, "fallback")
+            ranking = empty_history_ranking(model, "fallback")
             for category in prefs.liked_categories:
                 inside = view.positions_in([category])
                 inside = inside[ok[inside]]
@@ -776,7 +836,7 @@ class DecisionEngine:
                     continue
                 wanted = np.zeros(fallback.n_items, dtype=bool)
                 wanted[inside] = True
-                index, scores = _first_allowed(ranking, wanted, depth)
+                index, scores = first_allowed(ranking, wanted, depth)
                 top = scores[0] if len(scores) and scores[0] > 0 else 1.0
                 reason = _reason("preference", f"You said you like {category}")
                 for i, s in zip(index.tolist(), scores.tolist(), strict=True):
@@ -833,10 +893,10 @@ class DecisionEngine:
             index, values = _top_scores(np.asarray(scores, dtype=np.float64), ok, depth)
         else:
             reason = _reason("popular", "Popular lately")
-            index, values = _first_allowed(_empty_history_ranking(model, "fallback"), ok, depth)
+            index, values = first_allowed(empty_history_ranking(model, "fallback"), ok, depth)
         top = values[0] if len(values) and values[0] > 0 else 1.0
         for i, s in zip(index.tolist(), values.tolist(), strict=True):
-            pool.add(str(fallback.item_ids[i]), "popular", max(s / top, 1e-6), weight, reason)
+            pool.add(str(fallback.item_ids[i]), "popular", s / top, weight, reason)
 
     def _add_trending(
         self,
@@ -918,9 +978,7 @@ class DecisionEngine:
         person: Person,
     ) -> list[Candidate]:
         settings = config.diversity
-        if not ranked or (
-            level <= 0 and settings.max_per_category is None and not settings.calibrated
-        ):
+        if not ranked or not _diversifies(level, config):
             return ranked
         head = ranked[: max(3 * n, n + 20)]
         tail = ranked[len(head) :]
@@ -964,14 +1022,20 @@ class DecisionEngine:
         since = time.time() - config.exploration.new_item_days * 86_400
         shown = {c.item_id for c in ordered[:n]}
         affinity = set(person.preferences.liked_categories) | set(self._history_categories(person))
-        facts = self.catalog.lookup()
+        # among the first 50 per slot, those sharing most categories with the person win;
+        # with nothing to share, the order is the newest first, so the first slots suffice
+        wanted = 50 * slots if affinity else slots
         fresh = []
-        for item_id, created in self.catalog.new_items(since):
-            if item_id in shown or not self._admissible(item_id, person, condition, facts):
+        for item_id, created, categories, record in self.catalog.new_items(since):
+            if (
+                item_id in shown
+                or item_id in person.excluded
+                or item_id in person.unavailable
+                or not self._record_admissible(record, categories, person, condition)
+            ):
                 continue
-            categories = facts.categories_of(item_id)
             fresh.append((len(categories & affinity), created, item_id, categories))
-            if len(fresh) >= 50 * slots:
+            if len(fresh) >= wanted:
                 break
         if not fresh:
             return ordered
@@ -1069,23 +1133,6 @@ class PlacementBook:
 # -- helpers -------------------------------------------------------------------------------
 
 
-_DIGESTS: dict[int, tuple[PlacementConfig, str]] = {}
-_DIGESTS_SIZE = 256
-
-
-def placement_digest(config: PlacementConfig) -> str:
-    """``config.digest()``, remembered per configuration object (placements are read
-    once and reused; the digest serialises and hashes the whole configuration)."""
-    found = _DIGESTS.get(id(config))
-    if found is not None and found[0] is config:
-        return found[1]
-    digest = config.digest()
-    if len(_DIGESTS) >= _DIGESTS_SIZE:
-        _DIGESTS.clear()
-    _DIGESTS[id(config)] = (config, digest)  # holding the object keeps its id unique
-    return digest
-
-
 _NO_EXPLORATION = Exploration(share=0.0)
 
 
@@ -1095,6 +1142,12 @@ def _reason(kind: str, text: str, item_id: str | None = None, **extra: Any) -> d
         reason["item_id"] = item_id
     reason.update(extra)
     return reason
+
+
+def _diversifies(level: float, config: PlacementConfig) -> bool:
+    """Whether re-ranking for diversity changes the order (MMR, a category cap, calibration)."""
+    settings = config.diversity
+    return level > 0 or settings.max_per_category is not None or settings.calibrated
 
 
 def _score(candidate: Candidate) -> float:
@@ -1162,82 +1215,17 @@ def _exclusion_matrix(
     n_items: int,
     unavailable: Sequence[np.ndarray],
 ) -> sp.csr_matrix:
-    rows, cols = [], []
-    for r, (person, gone) in enumerate(zip(people, unavailable, strict=True)):
-        found = _excluded_positions(person, position, view, gone)
-        rows.append(np.full(len(found), r, dtype=np.int64))
-        cols.append(found)
-    r_idx = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
-    c_idx = np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64)
-    return sp.csr_matrix(
-        (np.ones(len(c_idx), dtype=np.float32), (r_idx, c_idx)), shape=(len(people), n_items)
-    )
-
-
-def _dense_block(matrix: Any, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
-    """``matrix[rows][:, columns]`` as a dense array; ``columns`` must be distinct.
-
-    For a CSR matrix it reads only the wanted rows' stored entries (scipy's fancy
-    indexing builds two intermediate sparse matrices, ~100 µs each)."""
-    if not isinstance(matrix, sp.csr_matrix | sp.csr_array) or not matrix.has_canonical_format:
-        return np.asarray(matrix[rows][:, columns].toarray())
-    block = np.zeros((len(rows), len(columns)), dtype=matrix.dtype)
-    if not len(rows) or not len(columns):
-        return block
-    starts, ends = matrix.indptr[rows], matrix.indptr[rows + 1]
-    lengths = ends - starts
-    if not lengths.sum():
-        return block
-    entry = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends, strict=True)])
-    entry_row = np.repeat(np.arange(len(rows)), lengths)
-    order = np.argsort(columns, kind="stable")
-    sorted_columns = columns[order]
-    at = np.searchsorted(sorted_columns, matrix.indices[entry])
-    at = np.minimum(at, len(sorted_columns) - 1)
-    hit = sorted_columns[at] == matrix.indices[entry]
-    block[entry_row[hit], order[at[hit]]] = matrix.data[entry[hit]]
-    return block
-
-
-def _empty_history_ranking(model: LoadedModel, role: str) -> tuple[np.ndarray, np.ndarray]:
-    """One role's whole item space ranked for an empty history (e.g. popularity): (indices,
-    scores), best first, finite scores only. Computed once per loaded model: a
-    history-free model's list for any candidate set is this ranking, filtered."""
-    cache = model.__dict__.setdefault("_empty_history_rankings", {})
-    found = cache.get(role)
-    if found is None:
-        recommender = getattr(model, role)
-        query = sp.csr_matrix((1, recommender.n_items), dtype=np.float32)
-        index, scores = recommender.recommend(query, recommender.n_items)
-        keep = (index[0] >= 0) & np.isfinite(scores[0])
-        found = (index[0][keep], scores[0][keep])
-        cache[role] = found
-    return found  # type: ignore[no-any-return]
-
-
-def _first_allowed(
-    ranking: tuple[np.ndarray, np.ndarray], allowed: np.ndarray, n: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """The first ``n`` entries of ``ranking`` whose position ``allowed`` (bool over the item
-    space) lets through: a history-free model's best ``n`` among the allowed items.
-
-    Reads the ranking in growing chunks, so the usual case (few items refused) touches
-    only its head."""
-    index, scores = ranking
-    found_index: list[np.ndarray] = []
-    found_scores: list[np.ndarray] = []
-    need, start, chunk = n, 0, max(2 * n, 64)
-    while need > 0 and start < len(index):
-        part = index[start : start + chunk]
-        keep = allowed[part]
-        found_index.append(part[keep][:need])
-        found_scores.append(scores[start : start + chunk][keep][:need])
-        need -= len(found_index[-1])
-        start += chunk
-        chunk *= 4
-    if not found_index:
-        return np.zeros(0, dtype=np.int64), np.zeros(0)
-    return np.concatenate(found_index), np.concatenate(found_scores)
+    """(len(people), n_items) sparse mask of what each person may not be shown. Rows are
+    built directly in CSR form (a position may repeat within a row: a mask, not counts)."""
+    cols = [
+        _excluded_positions(person, position, view, gone)
+        for person, gone in zip(people, unavailable, strict=True)
+    ]
+    indptr = np.zeros(len(people) + 1, dtype=np.int64)
+    np.cumsum([len(c) for c in cols], out=indptr[1:])
+    indices = np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64)
+    data = np.ones(len(indices), dtype=np.float32)
+    return sp.csr_matrix((data, indices, indptr), shape=(len(people), n_items))
 
 
 def _top_scores(scores: np.ndarray, ok: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

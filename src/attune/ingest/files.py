@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import io
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +21,7 @@ FORMATS = {
     ".parquet": "parquet",
     ".pq": "parquet",
 }
+DELIMITERS = ",\t;|"
 
 
 def file_format(path: Path) -> str:
@@ -39,18 +42,59 @@ def read_table(path: Path) -> pd.DataFrame:
         if fmt == "csv":
             with path.open(newline="", encoding="utf-8-sig") as handle:
                 sample = handle.read(64_000)
-            try:
-                delimiter = csv.Sniffer().sniff(sample, delimiters=",\t;|").delimiter
-            except csv.Error:
-                delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+            delimiter = csv_delimiter(sample, path.suffix.lower())
             frame = pd.read_csv(
                 path, sep=delimiter, dtype=str, keep_default_na=False, encoding="utf-8-sig"
             )
         elif fmt == "jsonl":
-            frame = pd.read_json(path, lines=True, dtype=False)
+            frame = read_json_lines(path)
         else:
             frame = pd.read_parquet(path)
     except (ValueError, UnicodeDecodeError, OSError, pd.errors.ParserError) as exc:
         raise ValidationError(f"{path.name}: cannot read as {fmt}: {exc}") from exc
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame
+
+
+def csv_delimiter(sample: str, suffix: str) -> str:
+    """The delimiter of a delimited text file, judged by its header line alone.
+
+    Tab for ``.tsv``, comma otherwise, when the header splits on it; else whichever of
+    ``, tab ; |`` splits the header into the most columns (a ``;`` export from a
+    spreadsheet). Cells are never consulted: text in them (``csv.Sniffer`` reads it too)
+    would make the choice depend on the data.
+    """
+    natural = "\t" if suffix == ".tsv" else ","
+
+    def width(delimiter: str) -> int:
+        try:
+            return len(next(csv.reader(io.StringIO(sample), delimiter=delimiter), []))
+        except csv.Error:
+            return 0
+
+    if width(natural) >= 2:
+        return natural
+    widest = max(DELIMITERS, key=width)  # the first of the widest, in DELIMITERS order
+    return widest if width(widest) >= 2 else natural
+
+
+def read_json_lines(path: Path) -> pd.DataFrame:
+    """One row per non-blank line, each a JSON object; values kept as JSON gave them.
+
+    Read with :mod:`json` rather than pandas, which turns ``5`` into ``5.0`` beside a null,
+    rounds integers past 2**53, refuses those past 2**64 and a byte-order mark, and so would
+    change ids or refuse a whole file for one cell.
+    """
+    records: list[dict[str, object]] = []
+    with path.open(encoding="utf-8-sig") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValidationError(f"{path.name}: line {number} is not JSON: {exc}") from None
+            if not isinstance(record, dict):
+                raise ValidationError(f"{path.name}: line {number} is not a JSON object")
+            records.append(record)
+    return pd.DataFrame(records, dtype=object)  # object: no column turned into floats

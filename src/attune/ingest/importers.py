@@ -16,7 +16,7 @@ import pandas as pd
 import pydantic
 
 from attune.errors import ValidationError
-from attune.ingest.schemas import ItemIn, UserIn
+from attune.ingest.schemas import Id, ItemBatchEntry, UserIn
 from attune.ingest.service import IngestService
 from attune.ingest.validation import error_list, item_row
 
@@ -177,7 +177,9 @@ def import_items(
         try:
             if item_id is None:
                 raise ValueError("item_id is empty")
-            rows.append(item_row(str(item_id).strip(), ItemIn.model_validate(fields)))
+            # the id is held to the API's rules too (length, no NUL), not only the fields
+            item = ItemBatchEntry.model_validate({**fields, "item_id": item_id})
+            rows.append(item_row(item.item_id, item))
         except pydantic.ValidationError as exc:
             report.rejected_rows.append(
                 {"row": number + 1, "reason": _reason(error_list(exc, ("rows", number))), **record}
@@ -188,6 +190,12 @@ def import_items(
             advance(1)
     _store_unique(rows, "item_id", service.stores.catalog.upsert_items, report)
     return report
+
+
+class _UserEntry(UserIn):
+    """A row of a users file: a profile and its id, held to the API's id rules."""
+
+    user_id: Id
 
 
 def import_users(
@@ -209,8 +217,8 @@ def import_users(
         try:
             if user_id is None:
                 raise ValueError("user_id is empty")
-            user = UserIn.model_validate({"traits": traits})
-            rows.append(service.user_row(str(user_id).strip(), user))
+            user = _UserEntry.model_validate({"user_id": user_id, "traits": traits})
+            rows.append(service.user_row(user.user_id, user))
         except pydantic.ValidationError as exc:
             report.rejected_rows.append(
                 {"row": number + 1, "reason": _reason(error_list(exc, ("rows", number))), **record}
@@ -259,7 +267,9 @@ def write_rejected(report: ImportReport, source: Path, fallback_dir: Path) -> Pa
         target = folder / name
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            frame.to_csv(target, index=False)
+            # RFC 4180 line ends: Python's csv writer quotes a cell holding "\r" only when
+            # "\r" is part of the line end, and an unquoted one splits the row for readers
+            frame.to_csv(target, index=False, lineterminator="\r\n")
         except OSError:
             continue
         report.rejected_file = target

@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from attune.api.deps import PrivacyDep
+from attune.api.deps import PrivacyDep, RecommendationsDep
 from attune.api.routes._common import UserIdPath, iso
 from attune.privacy.consent import ConsentIn, ConsentState
 
@@ -79,11 +79,14 @@ def get_consent(user_id: UserIdPath, privacy: PrivacyDep) -> ConsentOut:
     response_model=ErasureOut,
     summary="Erase everything held about a person",
 )
-def erase_user(user_id: UserIdPath, privacy: PrivacyDep, request: Request) -> ErasureOut:
+def erase_user(
+    user_id: UserIdPath, privacy: PrivacyDep, recommendations: RecommendationsDep, request: Request
+) -> ErasureOut:
     """Removes the person's events (and those of anonymous ids linked to them), profile,
     consent, preferences, live session, cache entries and recommendation logs, and
     removes them from the serving models at once. Idempotent: erasing someone unknown
     removes nothing and still answers 200."""
+    recommendations.log.flush()  # log rows still queued for them are written, then erased
     report = privacy.erase(user_id, actor=_actor(request))
     return ErasureOut(
         user_id=user_id,

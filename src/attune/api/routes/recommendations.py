@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
 import re
 import weakref
 from collections.abc import Callable, Mapping
@@ -42,7 +41,8 @@ ExplainQuery = Annotated[bool, Query(description="Give each item the reasons it 
 IncludeItemsQuery = Annotated[bool, Query(description="Embed each item's catalog entry")]
 
 JSON = "application/json"
-DECISION_THREADS = int(os.environ.get("BENCH_THREADS", "2"))
+DECISION_THREADS = 2
+"""Lists decided at once per server process (see :func:`decide_in_thread`)."""
 CONTEXT_KEY = re.compile(r"^context\.([a-z][a-z0-9_]{0,31})$")
 MAX_CONTEXT_VALUE = 200
 MAX_CONTEXT_KEYS = 20
@@ -160,8 +160,6 @@ async def decide_in_thread(function: Callable[..., T], *args: Any) -> T:
     threads than that add only switching, and each reader beyond the database pool's
     size opens (and closes) a connection of its own. Requests beyond the limit wait
     on the event loop, not in a thread."""
-    if os.environ.get("BENCH_INLINE"):
-        return function(*args)
     loop = asyncio.get_running_loop()
     limiter = _limiters.get(loop)
     if limiter is None:

@@ -1,0 +1,463 @@
+#!/usr/bin/env python3
+"""Serving benchmark: recommendations over HTTP against a bare endpoint of the same stack.
+
+    .venv/bin/python benchmarks/serving.py [--users 1000000] [--items 100000]
+        [--events 6000000] [--workers 1 2] [--duration 15] [--trials 50]
+        [--data-dir DIR] [--write BENCHMARKS.md]
+
+1. **World** (``serving_world.py``). A synthetic catalog (long-tail popularity, 30
+   categories, 1% unavailable, items created over two years) and events of ``--users``
+   people (log-normal activity, Zipf-like item choice, view / click / add_to_cart /
+   purchase), written straight into the SQLite event store through its bulk path
+   (``insert_new_events``), so every request reads real stored history. A world
+   already in ``--data-dir`` with the same sizes is reused.
+2. **Model.** ``attune train --algorithm item_knn`` (the real pipeline: stored events →
+   dataset → item-kNN, 100 neighbours, plus the popularity fallback), unless the world's
+   champion is already one.
+3. **Server.** For each ``--workers`` count W: what ``attune serve --workers W`` runs
+   (uvicorn, the app from ``create_app``; W > 1 shares the answer cache and live
+   sessions through Redis, as the CLI requires), with one extra route added here only:
+   ``GET /bench/users/{id}/constant`` answers a constant 10-item list through the same
+   middleware and API-key check.
+4. **Load.** ``wrk`` (closed loop: each connection sends its next request when the last
+   is answered) against both endpoints, at 4 and at 32 connections, each request for a
+   person drawn at random from the ``--users``. Both endpoints get the same generator,
+   script and key. The server's CPU time per request (all its processes) is measured
+   too: unlike requests per second, it barely moves when other jobs share the machine.
+5. **Event → changed list** (embedded mode: one process, in-process bus and cache). For
+   ``--trials`` people: read their list, POST a purchase of its first item through
+   ``/v1/events``, then read again until the list differs.
+
+Needs ``wrk`` on the PATH (Debian: ``apt-get install -y wrk``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from serving_world import ADMIN_KEY, build_world, console, progress_bar, settings_env
+
+ROOT = Path(__file__).resolve().parent
+CONSTANT_ITEMS = [{"item_id": f"i{k}", "score": 1.0 - k / 10, "source": "model"} for k in range(10)]
+
+WRK_SCRIPT = """
+local users = tonumber(os.getenv("BENCH_USERS"))
+local template = os.getenv("BENCH_PATH")
+local headers = {["Authorization"] = "Bearer " .. os.getenv("BENCH_KEY")}
+local counter = 0
+
+setup = function(thread)
+  counter = counter + 1
+  thread:set("seed", counter)
+end
+
+init = function(args)
+  math.randomseed(os.time() * 1000 + (seed or 0))
+end
+
+request = function()
+  local path = string.gsub(template, "{user}", "u" .. math.random(0, users - 1))
+  return wrk.format("GET", path, headers)
+end
+
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH {"requests": %d, "duration_us": %d, "errors": %d, "non_2xx": %d, '
+    .. '"p50_us": %d, "p95_us": %d, "p99_us": %d, "max_us": %d, "mean_us": %.1f}\\n',
+    summary.requests, summary.duration, e.connect + e.read + e.write + e.timeout,
+    e.status, latency:percentile(50), latency:percentile(95), latency:percentile(99),
+    latency.max, latency.mean))
+end
+"""
+
+
+# -- the server -----------------------------------------------------------------------------
+
+
+def bench_app() -> Any:
+    """The product app (``create_app``), plus the bare endpoint this benchmark compares
+    against. Used as a uvicorn factory by every server process."""
+    from attune.api.app import create_app
+
+    app = create_app()
+    body = {"recommendation_id": "constant", "items": CONSTANT_ITEMS, "model_version": "bare"}
+
+    @app.get("/bench/users/{user_id}/constant", include_in_schema=False)
+    async def constant(user_id: str) -> dict[str, Any]:
+        return body
+
+    return app
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    base: str
+    pgid: int
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of every process of the server (its process group)."""
+        total = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == self.pgid:  # pgrp
+                total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def server(data_dir: Path, workers: int, redis_url: str | None) -> Iterator[Server]:
+    """Run the server in a subprocess (own session, so it is stopped as a group)."""
+    port = free_port()
+    env = {**os.environ, **settings_env(data_dir)}
+    if redis_url:
+        env["ATTUNE_REDIS_URL"] = redis_url
+    command = [sys.executable, __file__, "--serve", str(port), "--workers", str(workers)]
+    log = open(data_dir / "server.log", "w")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base, process, data_dir / "server.log")
+        yield Server(base, process.pid)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log.close()
+
+
+def serve(port: int, workers: int) -> None:
+    """What ``attune serve --workers N`` runs, with the benchmark's app factory."""
+    import uvicorn
+
+    if workers > 1:  # as the CLI does before starting several processes
+        from attune.auth.signing import master_secret
+        from attune.config import Settings
+
+        master_secret(Settings())
+    sys.path.insert(0, str(ROOT))
+    uvicorn.run(
+        "serving:bench_app",
+        factory=True,
+        host="127.0.0.1",
+        port=port,
+        workers=workers if workers > 1 else None,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+def wait_ready(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"server exited:\n{log.read_text()[-3000:]}")
+        try:
+            status, _ = call("GET", base + "/bench/users/u0/constant")
+            recs, _ = call("GET", base + "/v1/users/u0/recommendations?n=10")
+            if status == 200 and recs == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise SystemExit("server did not become ready")
+
+
+def call(method: str, url: str, body: Any = None) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("Authorization", f"Bearer {ADMIN_KEY}")
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, None
+
+
+# -- load -----------------------------------------------------------------------------------
+
+ENDPOINTS = {
+    "recommendations": "/v1/users/{user}/recommendations?n=10",
+    "bare": "/bench/users/{user}/constant?n=10",
+}
+
+
+def wrk(base: str, path: str, connections: int, seconds: float, n_users: int) -> dict[str, Any]:
+    """One closed-loop wrk run; latencies in milliseconds."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT)
+    env = {**os.environ, "BENCH_USERS": str(n_users), "BENCH_PATH": path, "BENCH_KEY": ADMIN_KEY}
+    threads = 1 if connections <= 4 else 2
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s"]
+    command += ["-s", script.name, base]
+    try:
+        out = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    finally:
+        os.unlink(script.name)
+    line = next(x for x in out.stdout.splitlines() if x.startswith("BENCH "))
+    raw = json.loads(line[len("BENCH ") :])
+    return {
+        "connections": connections,
+        "requests": raw["requests"],
+        "rps": raw["requests"] / (raw["duration_us"] / 1e6),
+        "errors": raw["errors"] + raw["non_2xx"],
+        "p50": raw["p50_us"] / 1000,
+        "p95": raw["p95_us"] / 1000,
+        "p99": raw["p99_us"] / 1000,
+    }
+
+
+def run_loads(running: Server, n_users: int, seconds: float, label: str) -> list[dict[str, Any]]:
+    results = []
+    plan = [(c, name) for c in (4, 32) for name in ENDPOINTS]
+    with progress_bar() as bar:
+        task = bar.add_task(f"load (wrk), {label}", total=len(plan))
+        # every server process reads the catalog and builds its lookups on its first
+        # requests (seconds at 100,000 items): not part of what is measured
+        bar.update(task, description=f"warming up, {label}")
+        wrk(running.base, ENDPOINTS["recommendations"], 32, max(10.0, seconds / 2), n_users)
+        for connections, name in plan:
+            bar.update(task, description=f"wrk {name}, {connections} connections, {label}")
+            wrk(running.base, ENDPOINTS[name], connections, min(3.0, seconds), n_users)  # warm
+            cpu_before = running.cpu_seconds()
+            result = wrk(running.base, ENDPOINTS[name], connections, seconds, n_users)
+            cpu = running.cpu_seconds() - cpu_before
+            cpu_ms = 1000 * cpu / max(result["requests"], 1)
+            load = os.getloadavg()[0]
+            results.append(
+                {"endpoint": name, "config": label, "cpu_ms": cpu_ms, "load": load, **result}
+            )
+            bar.advance(task)
+    return results
+
+
+def event_to_change(base: str, n_users: int, trials: int) -> dict[str, Any]:
+    """Milliseconds from a POST /v1/events answered (accepted) to a changed list read back,
+    and from the POST sent."""
+    rng = np.random.default_rng(11)
+    accepted_to_changed: list[float] = []
+    post_to_changed: list[float] = []
+    unchanged = 0
+    with progress_bar() as bar:
+        task = bar.add_task("event → changed list", total=trials)
+        for user in rng.choice(n_users, size=trials, replace=False).tolist():
+            url = f"{base}/v1/users/u{user}/recommendations?n=10"
+            _, before = call("GET", url)
+            first = [it["item_id"] for it in before["items"]]
+            event = {"user_id": f"u{user}", "item_id": first[0], "type": "purchase"}
+            started = time.perf_counter()
+            status, answer = call("POST", f"{base}/v1/events", {"events": [event]})
+            accepted = time.perf_counter()
+            if status != 200 or answer["results"][0]["status"] != "accepted":
+                raise SystemExit(f"event not accepted: {status} {answer}")
+            while True:
+                _, after = call("GET", url)
+                now = time.perf_counter()
+                if [it["item_id"] for it in after["items"]] != first:
+                    accepted_to_changed.append(now - accepted)
+                    post_to_changed.append(now - started)
+                    break
+                if now - accepted > 5.0:
+                    unchanged += 1
+                    break
+            bar.advance(task)
+    return {
+        "trials": trials,
+        "unchanged": unchanged,
+        "accepted": _percentiles(accepted_to_changed),
+        "posted": _percentiles(post_to_changed),
+    }
+
+
+def _percentiles(seconds: list[float]) -> dict[str, float]:
+    if not seconds:
+        return {"p50": float("nan"), "p95": float("nan")}
+    ms = np.asarray(seconds) * 1000
+    return {"p50": float(np.percentile(ms, 50)), "p95": float(np.percentile(ms, 95))}
+
+
+# -- report ---------------------------------------------------------------------------------
+
+
+def config_label(workers: int) -> str:
+    if workers == 1:
+        return "1 process (embedded: in-process cache and sessions)"
+    return f"{workers} processes (cache and sessions in Redis)"
+
+
+def checks(loads: list[dict[str, Any]], label: str) -> list[tuple[str, bool, str]]:
+    """Issue 4's load targets for one configuration: (target, met, measured)."""
+    by = {(r["endpoint"], r["connections"]): r for r in loads if r["config"] == label}
+    rec4, rec32, bare32 = by["recommendations", 4], by["recommendations", 32], by["bare", 32]
+    ratio = rec32["rps"] / bare32["rps"]
+    errors = sum(r["errors"] for r in loads if r["config"] == label)
+    return [
+        ("p50 at 4 clients ≤ 5 ms", rec4["p50"] <= 5, f"{rec4['p50']:.1f} ms"),
+        ("p99 at 4 clients ≤ 15 ms", rec4["p99"] <= 15, f"{rec4['p99']:.1f} ms"),
+        ("req/s at 32 clients ≥ 50% of bare", ratio >= 0.5, f"{100 * ratio:.0f}%"),
+        ("no errors", errors == 0, str(errors)),
+    ]
+
+
+def markdown(
+    args: argparse.Namespace,
+    world: dict[str, Any],
+    loads: list[dict[str, Any]],
+    change: dict[str, Any] | None,
+) -> str:
+    command = (
+        f".venv/bin/python benchmarks/serving.py --users {args.users} --items {args.items} "
+        f"--events {args.events} --workers {' '.join(map(str, args.workers))} "
+        f"--duration {args.duration:g} --trials {args.trials}"
+    )
+    lines = [
+        "## Serving",
+        "",
+        f"Command: `{command}`; {datetime.now(UTC):%Y-%m-%d}, {platform.machine()} "
+        f"{os.cpu_count()} cores ({platform.platform()}). SQLite event store; `wrk` "
+        "(closed loop) on the same machine as the server.",
+        "",
+        f"World: {world['people']:,} people with events (of {args.users:,} ids requested), "
+        f"{args.items:,} items, {world['stored_events']:,} events written to the event "
+        f"store through its bulk path in {world['write_seconds']:.0f} s (log-normal activity, "
+        "Zipf-like items, 1% of items unavailable); item-kNN (100 neighbours) with the "
+        f"popularity fallback, trained by the `attune train` pipeline in "
+        f"{world['train_seconds']:.0f} s. Each request is `?n=10` for a person drawn at "
+        "random (so the per-person answer cache rarely hits), default placement (model, "
+        "session, popular fill, a 10% exploration slot); the API key is checked on every "
+        "request. `bare` is a route added to the same app by the benchmark: same "
+        "middleware and key check, a constant 10-item list.",
+        "",
+        "| server | endpoint | clients | req/s | p50 ms | p95 ms | p99 ms | errors "
+        "| server CPU ms/req |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in loads:
+        lines.append(
+            f"| {r['config']} | {r['endpoint']} | {r['connections']} | {r['rps']:,.0f} "
+            f"| {r['p50']:.2f} | {r['p95']:.2f} | {r['p99']:.2f} | {r['errors']} "
+            f"| {r['cpu_ms']:.2f} |"
+        )
+    loads_seen = [r["load"] for r in loads]
+    lines += [
+        "",
+        f"The machine was shared with other jobs: 1-minute load average "
+        f"{min(loads_seen):.1f}–{max(loads_seen):.1f} on its {os.cpu_count()} cores during "
+        "the runs; the server CPU per request is the steadier measure.",
+    ]
+    lines += ["", "| server | target | met | measured |", "|---|---|---|---:|"]
+    for label in dict.fromkeys(r["config"] for r in loads):
+        for name, ok, value in checks(loads, label):
+            lines.append(f"| {label} | {name} | {'yes' if ok else '**no**'} | {value} |")
+    if change is not None:
+        ok = change["accepted"]["p95"] < 200 and not change["unchanged"]
+        lines.append(
+            f"| {config_label(1)} | event accepted → changed list < 200 ms (p95) "
+            f"| {'yes' if ok else '**no**'} | {change['accepted']['p95']:.1f} ms |"
+        )
+        lines += [
+            "",
+            f"Event accepted → changed list ({change['trials']} people, embedded mode; each "
+            "buys the first item of their list through `POST /v1/events`, then reads the list "
+            f"until it differs): p50 {change['accepted']['p50']:.1f} ms, p95 "
+            f"{change['accepted']['p95']:.1f} ms after the event was answered; p50 "
+            f"{change['posted']['p50']:.1f} ms, p95 {change['posted']['p95']:.1f} ms from "
+            "sending it"
+            + (f"; {change['unchanged']} did not change within 5 s" if change["unchanged"] else "")
+            + ".",
+        ]
+    lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--users", type=int, default=1_000_000)
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--events", type=int, default=6_000_000)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        default=[1, 2],
+        help="server process counts to measure (above 1: Redis at --redis-url)",
+    )
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
+    parser.add_argument("--duration", type=float, default=15.0, help="seconds per load run")
+    parser.add_argument("--trials", type=int, default=50)
+    parser.add_argument("--data-dir", type=Path, help="world folder (kept; reused if it fits)")
+    parser.add_argument("--write", type=Path)
+    parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve, args.workers[0])
+        return
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (Debian: apt-get install -y wrk)")
+    temporary = args.data_dir is None
+    data_dir = (args.data_dir or Path(tempfile.mkdtemp(prefix="attune-serving-"))).resolve()
+    loads: list[dict[str, Any]] = []
+    change = None
+    try:
+        world = build_world(data_dir, args.users, args.items, args.events)
+        for workers in args.workers:
+            redis_url = args.redis_url if workers > 1 else None
+            if redis_url:
+                import redis
+
+                redis.Redis.from_url(redis_url).flushdb()
+            label = config_label(workers)
+            with server(data_dir, workers, redis_url) as running:
+                loads += run_loads(running, args.users, args.duration, label)
+                if workers == 1 and args.trials:
+                    change = event_to_change(running.base, args.users, min(args.trials, args.users))
+    finally:
+        if temporary:
+            shutil.rmtree(data_dir, ignore_errors=True)
+    text = markdown(args, world, loads, change)
+    console.print(text)
+    if args.write:
+        from accuracy import replace_section
+
+        replace_section(args.write, "## Serving", text)
+
+
+if __name__ == "__main__":
+    main()

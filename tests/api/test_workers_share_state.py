@@ -1,0 +1,54 @@
+"""Two server processes on one database and one Redis (`attune serve --workers 2`): an
+event accepted by one changes the lists the other answers, at once."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from attune.api.app import create_app
+from attune.config import Settings
+from attune.ingest.service import IngestService
+from attune.store.factory import Stores
+from attune.training.pipeline import train
+from tests.conftest import ADMIN_KEY, REDIS_URL, two_taste_events
+
+AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+
+@pytest.fixture
+def shared(any_settings: Settings, stores: Stores, redis_client) -> Iterator[Settings]:
+    """Settings of a trained deployment whose cache and sessions live in Redis."""
+    prefix = f"attune-workers-test-{uuid.uuid4().hex[:8]}"
+    settings = any_settings.model_copy(update={"redis_url": REDIS_URL, "redis_prefix": prefix})
+    IngestService(any_settings, stores).ingest_events(two_taste_events())
+    train(any_settings, stores)
+    yield settings
+    for key in redis_client.scan_iter(match=f"{prefix}*"):
+        redis_client.delete(key)
+
+
+def items(client: TestClient, user: str) -> list[str]:
+    response = client.get(f"/v1/users/{user}/recommendations", params={"n": 3})
+    assert response.status_code == 200, response.text
+    return [it["item_id"] for it in response.json()["items"]]
+
+
+def test_an_event_sent_to_one_process_reaches_the_other(shared: Settings) -> None:
+    # each app opens its own stores from the settings, as each server process does
+    with (
+        TestClient(create_app(shared), headers=AUTH) as first,
+        TestClient(create_app(shared), headers=AUTH) as second,
+    ):
+        before = items(second, "u0")  # now cached, in Redis
+        assert items(second, "u0") == before
+        event = {"user_id": "u0", "item_id": before[0], "type": "purchase"}
+        assert first.post("/v1/events", json={"events": [event]}).json()["accepted"] == 1
+        # the other process's cached list was dropped and its next list excludes the item
+        assert before[0] not in items(second, "u0")
+        # and the event is in the live session both processes read
+        session = second.app.state.services.stores.sessions.recent("u0")
+        assert [(e.item_id, e.type) for e in session] == [(before[0], "purchase")]
