@@ -3,6 +3,8 @@
 
     .venv/bin/python benchmarks/accuracy.py [--budget 5m] [--datasets ml-100k ml-latest-small]
                                             [--write BENCHMARKS.md]
+    .venv/bin/python benchmarks/accuracy.py --robustness [VARIANT ...] --budget 2m
+                                            [--cache peers.json] [--write BENCHMARKS.md]
 
 For each data set, the per-user temporal split of PROTOCOL.md (the reference
 ``split.py``) gives TRAIN and TEST, and the same rule applied to TRAIN gives TRAIN' and
@@ -16,7 +18,14 @@ VALID. Then, in this process:
   item-kNN (cosine and BM25), EASE (closed form, numpy) and popularity;
 * every list is scored by the reference ``evaluate.py`` (NDCG@10, Recall@20, ...).
 
-Peers get their library's standard input: the binary user × item matrix of TRAIN.
+Peers get their library's standard input: the binary user × item matrix of TRAIN; on
+variants whose value means something (play counts, quantities), ALS and item-kNN also
+try log1p(value) weights, chosen by validation like every other setting.
+
+``--robustness`` runs the variants of ``benchmarks/variants.py`` (no timestamps, no item
+metadata, very sparse purchases, play counts) instead and writes a "Robustness" section.
+``--cache`` keeps the peers' results between runs (they are deterministic), so a rerun
+after a change to Attune only re-runs Attune.
 """
 
 from __future__ import annotations
@@ -44,6 +53,7 @@ sys.path.insert(0, str(SHARED / "protocol"))
 
 from evaluate import Evaluator  # noqa: E402  (the reference scorer, PROTOCOL.md)
 from split import temporal_user_split  # noqa: E402  (the reference split)
+from variants import VARIANTS, Variant, derive  # noqa: E402  (beside this script)
 
 DATASETS = {
     "ml-100k": SHARED / "data" / "ml-100k",
@@ -57,7 +67,8 @@ Lists = dict[str, list[str]]
 
 
 def load(name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """interactions (user_id, item_id, timestamp, rating) and items (item_id, title, genres)."""
+    """interactions (user_id, item_id, timestamp, value = rating) and items (item_id, title,
+    genres)."""
     folder = DATASETS[name]
     if name == "ml-100k":
         inter = pd.read_csv(folder / "ml-100k.inter", sep="\t", dtype=str)
@@ -79,7 +90,7 @@ def load(name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
         items = pd.DataFrame(
             {"item_id": raw["movieId"], "title": raw["title"], "genres": raw["genres"]}
         )
-    frame = inter[["user_id", "item_id", "timestamp", "rating"]].copy()
+    frame = inter[["user_id", "item_id", "timestamp", "rating"]].rename(columns={"rating": "value"})
     return frame, items
 
 
@@ -87,17 +98,21 @@ def load(name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 class Matrix:
-    """TRAIN as a binary user × item CSR matrix, with the id maps."""
+    """TRAIN as a user × item CSR matrix, with the id maps: binary, or ``log1p`` of the
+    summed values (``weights``)."""
 
-    def __init__(self, train: pd.DataFrame) -> None:
+    def __init__(self, train: pd.DataFrame, weights: str = "binary") -> None:
         self.users, user_codes = np.unique(train["user_id"].to_numpy(str), return_inverse=True)
         self.items, item_codes = np.unique(train["item_id"].to_numpy(str), return_inverse=True)
         data = np.ones(len(train), dtype=np.float32)
+        if weights == "log1p":
+            data = pd.to_numeric(train["value"], errors="coerce").fillna(1.0).to_numpy(np.float32)
         m = sp.csr_matrix(
             (data, (user_codes, item_codes)), shape=(len(self.users), len(self.items))
         )
-        m.data[:] = 1.0
-        self.matrix = m
+        m.sum_duplicates()
+        m.data = np.log1p(np.maximum(m.data, 0.0)) if weights == "log1p" else np.ones_like(m.data)
+        self.matrix = m.astype(np.float32)
         self.row = {u: i for i, u in enumerate(self.users)}
 
     def lists(self, users: Iterable[str], scores_for: Callable[[np.ndarray], np.ndarray]) -> Lists:
@@ -213,23 +228,37 @@ PEERS = {
 }
 
 
+VALUE_AWARE = ("implicit ALS", "item-kNN (implicit)")
+"""Peers that also try log1p(value) weights on variants whose value means something."""
+
+
 def tune_peer(
-    name: str, inner: pd.DataFrame, valid: pd.DataFrame, train: pd.DataFrame, test_users: list[str]
+    name: str,
+    inner: pd.DataFrame,
+    valid: pd.DataFrame,
+    train: pd.DataFrame,
+    test_users: list[str],
+    valued: bool = False,
 ) -> tuple[dict, float, Lists, float]:
     """Best grid point on TRAIN'/VALID, refitted on TRAIN: (params, valid NDCG, lists, s)."""
     factory, points = PEERS[name]
-    inner_matrix = Matrix(inner)
+    weightings = ["binary", "log1p"] if valued and name in VALUE_AWARE else ["binary"]
+    points = [{**p, "weights": w} for w in weightings for p in points]
+    inner_matrices = {w: Matrix(inner, w) for w in weightings}
     scorer = Evaluator(inner, valid)
     valid_users = sorted(set(valid["user_id"]))
     best, best_ndcg = points[0], -1.0
     started = time.perf_counter()
     for params in points:
+        inner_matrix = inner_matrices[params["weights"]]
         lists = inner_matrix.lists(valid_users, factory(params)(inner_matrix))
         ndcg = scorer.score(lists)["ndcg@10"]
         if ndcg > best_ndcg:
             best, best_ndcg = params, ndcg
-    matrix = Matrix(train)
+    matrix = Matrix(train, best["weights"])
     lists = matrix.lists(test_users, factory(best)(matrix))
+    if len(weightings) == 1:
+        best = {k: v for k, v in best.items() if k != "weights"}
     return best, best_ndcg, lists, time.perf_counter() - started
 
 
@@ -237,19 +266,28 @@ def tune_peer(
 
 
 def attune_lists(
-    train: pd.DataFrame, items: pd.DataFrame, test_users: list[str], budget: str, work: Path
+    train: pd.DataFrame,
+    items: pd.DataFrame | None,
+    test_users: list[str],
+    budget: str,
+    work: Path,
+    event_type: str = "view",
 ) -> tuple[Lists, dict, float]:
+    """Attune through its CLI; ``items`` None imports no catalog."""
     cli = str(ROOT / ".venv" / "bin" / "attune")
     env = dict(os.environ, ATTUNE_DATA_DIR=str(work / "attune-data"))
     env.pop("ATTUNE_DATABASE_URL", None)
-    events = train.rename(columns={"rating": "value"})[["user_id", "item_id", "timestamp", "value"]]
+    events = train[["user_id", "item_id", "timestamp", "value"]]
     events.to_csv(work / "train.csv", index=False)
-    items.to_csv(work / "items.csv", index=False)
     (work / "test_users.txt").write_text("\n".join(test_users) + "\n")
+    steps = [["import", "events", str(work / "train.csv"), "--type", event_type]]
+    if items is not None:
+        items.to_csv(work / "items.csv", index=False)
+        steps.append(["import", "items", str(work / "items.csv")])
     started = time.perf_counter()
+    train_seconds = 0.0
     for args in (
-        ["import", "events", str(work / "train.csv"), "--type", "view"],
-        ["import", "items", str(work / "items.csv")],
+        *steps,
         ["train", "--tune", "--budget", budget],
         [
             "batch-recommend",
@@ -261,9 +299,12 @@ def attune_lists(
             str(work / "recs.jsonl"),
         ],
     ):
+        step = time.perf_counter()
         subprocess.run(
             [cli, *args], env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
+        if args[0] == "train":  # the budget covers this step: show that it holds
+            train_seconds = round(time.perf_counter() - step, 1)
     seconds = time.perf_counter() - started
     lists = {}
     for line in (work / "recs.jsonl").read_text().splitlines():
@@ -275,22 +316,36 @@ def attune_lists(
         ).stdout
     )
     chosen = stats["model_versions"][0]["algorithm"] if stats["model_versions"] else "?"
-    return lists, {"chosen": chosen}, seconds
+    return lists, {"chosen": chosen, "train_seconds": train_seconds}, seconds
 
 
 # ---------------------------------------------------------------- report
 
 
-def run_dataset(name: str, budget: str) -> dict:
-    frame, items = load(name)
+def run_dataset(
+    name: str, budget: str, variant: Variant | None = None, cache: Path | None = None
+) -> dict:
+    """Attune and every peer on one data set (or robustness variant of one)."""
+    frame, items = load(variant.base if variant else name)
+    if variant is not None:
+        frame = derive(variant, frame)
+        name = variant.name
     train, test = temporal_user_split(frame)
     inner, valid = temporal_user_split(train)
     test_users = sorted(set(test["user_id"]))
     scorer = Evaluator(train, test)
     rows = []
     with tempfile.TemporaryDirectory(prefix="attune-bench-") as tmp:
-        lists, info, seconds = attune_lists(train, items, test_users, budget, Path(tmp))
-    metrics = scorer.score(lists)
+        lists, info, seconds = attune_lists(
+            train,
+            items if variant is None or variant.with_items else None,
+            test_users,
+            budget,
+            Path(tmp),
+            variant.event_type if variant else "view",
+        )
+    attune_per_user: dict = {}
+    metrics = scorer.score(lists, per_user=attune_per_user)
     rows.append(
         {
             "system": f"Attune default (`train --tune --budget {budget}`)",
@@ -303,32 +358,110 @@ def run_dataset(name: str, budget: str) -> dict:
         f"[{name}] Attune: NDCG@10 {metrics['ndcg@10']:.4f} ({info['chosen']}, {seconds:.0f} s)",
         flush=True,
     )
+    cached = json.loads(cache.read_text()) if cache and cache.exists() else {}
     for peer in PEERS:
-        params, valid_ndcg, lists, seconds = tune_peer(peer, inner, valid, train, test_users)
-        metrics = scorer.score(lists)
-        rows.append(
-            {
+        key = f"{name}|{peer}|{len(train)}|{len(test)}"
+        if key not in cached:
+            params, valid_ndcg, lists, seconds = tune_peer(
+                peer, inner, valid, train, test_users, variant is not None and variant.valued
+            )
+            cached[key] = {
                 "system": peer,
                 "params": params,
                 "valid_ndcg@10": round(valid_ndcg, 4),
                 "seconds": round(seconds, 1),
-                **metrics,
+                **scorer.score(lists),
             }
-        )
-        print(f"[{name}] {peer}: NDCG@10 {metrics['ndcg@10']:.4f} {params}", flush=True)
-    return {"dataset": name, "train_rows": len(train), "test_rows": len(test), "rows": rows}
+            if cache:
+                cache.write_text(json.dumps(cached, indent=2, default=str))
+        rows.append(cached[key])
+        print(f"[{name}] {peer}: NDCG@10 {rows[-1]['ndcg@10']:.4f} {rows[-1]['params']}")
+    best = max(rows[1:], key=lambda r: r["ndcg@10"])
+    gap = paired_gap(attune_per_user, best, train, test_users, scorer)
+    return {
+        "dataset": name,
+        "train_rows": len(train),
+        "test_rows": len(test),
+        "rows": rows,
+        "gap_vs_best_peer": gap,
+    }
+
+
+def paired_gap(
+    attune_per_user: dict, best: dict, train: pd.DataFrame, test_users: list[str], scorer
+) -> dict:
+    """Attune's NDCG@10 minus the best peer's, per test user: mean and 95% interval.
+
+    The peer is refitted on TRAIN with its chosen parameters (deterministic: the same
+    lists its row was scored on), so the difference is paired person by person.
+    """
+    factory, _ = PEERS[best["system"]]
+    params = best["params"]
+    matrix = Matrix(train, params.get("weights", "binary"))
+    peer_per_user: dict = {}
+    scorer.score(matrix.lists(test_users, factory(params)(matrix)), per_user=peer_per_user)
+    ours = dict(zip(attune_per_user["user_id"], attune_per_user["ndcg@10"], strict=True))
+    theirs = dict(zip(peer_per_user["user_id"], peer_per_user["ndcg@10"], strict=True))
+    gain = np.array([ours[u] - theirs[u] for u in ours])
+    error = gain.std(ddof=1) / np.sqrt(len(gain))
+    return {"mean": float(gain.mean()), "ci95": float(1.96 * error), "peer": best["system"]}
 
 
 def markdown(results: list[dict], budget: str) -> str:
     lines = [
         "## Accuracy (PROTOCOL.md, split temporal-user-20)",
         "",
-        f"Command: `.venv/bin/python benchmarks/accuracy.py --budget {budget}`; "
-        f"{datetime.now(UTC):%Y-%m-%d}, {platform.machine()} {os.cpu_count()} cores "
-        f"({platform.platform()}). Peers tuned on TRAIN'/VALID over a fixed grid, refitted "
-        "on TRAIN; every list scored by the reference `evaluate.py`.",
+        f"Command: `.venv/bin/python benchmarks/accuracy.py --budget {budget}`; {_machine()}. "
+        "Peers tuned on TRAIN'/VALID over a fixed grid, refitted on TRAIN; every list scored "
+        "by the reference `evaluate.py`.",
         "",
     ]
+    lines += _tables(results)
+    return "\n".join(lines)
+
+
+def _machine() -> str:
+    return (
+        f"{datetime.now(UTC):%Y-%m-%d}, {platform.machine()} {os.cpu_count()} cores "
+        f"({platform.platform()})"
+    )
+
+
+def robustness_markdown(results: list[dict], budget: str) -> str:
+    """The "Robustness" section: one summary table, then each variant's full table."""
+    names = " ".join(r["dataset"] for r in results)
+    lines = [
+        "## Robustness (other kinds of data, PROTOCOL.md split temporal-user-20)",
+        "",
+        f"Command: `.venv/bin/python benchmarks/accuracy.py --robustness {names} "
+        f"--budget {budget}`; {_machine()}. Variants of the shared data "
+        "(`benchmarks/variants.py`, seed 0); peers tuned as in the accuracy section, ALS and "
+        "item-kNN also choosing binary or log1p(value) weights where the value means "
+        "something. Target: never below the best peer.",
+        "",
+        "| variant | what it is | Attune NDCG@10 | best peer | peer NDCG@10 | × | "
+        "Attune − peer (95% CI) | Attune Recall@20 | best peer Recall@20 |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for result in results:
+        rows = result["rows"]
+        attune, peers = rows[0], rows[1:]
+        best = max(peers, key=lambda r: r["ndcg@10"])
+        gap = result["gap_vs_best_peer"]
+        lines.append(
+            f"| {result['dataset']} | {VARIANTS[result['dataset']].description} "
+            f"| {attune['ndcg@10']:.4f} | {best['system']} | {best['ndcg@10']:.4f} "
+            f"| {attune['ndcg@10'] / best['ndcg@10']:.2f} "
+            f"| {gap['mean']:+.4f} ± {gap['ci95']:.4f} | {attune['recall@20']:.4f} "
+            f"| {max(r['recall@20'] for r in peers):.4f} |"
+        )
+    lines.append("")
+    lines += [line.replace("### ", "#### ", 1) for line in _tables(results)]
+    return "\n".join(lines)
+
+
+def _tables(results: list[dict]) -> list[str]:
+    lines: list[str] = []
     for result in results:
         rows = result["rows"]
         peers = [r for r in rows[1:] if r["system"] != "popularity"]
@@ -355,7 +488,7 @@ def markdown(results: list[dict], budget: str) -> str:
             f"Recall@20 {attune['recall@20']:.4f} vs best peer {best_recall:.4f}.",
             "",
         ]
-    return "\n".join(lines)
+    return lines
 
 
 def main() -> None:
@@ -364,16 +497,28 @@ def main() -> None:
     )
     parser.add_argument("--budget", default="5m")
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
-    parser.add_argument("--write", type=Path, help="Replace the accuracy section of this file")
+    parser.add_argument(
+        "--robustness",
+        nargs="*",
+        choices=list(VARIANTS),
+        help="Run these robustness variants (all when none named) instead of --datasets",
+    )
+    parser.add_argument("--cache", type=Path, help="Keep and reuse peer results in this JSON")
+    parser.add_argument("--write", type=Path, help="Replace the section of this file")
     parser.add_argument("--json", type=Path, help="Also write raw results here")
     args = parser.parse_args()
-    results = [run_dataset(name, args.budget) for name in args.datasets]
-    text = markdown(results, args.budget)
+    if args.robustness is not None:
+        chosen = [VARIANTS[name] for name in (args.robustness or VARIANTS)]
+        results = [run_dataset(v.name, args.budget, v, args.cache) for v in chosen]
+        text, heading = robustness_markdown(results, args.budget), "## Robustness"
+    else:
+        results = [run_dataset(name, args.budget, cache=args.cache) for name in args.datasets]
+        text, heading = markdown(results, args.budget), "## Accuracy"
     print(text)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str))
     if args.write:
-        replace_section(args.write, "## Accuracy", text)
+        replace_section(args.write, heading, text)
 
 
 def replace_section(path: Path, heading: str, text: str) -> None:

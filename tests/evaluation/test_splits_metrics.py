@@ -85,3 +85,15 @@ def test_report_breaks_results_down_by_segment():
     assert report["segments"]["new"]["ndcg@10"] == 1.0
     assert report["segments"]["heavy"]["ndcg@10"] == 0.0
     assert report["overall"]["ndcg@10"] == 0.5
+
+
+def test_keep_order_returns_the_same_split_in_arrival_order():
+    """Tuning validates on TRAIN' in arrival order: regression for data whose events all
+    share one timestamp, where TRAIN' sorted by item id let models read VALID (the
+    highest ids) off the order of each history."""
+    frame = pd.DataFrame({"user_id": "u", "item_id": ["c", "e", "a", "d", "b"], "timestamp": 7.0})
+    sorted_train, sorted_test = temporal_user_split(frame)
+    train, test = temporal_user_split(frame, keep_order=True)
+    assert list(test.item_id) == list(sorted_test.item_id) == ["e"]
+    assert list(train.item_id) == ["c", "a", "d", "b"], "as they arrived"
+    assert list(sorted_train.item_id) == ["a", "b", "c", "d"]

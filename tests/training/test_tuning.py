@@ -133,3 +133,26 @@ def test_sasrec_is_a_candidate_only_for_sequential_data_and_a_real_budget(monkey
     assert ("sasrec" in with_time) == (np.median(np.bincount(vset.dataset.user_index)) >= 5)
     flat = frame.assign(timestamp=1.0)
     assert "sasrec" not in tuning._candidates(ValidationSet(flat, WeightPolicy()), [], None, 600)
+
+
+def test_the_leaders_are_judged_again_on_an_earlier_window():
+    """Regression (winner's curse): the best of many trials on one validation window is
+    partly that window's noise; after tuning, the leaders are scored on a second window
+    and ranked by the mean of both."""
+    from attune.training import tuning
+
+    vset = ValidationSet(_frame(two_taste_events(80)), WeightPolicy())
+    best = {
+        name: tuning.Trial(name, {}, vset.ndcg(vset.scores(name, {})), 0.01)
+        for name in ("item_knn", "popularity")
+    }
+    options = [(t.ndcg, t.algorithm, t.params, 0.01) for t in best.values()]
+    said: list[str] = []
+    confirmed = tuning._confirmed(vset, best, None, options, 60.0, lambda m, _f: said.append(m))
+    assert confirmed is not None and {o[1] for o in confirmed} == {"item_knn", "popularity"}
+    second = ValidationSet(vset.train, vset.policy)
+    for mean, name, _params, _cost in confirmed:
+        again = second.ndcg(second.scores(name, {}))
+        assert mean == pytest.approx((best[name].ndcg + again) / 2)
+    assert said and said[0].startswith("second window")
+    assert tuning._confirmed(vset, best, None, options, 0.0, lambda m, _f: None) is None

@@ -21,6 +21,7 @@ from attune.models.forgetting import ErasedPerson
 from attune.store.factory import Stores
 from attune.store.protocols import HistoryEvent, ModelVersion
 from attune.training.pipeline import SERVING_FILE
+from attune.training.promotion import register_champion
 
 if TYPE_CHECKING:
     from attune.engine.model_holder import LoadedModel
@@ -97,7 +98,9 @@ def _forget(
         return model, False
 
 
-def publish_version(stores: Stores, loaded: LoadedModel) -> ModelVersion:
+def publish_version(
+    stores: Stores, loaded: LoadedModel, workspace: str = "default"
+) -> ModelVersion:
     """Save ``loaded``'s models as a new champion version with the same configuration.
 
     The new version records which version it was forgotten from (never whom).
@@ -121,4 +124,4 @@ def publish_version(stores: Stores, loaded: LoadedModel) -> ModelVersion:
         metrics={**old.metrics, "forgotten_from": old.version_id},
         created_at=stamp.timestamp(),
     )
-    return stores.model_versions.register(version)
+    return register_champion(stores, version, "forget", workspace)

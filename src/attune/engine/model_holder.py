@@ -202,7 +202,8 @@ class ModelHolder:
         if job == "refit":
             self._refit(held.version)
             return
-        version = publish_version(self.stores, held)
+        workspace = self.settings.workspace if self.settings is not None else "default"
+        version = publish_version(self.stores, held, workspace)
         with self._lock:
             if self._loaded is not None and (
                 self._loaded.version.version_id == held.version.version_id

@@ -15,11 +15,20 @@ def _held_out_count(sizes: np.ndarray, fraction: Fraction) -> np.ndarray:
 
 
 def temporal_user_split(
-    frame: pd.DataFrame, test_fraction: Fraction | float = Fraction(1, 5)
+    frame: pd.DataFrame,
+    test_fraction: Fraction | float = Fraction(1, 5),
+    keep_order: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per user, the newest ``test_fraction`` of rows (by timestamp, then item id) is test.
 
     Every user keeps at least one test row, so a user with one row is all test.
+
+    Args:
+        keep_order: return each half's rows in the order they have in ``frame`` (the
+            arrival order training and serving use for equal timestamps) rather than
+            sorted by (user, timestamp, item id). Which rows are test is the same either
+            way; tuning validates with this, so a tie order the deployed model never sees
+            cannot leak into the histories it is validated on.
     """
     fraction = Fraction(test_fraction).limit_denominator(1_000)
     users = frame["user_id"].astype(str).to_numpy()
@@ -31,6 +40,13 @@ def temporal_user_split(
     position = grouped.cumcount().to_numpy()
     size = grouped["user_id"].transform("size").to_numpy()
     is_test = position >= size - _held_out_count(size, fraction)
+    if keep_order:
+        in_frame = np.empty(len(frame), dtype=bool)
+        in_frame[order] = is_test
+        return (
+            frame.loc[~in_frame].reset_index(drop=True),
+            frame.loc[in_frame].reset_index(drop=True),
+        )
     return ordered[~is_test].reset_index(drop=True), ordered[is_test].reset_index(drop=True)
 
 

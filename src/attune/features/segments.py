@@ -303,11 +303,14 @@ def shrink_toward(
     segment = np.maximum(np.asarray(segment, dtype=np.float64), 0.0)
     overall = np.maximum(np.asarray(overall, dtype=np.float64), 0.0)
     seg_total, all_total = segment.sum(), overall.sum()
-    weight = prior / (people + prior) if people + prior > 0 else 1.0
+    if seg_total <= 0 and all_total <= 0:
+        return np.zeros(len(segment), dtype=np.float32)
     if seg_total <= 0:
         weight = 1.0
-    if all_total <= 0:
+    elif all_total <= 0:
         weight = 0.0
+    else:
+        weight = prior / (people + prior) if people + prior > 0 else 1.0
     mixed = np.zeros_like(segment)
     if weight < 1.0:
         mixed += (1.0 - weight) * segment / seg_total

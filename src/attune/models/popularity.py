@@ -6,7 +6,7 @@ With ``segment_by``, also per segment (region, device, ...): see
 
 from __future__ import annotations
 
-from typing import Self
+from typing import Any, Self
 
 import numpy as np
 import scipy.sparse as sp
@@ -36,6 +36,13 @@ class PopularityConfig(SegmentedConfig):
         description="Count distinct people per item rather than summed weights, so one "
         "heavy user cannot make an item popular.",
     )
+
+    @classmethod
+    def search_space(cls, trial: Any) -> dict[str, Any]:
+        # decay assumes people share one clock: data spanning years of separate
+        # histories may want none, a news site a short one
+        choices = [None, 7.0, 30.0, 180.0]
+        return {"half_life_days": trial.suggest_categorical("half_life_days", choices)}
 
 
 class PopularityRecommender(SegmentedModel, Recommender):

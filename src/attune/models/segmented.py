@@ -25,6 +25,9 @@ from attune.features.segments import (
 )
 from attune.models.base import ModelConfig
 
+SEGMENT_CACHE = 256
+"""Segments whose shrunk scores a model keeps at hand."""
+
 
 class SegmentedConfig(ModelConfig):
     """Segment settings shared by popularity and trending."""
@@ -106,12 +109,21 @@ class SegmentedModel:
         row = self.segments.lookup(values)
         if row is None:
             return None
-        return shrink_toward(
+        # asked on every request: remembered per segment, for these global scores
+        cache = self.__dict__.setdefault("_segment_cache", {})
+        hit = cache.get((id(self.segments), row))
+        if hit is not None and hit[0] is self.item_scores:
+            return hit[1].copy()  # type: ignore[no-any-return]
+        scores = shrink_toward(
             self._segment_scores(row),
             self.item_scores,
             int(self.segments.people[row]),
             self.config.segment_prior_people,
         )
+        if len(cache) >= SEGMENT_CACHE:
+            cache.clear()
+        cache[(id(self.segments), row)] = (self.item_scores, scores)
+        return scores.copy()  # the caller may change its copy
 
     def _segment_arrays(self) -> dict[str, np.ndarray]:
         return self.segments.to_arrays() if self.segments is not None else {}

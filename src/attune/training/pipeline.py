@@ -27,6 +27,7 @@ from attune.models.registry import create_model
 from attune.privacy.consent import personalizable
 from attune.store.factory import Stores
 from attune.store.protocols import ModelVersion
+from attune.training.promotion import register_champion
 
 log = logging.getLogger(__name__)
 
@@ -244,7 +245,8 @@ def train(
         metrics={**selection, "train_seconds": round(time.perf_counter() - started, 3)},
         created_at=stamp.timestamp(),
     )
-    stores.model_versions.register(version)
+    reason = "tune" if tune_budget_seconds else ("refit" if like is not None else "train")
+    version = register_champion(stores, version, reason, settings.workspace)
     tell("done", 1.0)
     log.info("trained %s on %s", version_id, version.data_window)
     return version

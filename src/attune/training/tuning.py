@@ -4,16 +4,20 @@ Everything is judged on a temporal validation split of the training data (PROTOC
 each person's newest fifth is VALID, the rest TRAIN'), by NDCG@10. The winner — a
 single model or a weighted blend — is refitted on all data by the caller.
 
-Nothing about the data is assumed that validation can check instead: how much recent
-history should count (which assumes the order of events means something) is a measured
-choice, and the sequential SASRec model is tried only when the order does mean
-something and the budget leaves it time to learn. Every trial runs under a fit deadline
-(:mod:`attune.models.deadline`), so one slow trial cannot overrun the budget.
+Nothing about the data is assumed that validation can check instead: how values count
+(:mod:`attune.training.value_modes`), how much recent history should count and whether
+popularity should decay (which assume that the order and age of events mean something)
+are measured choices, and the sequential SASRec model is tried only when order does
+mean something and the budget leaves it time to learn. Every trial runs under a fit
+deadline (:mod:`attune.models.deadline`), so one slow trial cannot overrun the budget;
+after tuning, the leaders are judged again on a second, earlier window, so the best of
+many trials is not merely the luckiest on one.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import math
 import time
@@ -78,6 +82,8 @@ PLAIN_VARIANTS: dict[str, list[dict[str, Any]]] = {
     "popularity": [{"half_life_days": None}],
 }
 """Without a budget, configurations tried beside a cheap candidate's defaults."""
+REPEATS_TO_STOP = 5
+"""A study ends after this many trials in a row repeat configurations already measured."""
 PROBES: dict[str, list[dict[str, Any]]] = {
     "ease": [{"l2": 20.0}, {"l2": 2_000.0}],
 }
@@ -232,17 +238,26 @@ def select_model(
     else:
         search.tune(names, seed)
     trials, best, best_scores = search.trials, search.best, search.best_scores
-    blend = _search_blend(vset, best, best_scores, budget_seconds, started, tell, search.used)
     ranked = sorted(best.values(), key=lambda t: t.ndcg, reverse=True)
     if not ranked:
         raise RuntimeError("no candidate model could be evaluated")
     # the winner is refitted on all data (about 1/0.64 of the validation fit's rows):
     # with a budget, prefer the best option whose refit still fits in what is left
     left = None if not budget_seconds else started + budget_seconds - time.monotonic()
+    pool = dict(best)
+    while True:  # the best blend whose refit fits: drop the costliest part until one does
+        blend = _search_blend(vset, pool, best_scores, budget_seconds, started, tell, search.used)
+        parts = [c["algorithm"] for c in blend[0]["components"]] if blend else []
+        if not parts or left is None or sum(REFIT_FACTOR * best[p].seconds for p in parts) <= left:
+            break
+        del pool[max(parts, key=lambda p: best[p].seconds)]
     options = [(t.ndcg, t.algorithm, t.params, REFIT_FACTOR * t.seconds) for t in ranked]
     if blend is not None:
         cost = sum(REFIT_FACTOR * best[c["algorithm"]].seconds for c in blend[0]["components"])
         options.append((blend[1], "blend", blend[0], cost))
+    if budget_seconds and left is not None:
+        options = _confirmed(vset, best, blend, options, left, tell) or options
+        left = started + budget_seconds - time.monotonic()
     options.sort(key=lambda o: o[0], reverse=True)
     affordable = [o for o in options if left is None or o[3] <= left]
     if not affordable:
@@ -272,6 +287,8 @@ class _Search:
         self.trials: list[Trial] = []
         self.best: dict[str, Trial] = {}
         self.best_scores: dict[str, np.ndarray] = {}
+        self.measured: dict[str, float] = {}  # (algorithm, params) as JSON → NDCG
+        self.repeats = 0  # trials in a row that asked for a configuration measured before
 
     def used(self) -> float:
         if not self.budget_seconds:
@@ -290,7 +307,15 @@ class _Search:
         return value
 
     def evaluate(self, name: str, params: dict[str, Any], limit: float | None = None) -> float:
-        """Fit and judge one configuration; its fit stops at ``limit`` seconds if it can."""
+        """Fit and judge one configuration; its fit stops at ``limit`` seconds if it can.
+
+        A configuration measured before (a small space, e.g. popularity's) is not refitted.
+        """
+        key = json.dumps([name, params], sort_keys=True, default=str)
+        if key in self.measured:
+            self.repeats += 1
+            return self.measured[key]
+        self.repeats = 0
         t0 = time.monotonic()
         if name == "sasrec" and limit is not None:
             # the cap is a parameter, so the refit on all data trains about as long
@@ -301,7 +326,8 @@ class _Search:
         except Exception as exc:  # a bad corner of a search space must not end tuning
             log.warning("candidate %s %s failed: %s", name, params, exc)
             return -1.0
-        return self._record(name, params, scores, time.monotonic() - t0)
+        self.measured[key] = self._record(name, params, scores, time.monotonic() - t0)
+        return self.measured[key]
 
     def defaults(self, name: str) -> None:
         """The candidate's defaults; where recency costs no refit, also the other choice
@@ -346,22 +372,85 @@ class _Search:
                 direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed)
             )
             study.enqueue_trial(_as_trial_params(name), skip_if_exists=True)
-            for probe in PROBES.get(name, []):
+            probes = PROBES.get(name, [])
+            for probe in probes:
                 study.enqueue_trial({**_as_trial_params(name), **probe}, skip_if_exists=True)
+            # the probes may borrow up to one more share from the candidates still to come
+            borrowed = deadline + (max(share, 0.0) if probes else 0.0)
 
-            def objective(trial: Any, name: str = name, deadline: float = deadline) -> float:
+            def objective(
+                trial: Any, name: str = name, deadline: float = deadline, borrowed: float = borrowed
+            ) -> float:
+                if self.repeats >= REPEATS_TO_STOP:
+                    trial.study.stop()  # the sampler keeps asking for what it has seen
+                    raise optuna.TrialPruned()
                 slowest = max((t.seconds for t in self.trials if t.algorithm == name), default=0)
-                if trial.number > 0 and time.monotonic() + slowest > deadline:
+                end = borrowed if trial.number <= len(PROBES.get(name, [])) else deadline
+                if trial.number > 0 and time.monotonic() + slowest > end:
                     trial.study.stop()  # the next fit would overrun this candidate's share
                     raise optuna.TrialPruned()
                 # a fit that trains in steps stops at the share's end, keeping what it has
-                limit = max(deadline - time.monotonic(), 0.0)
+                limit = max(end - time.monotonic(), 0.0)
                 return self.evaluate(name, _space(name, trial), limit)
 
+            timeout = max(borrowed - time.monotonic(), 0.0)
+            self.repeats = 0
             if self.best or share > 0:
-                study.optimize(objective, timeout=max(share, 0.0), n_trials=60, catch=(Exception,))
+                study.optimize(objective, timeout=timeout, n_trials=60, catch=(Exception,))
             else:  # no time at all: still measure one candidate's defaults
                 study.optimize(objective, n_trials=1, catch=(Exception,))
+
+
+CONFIRM_TOP = 3
+"""After tuning, the best this many models (and their blend) are judged again on a
+second, earlier validation window."""
+
+
+def _confirmed(
+    vset: ValidationSet,
+    best: dict[str, Trial],
+    blend: tuple[dict[str, Any], float] | None,
+    options: list[tuple[float, str, dict[str, Any], float]],
+    left: float,
+    tell: Progress,
+) -> list[tuple[float, str, dict[str, Any], float]] | None:
+    """The leading options scored by the mean NDCG@10 of two validation windows.
+
+    Tuning picks the best of many trials on one window, which flatters whatever fits
+    that window's noise (the winner's curse); a second window (the same rule applied to
+    TRAIN', fitted on the rest) keeps only what holds on both. None when there is no
+    time for it (the refits cost about 0.8 of the trials' fits, plus the final refit).
+    """
+    top = sorted(best.values(), key=lambda t: t.ndcg, reverse=True)[:CONFIRM_TOP]
+    if blend is not None:  # its parts may come from further down when the top cost too much
+        parts = [best[c["algorithm"]] for c in blend[0]["components"]]
+        top += [t for t in parts if t not in top]
+    cost = sum(0.8 * t.seconds for t in top) + max(o[3] for o in options[: CONFIRM_TOP + 1])
+    if len(top) < 2 or cost > left:
+        return None
+    second = ValidationSet(vset.train, vset.policy, items=vset.items)
+    if not second.keep.any():
+        return None
+    scores: dict[str, np.ndarray] = {}
+    for trial in top:
+        try:
+            scores[trial.algorithm] = second.scores(trial.algorithm, trial.params)
+        except Exception as exc:  # one failing refit must not end the selection
+            log.warning("confirming %s failed: %s", trial.algorithm, exc)
+    again = {name: second.ndcg(value) for name, value in scores.items()}
+    if blend is not None and all(c["algorithm"] in scores for c in blend[0]["components"]):
+        total = sum(
+            c["weight"] * np.where(np.isfinite(scores[c["algorithm"]]), scores[c["algorithm"]], 0)
+            for c in blend[0]["components"]
+        )
+        again["blend"] = second.ndcg(np.where(second.seen, -np.inf, total))
+    tell(f"second window: {', '.join(f'{k} {v:.4f}' for k, v in again.items())}", 1.0)
+    confirmed = [
+        ((ndcg + again[name]) / 2.0, name, params, cost)
+        for ndcg, name, params, cost in options
+        if name in again
+    ]
+    return confirmed or None
 
 
 def _expected_seconds(name: str, trials: Sequence[Trial]) -> float:
