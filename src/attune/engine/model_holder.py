@@ -220,6 +220,8 @@ class ModelHolder:
         from attune.training.pipeline import train
 
         settings = self.settings or get_settings()
-        refitted = train(settings, self.stores, algorithm=version.algorithm, params=version.params)
+        refitted = train(
+            settings, self.stores, algorithm=version.algorithm, params=version.params, like=version
+        )
         log.info("refitted %s as %s after an erasure", version.version_id, refitted.version_id)
         self.refresh()
