@@ -4,7 +4,6 @@ and session key (in-process and Redis), every model artifact file; nobody else l
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,10 +21,9 @@ from attune.store.factory import Stores
 from attune.store.redis_cache import RedisCache
 from attune.store.sessions import RedisSessionStore, SessionEvent
 from attune.training.pipeline import train
-from tests.conftest import AUTH, _unavailable, two_taste_events
+from tests.conftest import AUTH, two_taste_events
 from tests.privacy.traces import artifact_traces, cache_traces, redis_traces, sql_traces
 
-REDIS_URL = os.environ.get("ATTUNE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 TARGET = "erase-target-7f3a"
 COOKIE = "cookie-of-erase-target-7f3a"
 OTHER = "u4"
@@ -38,12 +36,7 @@ def live(request: pytest.FixtureRequest, stores: Stores) -> Iterator[tuple[Store
     if request.param == "memory":
         yield stores, None, ""
         return
-    redis = pytest.importorskip("redis")
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except Exception as exc:
-        _unavailable(f"Redis at {REDIS_URL} is not reachable: {type(exc).__name__}")
+    client = request.getfixturevalue("redis_client")
     prefix = f"attune-erasure-test-{uuid.uuid4().hex[:8]}"
     swapped = dataclasses.replace(
         stores, cache=RedisCache(client, prefix), sessions=RedisSessionStore(client, prefix)
@@ -53,7 +46,6 @@ def live(request: pytest.FixtureRequest, stores: Stores) -> Iterator[tuple[Store
     finally:
         for key in client.scan_iter(match=f"{prefix}*"):
             client.delete(key)
-        client.close()
 
 
 def seed(settings: Settings, stores: Stores) -> None:

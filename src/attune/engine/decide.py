@@ -371,7 +371,7 @@ class DecisionEngine:
         """Recommendations for each of ``user_ids`` (batch: one model call per chunk)."""
         self.condition([filter_text])  # a malformed filter is refused first
         name, config = self.placements.resolve(placement)
-        context = _with_clock(context)
+        context = with_clock(context)
         condition = self.condition(
             [filter_text, config.filter, *self._rule_filters(config, None, context)], context
         )
@@ -388,7 +388,7 @@ class DecisionEngine:
         """One person's list (``anchor`` / ``candidates`` unset)."""
         self.condition([request.filter_text])  # a malformed filter is refused first
         name, config = self.placements.resolve(request.placement)
-        context = _with_clock(request.context)
+        context = with_clock(request.context)
         model = self.model()
         person = self.person(request.user_id, config, context)
         condition = self.condition(
@@ -405,7 +405,7 @@ class DecisionEngine:
         assert request.anchor is not None
         self.condition([request.filter_text])  # a malformed filter is refused first
         name, config = self.placements.resolve(request.placement)
-        context = _with_clock(request.context)
+        context = with_clock(request.context)
         model = self.model()
         anchor = request.anchor
         if anchor not in model.item_position and self.stores.catalog.get_item(anchor) is None:
@@ -440,7 +440,7 @@ class DecisionEngine:
         assert request.candidates is not None
         self.condition([request.filter_text])  # a malformed filter is refused first
         name, config = self.placements.resolve(request.placement)
-        context = _with_clock(request.context)
+        context = with_clock(request.context)
         model = self.model()
         person = self.person(request.user_id, config, context)
         condition = self.condition(
@@ -1159,7 +1159,7 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _with_clock(context: Mapping[str, str] | None) -> dict[str, str]:
+def with_clock(context: Mapping[str, str] | None) -> dict[str, str]:
     """The request context, with time of day and day of week unless the caller gave them."""
     return {**clock_context(), **(context or {})}
 

@@ -29,6 +29,7 @@ from attune.engine.decide import (
     DecisionRequest,
     Recommendation,
     ScoredItem,
+    with_clock,
 )
 from attune.engine.lookups import placement_digest
 from attune.engine.model_holder import ModelHolder
@@ -281,9 +282,7 @@ class RecommendationService:
         # the held object changes when a person is forgotten inside the same version
         version = f"{model.version.version_id}/{id(model):x}" if model else "-"
         _, config = self.engine.placements.resolve(request.placement)
-        from attune.engine.decide import _with_clock
-
-        context = _with_clock(request.context)
+        context = with_clock(request.context)
         parts = [
             version,
             # a catalog change (new snapshot) or availability change makes a new key
