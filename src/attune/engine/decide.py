@@ -35,7 +35,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -185,6 +185,18 @@ class Candidate:
         if self.personal > 0:
             return (1, self.personal * self.factor)
         return (0, self.fill * self.factor)
+
+
+class Draft(NamedTuple):
+    """One list being decided: what every candidate source reads and adds to."""
+
+    pool: Pool
+    model: LoadedModel
+    person: Person
+    config: PlacementConfig
+    condition: Filter | None
+    context: Mapping[str, str]
+    depth: int  # how many candidates each source proposes
 
 
 class Pool:
@@ -600,13 +612,14 @@ class DecisionEngine:
     ) -> Recommendation:
         pool = Pool()
         depth = n + 2 * max(10, n)
-        self._add_model(pool, model, person, config, model_list)
+        draft = Draft(pool, model, person, config, condition, context, depth)
+        self._add_model(draft, model_list)
         if person.personalized:
-            self._add_session(pool, model, person, config, condition, depth)
-        self._add_current_item(pool, model, person, config, condition, context, depth)
-        self._add_preferences(pool, model, person, config, condition, depth)
+            self._add_session(draft)
+        self._add_current_item(draft)
+        self._add_preferences(draft)
         segments = self._segments_of(config, person, context)
-        self._add_collections(pool, person, config, condition, segments)
+        self._add_collections(draft, segments)
         level = (
             person.preferences.diversity
             if person.preferences.diversity is not None
@@ -617,8 +630,8 @@ class DecisionEngine:
         # that no personal source proposed can reach the list, so none is built
         reorders = only is not None or keep_all or _diversifies(level, config)
         pool.fill_only_shows = reorders or pool.personal_count() < n
-        self._add_popular(pool, model, person, config, condition, context, depth)
-        self._add_trending(pool, person, config, condition, depth)
+        self._add_popular(draft)
+        self._add_trending(draft)
         pool.fill_only_shows = True
         if only is not None:
             for item_id in list(pool.items):
@@ -645,14 +658,8 @@ class DecisionEngine:
             person.personalized,
         )
 
-    def _add_model(
-        self,
-        pool: Pool,
-        model: LoadedModel,
-        person: Person,
-        config: PlacementConfig,
-        model_list: list[tuple[str, float]],
-    ) -> None:
+    def _add_model(self, draft: Draft, model_list: list[tuple[str, float]]) -> None:
+        pool, model, person, config, _, _, _ = draft
         weight = config.weight("model")
         if not model_list or weight <= 0:
             return
@@ -761,15 +768,8 @@ class DecisionEngine:
                 _reason(source, text.format(title=self.catalog.title(seed)), seed),
             )
 
-    def _add_session(
-        self,
-        pool: Pool,
-        model: LoadedModel,
-        person: Person,
-        config: PlacementConfig,
-        condition: Filter | None,
-        depth: int,
-    ) -> None:
+    def _add_session(self, draft: Draft) -> None:
+        pool, model, person, config, condition, _, depth = draft
         weight = config.weight("session")
         if weight <= 0 or not person.session:
             return
@@ -786,16 +786,8 @@ class DecisionEngine:
         found = self._similar_to(model, list(seeds.items()), ok, depth)
         self._add_similar_source(pool, "session", found, weight, "Because you just viewed {title}")
 
-    def _add_current_item(
-        self,
-        pool: Pool,
-        model: LoadedModel,
-        person: Person,
-        config: PlacementConfig,
-        condition: Filter | None,
-        context: Mapping[str, str],
-        depth: int,
-    ) -> None:
+    def _add_current_item(self, draft: Draft) -> None:
+        pool, model, person, config, condition, context, depth = draft
         weight = config.weight("current_item")
         current = context.get("item_id")
         if weight <= 0 or not current:
@@ -804,15 +796,8 @@ class DecisionEngine:
         found = self._similar_to(model, [(current, 1.0)], ok, depth)
         self._add_similar_source(pool, "current_item", found, weight, "Similar to {title}")
 
-    def _add_preferences(
-        self,
-        pool: Pool,
-        model: LoadedModel,
-        person: Person,
-        config: PlacementConfig,
-        condition: Filter | None,
-        depth: int,
-    ) -> None:
+    def _add_preferences(self, draft: Draft) -> None:
+        pool, model, person, config, condition, _, depth = draft
         weight = config.weight("preferences")
         prefs = person.preferences
         if weight <= 0 or not (prefs.liked_items or prefs.liked_categories):
@@ -845,14 +830,8 @@ class DecisionEngine:
                         str(fallback.item_ids[i]), "preferences", max(s / top, 0.05), weight, reason
                     )
 
-    def _add_collections(
-        self,
-        pool: Pool,
-        person: Person,
-        config: PlacementConfig,
-        condition: Filter | None,
-        segments: set[str],
-    ) -> None:
+    def _add_collections(self, draft: Draft, segments: set[str]) -> None:
+        pool, _, person, config, condition, _, _ = draft
         for rule in config.rules:
             if rule.action != "show_collection" or rule.segment not in segments:
                 continue
@@ -864,16 +843,8 @@ class DecisionEngine:
                     reason = _reason("segment", f"Picked for {rule.segment}", segment=rule.segment)
                     pool.add(item_id, "collection", score, 1.0, reason)
 
-    def _add_popular(
-        self,
-        pool: Pool,
-        model: LoadedModel,
-        person: Person,
-        config: PlacementConfig,
-        condition: Filter | None,
-        context: Mapping[str, str],
-        depth: int,
-    ) -> None:
+    def _add_popular(self, draft: Draft) -> None:
+        pool, model, person, config, condition, context, depth = draft
         weight = config.weight("popular")
         if weight <= 0:
             return
@@ -898,14 +869,8 @@ class DecisionEngine:
         for i, s in zip(index.tolist(), values.tolist(), strict=True):
             pool.add(str(fallback.item_ids[i]), "popular", s / top, weight, reason)
 
-    def _add_trending(
-        self,
-        pool: Pool,
-        person: Person,
-        config: PlacementConfig,
-        condition: Filter | None,
-        depth: int,
-    ) -> None:
+    def _add_trending(self, draft: Draft) -> None:
+        pool, _, person, config, condition, _, depth = draft
         weight = config.weight("trending")
         if weight <= 0:
             return
