@@ -1,5 +1,6 @@
 """Erasure leaves no trace of the person: every table (SQLite and PostgreSQL), every cache
-and session key (in-process and Redis), every model artifact file; nobody else loses a row."""
+and session key (in-process and Redis), every model artifact file, every file of rejected
+import rows; nobody else loses a row."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import dataclasses
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +16,8 @@ from fastapi.testclient import TestClient
 
 from attune.api.app import create_app
 from attune.config import Settings
+from attune.ingest.files import read_table
+from attune.ingest.importers import import_events, write_rejected
 from attune.ingest.schemas import UserIn
 from attune.ingest.service import IngestService
 from attune.store.cache import user_key
@@ -91,6 +95,32 @@ def seed(settings: Settings, stores: Stores) -> None:
         stores.cache.set(user_key(person) + "recommendations", {"for": person}, 600)
     stores.consent.set(TARGET, tracking=True, personalization=True)
     stores.consent.set(COOKIE, tracking=True, personalization=True)
+    # `attune import` of files with bad rows: one beside an input outside the data folder,
+    # one beside an input inside it
+    for folder in (inbox(settings), settings.data_dir / "imports"):
+        folder.mkdir(parents=True, exist_ok=True)
+        source = folder / "events.csv"
+        source.write_text(
+            "user_id,anonymous_id,item_id,timestamp\n"
+            f"{TARGET},,a1,yesterday\n"
+            f",{COOKIE},a2,yesterday\n"
+            f"{OTHER},,a3,yesterday\n"
+            f"{OTHER},,a3,{T0 + 50}\n"
+        )
+        report = import_events(ingest, read_table(source), source=source.name)
+        assert report.rejected == 3
+        assert write_rejected(report, source, settings.data_dir / "rejected") is not None
+
+
+def inbox(settings: Settings) -> Path:
+    """Where the operator keeps files to import: beside the data folder, not in it."""
+    return settings.data_dir.parent / "inbox"
+
+
+def rejected_files(settings: Settings) -> list[Path]:
+    found = [*inbox(settings).glob("*.rejected.csv"), *settings.data_dir.rglob("*.rejected.csv")]
+    assert len(found) == 2, found
+    return found
 
 
 def everywhere(stores: Stores, settings: Settings, client: Any, prefix: str) -> list[str]:
@@ -101,6 +131,9 @@ def everywhere(stores: Stores, settings: Settings, client: Any, prefix: str) -> 
     else:
         found += [f"session:{TARGET}"] if stores.sessions.recent(TARGET) else []
     found += [f"artifact:{f}" for f in artifact_traces(settings.models_dir, TARGET)]
+    for path in rejected_files(settings):
+        for needle in (TARGET, COOKIE):
+            found += [f"rejected:{path.name}"] if needle in path.read_text() else []
     return found
 
 
@@ -117,6 +150,7 @@ def test_erasure_leaves_no_trace_anywhere(any_settings: Settings, live) -> None:
         "sql:user_preferences.user_id",
         "sql:recommendation_logs.user_id",
         "artifact:",
+        "rejected:",
     ):
         assert any(f.startswith(place) for f in before), (place, before)
     assert any(f.startswith(("cache:", "redis:", "session:")) for f in before)
@@ -136,6 +170,7 @@ def test_erasure_leaves_no_trace_anywhere(any_settings: Settings, live) -> None:
         assert body["erased"]["recommendation_logs"] >= 1
         assert body["erased"]["artifacts"] == 2  # ALS user-factor rows: their id and device id
         assert body["erased"]["cache"] >= 1 and body["erased"]["sessions"] >= 1
+        assert body["erased"]["rejected_files"] == 4  # their own row and their device's
         assert set(body["models"]) == {"main", "fallback", "similar"}
         holder = api.app.state.services.models
         assert TARGET not in set(holder.current().main.user_ids.tolist())  # at once
@@ -148,6 +183,10 @@ def test_erasure_leaves_no_trace_anywhere(any_settings: Settings, live) -> None:
         assert api.get(f"/v1/users/{OTHER}").json()["traits"]["nick"] == OTHER
         assert stores.preferences.get(OTHER) is not None
         assert stores.recommendation_logs.for_user(OTHER)
+        for path in rejected_files(any_settings):  # the others' rejected rows stay, as written
+            lines = path.read_bytes().split(b"\r\n")
+            assert lines[0].startswith(b"row,reason,") and len(lines) == 3 and not lines[2]
+            assert b"," + OTHER.encode() + b"," in lines[1]
         assert api.get(f"/v1/users/{TARGET}").status_code == 404
         assert api.get(f"/v1/users/{TARGET}/export").status_code == 404
         # erasing again (or someone unknown) removes nothing and still succeeds

@@ -6,6 +6,7 @@ tests), and every service hangs off ``app.state.services``.
 
 from __future__ import annotations
 
+import functools
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -35,17 +36,27 @@ from attune.api.security import SecurityHeaders, authorize
 from attune.api.workspaces import WorkspaceServices
 from attune.auth.authenticator import Authenticator
 from attune.config import DEFAULT_WORKSPACE, Settings
+from attune.engine.erasure_broadcast import ErasureBroadcast
 from attune.engine.model_holder import ModelHolder
 from attune.engine.recommend import RecommendationService
 from attune.ingest.service import IngestService
+from attune.privacy.erasure import ForgettingModels
 from attune.privacy.service import PrivacyService
 from attune.store.factory import Stores, open_stores
 
 STATIC = Path(__file__).resolve().parent / "static"
 
 
-def build_services(settings: Settings, stores: Stores) -> Services:
+def build_services(
+    settings: Settings, stores: Stores, broadcast: ErasureBroadcast | None = None
+) -> Services:
+    """A workspace's services; with ``broadcast`` (Redis), its erasures reach every
+    server process's models at once."""
     models = ModelHolder(stores, refresh_seconds=settings.model_refresh_seconds, settings=settings)
+    forgetting: ForgettingModels = models
+    if broadcast is not None:
+        broadcast.attach(settings.workspace, models)
+        forgetting = broadcast.forgetting(settings.workspace, models)
     ingest = IngestService(settings, stores)
     recommendations = RecommendationService(stores, models, settings)
     # each accepted event updates the person's live session and drops their cached lists
@@ -56,7 +67,7 @@ def build_services(settings: Settings, stores: Stores) -> Services:
         ingest=ingest,
         models=models,
         recommendations=recommendations,
-        privacy=PrivacyService(settings, stores, models),
+        privacy=PrivacyService(settings, stores, forgetting),
     )
 
 
@@ -70,16 +81,24 @@ def create_app(settings: Settings | None = None, stores: Stores | None = None) -
         own = stores is None
         opened = open_stores(settings) if own else stores
         assert opened is not None
-        app.state.services = build_services(settings, opened)
+        broadcast = ErasureBroadcast.for_stores(opened)  # None without Redis
+        app.state.services = build_services(settings, opened, broadcast)
         app.state.services.models.refresh()
         # what is loaded now lives for the whole process: keep it out of the collector's
         # scans, which would otherwise pause requests as caches fill up
         gc.freeze()
         app.state.auth = Authenticator(settings, opened.keys)
-        app.state.workspaces = WorkspaceServices(settings, app.state.services, build_services)
+        app.state.workspaces = WorkspaceServices(
+            settings, app.state.services, functools.partial(build_services, broadcast=broadcast)
+        )
+        app.state.erasure_broadcast = broadcast
+        if broadcast is not None:
+            broadcast.start()
         try:
             yield
         finally:
+            if broadcast is not None:
+                broadcast.stop()
             app.state.services.recommendations.log.flush()
             app.state.workspaces.close()
             if own:

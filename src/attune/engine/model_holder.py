@@ -112,7 +112,9 @@ class ModelHolder:
 
     # -- erasure ---------------------------------------------------------------------------
 
-    def forget_user(self, user_id: str, history: Sequence[HistoryEvent]) -> dict[str, str]:
+    def forget_user(
+        self, user_id: str, history: Sequence[HistoryEvent], *, durable: bool = True
+    ) -> dict[str, str]:
         """Remove a person's influence from every role of the served version, at once.
 
         Call it after their events are deleted, with the history read before. Each role
@@ -121,8 +123,11 @@ class ModelHolder:
         docstring); erasures in a row share one job.
 
         Args:
-            user_id: the person's external id.
+            user_id: the person's id as stored (what the models were trained on).
             history: their events as stored (any order).
+            durable: schedule the job that saves the result; False where another
+                process erased them and its job saves it (see
+                :mod:`attune.engine.erasure_broadcast`).
 
         Returns:
             role ("main", "fallback", "similar") → "exact" or "refit scheduled"; empty
@@ -143,7 +148,8 @@ class ModelHolder:
                         self._loaded = updated
                         break
         self._drop_cached_answers()
-        self._schedule("publish" if all(exact.values()) else "refit")
+        if durable:
+            self._schedule("publish" if all(exact.values()) else "refit")
         log.info("forgot a person in version %s (exact: %s)", held.version.version_id, exact)
         return {role: EXACT if ok else REFIT for role, ok in exact.items()}
 

@@ -19,6 +19,7 @@ from attune.errors import ValidationError
 from attune.ingest.schemas import Id, ItemBatchEntry, UserIn
 from attune.ingest.service import IngestService
 from attune.ingest.validation import error_list, item_row
+from attune.privacy.rejected import remember
 
 Advance = Callable[[int], None]
 CHUNK_ROWS = 5_000
@@ -258,7 +259,11 @@ def _number_or_text(value: Any) -> Any:
 
 
 def write_rejected(report: ImportReport, source: Path, fallback_dir: Path) -> Path | None:
-    """Write rejected rows beside ``source`` (or in ``fallback_dir`` if that is read-only)."""
+    """Write rejected rows beside ``source`` (or in ``fallback_dir`` if that is read-only).
+
+    ``fallback_dir`` (``<data dir>/rejected``) also notes where the file went: the rows
+    hold people's ids, and erasure removes them (:mod:`attune.privacy.rejected`).
+    """
     if not report.rejected_rows:
         return None
     name = f"{source.name}.rejected.csv"
@@ -273,5 +278,6 @@ def write_rejected(report: ImportReport, source: Path, fallback_dir: Path) -> Pa
         except OSError:
             continue
         report.rejected_file = target
+        remember(target, fallback_dir)
         return target
     return None

@@ -4,8 +4,9 @@ A person is their stored user id plus every anonymous id seen on their events (t
 device or cookie ids they used before identifying themselves). Their history is read
 first, then every store kind erases each id (:meth:`Stores.erase_user`: events,
 profile, consent, preferences, live session, cache entries, recommendation logs, saved
-model artifacts…), then the serving models forget them from that history, and the
-erasure is written to the audit log under a keyed hash of the id, never the id.
+model artifacts…) and their rows of the files of rejected import rows, then the serving
+models forget them from that history, and the erasure is written to the audit log under
+a keyed hash of the id, never the id.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from attune.privacy.rejected import RejectedFiles
 from attune.store.factory import Stores
 from attune.store.protocols import HistoryEvent
 
@@ -93,13 +95,20 @@ def erase_person(
     models: ForgettingModels | None = None,
     workspace: str = "default",
     actor: str | None = None,
+    rejected: RejectedFiles | None = None,
 ) -> ErasureReport:
-    """Erase everything held about the person stored as ``stored_id``."""
+    """Erase everything held about the person stored as ``stored_id``.
+
+    ``rejected``: the files of rejected import rows to remove the person's rows from
+    (counted as ``rejected_files``).
+    """
     ids = person_ids(stores, stored_id)
     histories = histories_by_id(person_events(stores, ids))  # read before deleting
     erased: Counter[str] = Counter()
     for pid in ids:
         erased.update(stores.erase_user(pid))
+    if rejected is not None:
+        erased["rejected_files"] = rejected.erase(ids)
     outcomes = []
     if models is not None:
         for pid, history in histories.items():

@@ -15,6 +15,7 @@ from attune.privacy.consent import API_SOURCE, ConsentIn, ConsentState, default_
 from attune.privacy.erasure import ErasureReport, ForgettingModels, erase_person
 from attune.privacy.export import export_person
 from attune.privacy.pseudonyms import Pseudonymizer
+from attune.privacy.rejected import RejectedFiles
 from attune.store.factory import Stores
 
 
@@ -57,6 +58,7 @@ class PrivacyService:
             models=self.models,
             workspace=self.settings.workspace,
             actor=actor,
+            rejected=RejectedFiles(self.settings.data_dir, self.user_key),
         )
 
     def export(self, user_id: str) -> dict[str, Any]:
