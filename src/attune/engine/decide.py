@@ -147,6 +147,7 @@ class Person:
     excluded: set[str]  # ids never to show this person (seen, blocked, refused)
     region: str | None
     unavailable: frozenset[str] = frozenset()  # catalog items nobody may be shown now
+    context: Mapping[str, str] = field(default_factory=dict)  # the request's, for the model
 
     @property
     def blocked_categories(self) -> list[str]:
@@ -357,6 +358,7 @@ class DecisionEngine:
             excluded,
             region,
             self.unavailable_items(),
+            context,
         )
 
     def consents(self, user_id: str | None) -> bool:
@@ -507,7 +509,7 @@ class DecisionEngine:
             return lists
         query = history_matrix(
             [people[i].history for i in rows], model.item_position, main.n_items, model.policy
-        )
+        ).in_context([people[i].context for i in rows])
         exclude = _exclusion_matrix(
             [people[i] for i in rows],
             model.item_position,

@@ -7,7 +7,7 @@ columns for items). Models only see indices; the dataset translates.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -236,6 +236,9 @@ class History:
             events); None when the history was built without times.
         day_parts: (n_rows, :data:`DAY_PARTS`) share of each person's events per UTC
             time-of-day bucket (zeros without events); None without times.
+        context: (n_rows,) object array of each row's request context (a mapping of
+            ``context.<key>`` values, or None); None when the query carries no context.
+            Models that rank by context read it (:meth:`in_context`); others ignore it.
 
     A model applies its own recency preference with :meth:`weighted`: clock-free, so it
     works for bursts of activity and for data without meaningful timestamps.
@@ -245,6 +248,7 @@ class History:
     ranks: sp.csr_matrix
     newest_time: np.ndarray | None = None
     day_parts: np.ndarray | None = None
+    context: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -263,7 +267,17 @@ class History:
             self.ranks[rows],
             None if self.newest_time is None else self.newest_time[rows],
             None if self.day_parts is None else self.day_parts[rows],
+            None if self.context is None else self.context[rows],
         )
+
+    def in_context(self, contexts: Sequence[Mapping[str, Any] | None]) -> History:
+        """The same rows, each asked in the given request context (one per row)."""
+        if len(contexts) != self.shape[0]:
+            raise ValueError(f"{len(contexts)} contexts for {self.shape[0]} rows")
+        column = np.empty(len(contexts), dtype=object)
+        for row, context in enumerate(contexts):
+            column[row] = context
+        return replace(self, context=column)
 
     def weighted(self, recency_half_life_events: float | None) -> sp.csr_matrix:
         """Weights, each halved for every ``recency_half_life_events`` newer events."""

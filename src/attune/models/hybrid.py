@@ -7,14 +7,22 @@ the union of every component's top ``candidates_per_component`` unseen items. Ev
 in a blend) and ranks among the candidates, how many components proposed it, item
 aggregates (popularity, freshness, trend), the person's history (length,
 mainstreamness, the era of their recent items, days since their last event, and how
-well their time-of-day rhythm matches the item's audience) and category affinity. A listwise
-ranker (XE-NDCG by default, or LambdaRank) learns to put the label-window items first,
-one query group per person. The components are then refitted on all the data for
-serving.
+well their time-of-day rhythm matches the item's audience), category affinity, and the
+request context: how over-represented the item's audience is in the query's daypart,
+day of the week, device, channel and region (:mod:`attune.features.context`). A listwise ranker
+(XE-NDCG by default, or LambdaRank) learns to put the label-window items first, one
+query group per person and label context: the label-window events a person had in one
+context (at most ``contexts_per_user`` of their most frequent ones) are that group's
+positives, in that context, and what they had in their other contexts is left out of
+it. The components are then refitted on all the data for serving.
 
-Everything the ranker sees at serving time is derived from the query's history and the
-model's own state, never from the user index, so a person who acted a moment ago (or
-was never seen in training) is ranked exactly like the people it was trained on.
+At serving time the context is the query's (``History.context``, set by the decision
+engine from the request's ``context.*``); a query without one reads as "no context".
+
+Everything the ranker sees at serving time is derived from the query's history, its
+context and the model's own state, never from the user index, so a person who acted a
+moment ago (or was never seen in training) is ranked exactly like the people it was
+trained on.
 
 With too little data to train a ranker (fewer than ``min_train_users`` people with a
 label-window item among their candidates) the hybrid falls back to the plain sum of the
@@ -27,11 +35,11 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
 import numpy as np
 import scipy.sparse as sp
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
 from attune.errors import NotSupportedError, ValidationError
 from attune.features.aggregates import (
@@ -43,6 +51,7 @@ from attune.features.aggregates import (
     mainstreamness,
     time_of_day_match,
 )
+from attune.features.context import ContextProfiles
 from attune.features.interactions import (
     SECONDS_PER_DAY,
     History,
@@ -138,6 +147,27 @@ class HybridConfig(ModelConfig):
         le=256,
         description="LightGBM threads; more only help on large data and idle cores.",
     )
+    context_keys: list[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]] = (
+        Field(
+            default_factory=lambda: ["daypart", "day_of_week", "device", "channel", "region"],
+            max_length=8,
+            description="Request context the ranker reads: daypart and day_of_week (from "
+            "event timestamps, UTC) and stored event context fields; a key the data has "
+            "fewer than two values of gives no feature. Empty: no context features.",
+        )
+    )
+    context_prior_events: float = Field(
+        default=20.0,
+        gt=0,
+        description="An item's context shares are shrunk toward the overall shares with "
+        "this many pseudo-events.",
+    )
+    contexts_per_user: int = Field(
+        default=3,
+        ge=1,
+        le=20,
+        description="Training query groups per person: their most frequent label contexts.",
+    )
     seed: int = 0
 
     @classmethod
@@ -153,19 +183,10 @@ class HybridConfig(ModelConfig):
         }
 
 
-def split_newest(
-    dataset: InteractionDataset, fraction: float
-) -> tuple[InteractionDataset, sp.csr_matrix]:
-    """Each person's newest ``fraction`` of events (round half up, at least one) as labels.
-
-    Events are ordered per person by timestamp, ties in arrival order
-    (:func:`~attune.features.interactions.arrival_order`).
-
-    Returns:
-        (the older events as a dataset over the same users and items, with the same
-        catalog; a (n_users, n_items) 0/1 CSR of newer items the person had not had in
-        the older part).
-    """
+def newest_events(dataset: InteractionDataset, fraction: float) -> np.ndarray:
+    """(n_events,) bool: each person's newest ``fraction`` of events (round half up, at
+    least one), ordered per person by timestamp, ties in arrival order
+    (:func:`~attune.features.interactions.arrival_order`)."""
     order = arrival_order(dataset.user_index, dataset.timestamp)
     users = np.asarray(dataset.user_index)[order]
     sizes = np.bincount(users, minlength=dataset.n_users)
@@ -174,6 +195,22 @@ def split_newest(
     position = np.arange(len(order)) - starts[users]
     newer = np.zeros(len(order), dtype=bool)
     newer[order] = position >= sizes[users] - held[users]
+    return newer
+
+
+def split_newest(
+    dataset: InteractionDataset, fraction: float, newer: np.ndarray | None = None
+) -> tuple[InteractionDataset, sp.csr_matrix]:
+    """Each person's newest ``fraction`` of events as labels (:func:`newest_events`, or
+    the given ``newer`` mask).
+
+    Returns:
+        (the older events as a dataset over the same users and items, with the same
+        catalog; a (n_users, n_items) 0/1 CSR of newer items the person had not had in
+        the older part).
+    """
+    if newer is None:
+        newer = newest_events(dataset, fraction)
     older = subset_events(dataset, ~newer)
     shape = (dataset.n_users, dataset.n_items)
     had = older.matrix > 0
@@ -206,6 +243,8 @@ def subset_events(dataset: InteractionDataset, keep: np.ndarray) -> InteractionD
         timestamp=timestamp,
         reference_time=float(timestamp.max()) if len(timestamp) else dataset.reference_time,
         item_features=dataset.item_features,
+        event_context=None if dataset.event_context is None else dataset.event_context[keep],
+        user_traits=dataset.user_traits,
     )
 
 
@@ -247,6 +286,75 @@ class _Pairs:
     names: list[str]
 
 
+@dataclass(frozen=True)
+class LabelGroups:
+    """Training query groups, one per (person, label context), ordered by person.
+
+    Attributes:
+        row: (n_groups,) the person's position among the training people, ascending.
+        codes: (n_groups, n_context_keys) the group's context (value codes, -1 unknown).
+        labels: (n_groups, n_items) 0/1 CSR: label items the person had in that context.
+    """
+
+    row: np.ndarray
+    codes: np.ndarray
+    labels: sp.csr_matrix
+
+
+def label_groups(
+    users: np.ndarray,
+    labels: sp.csr_matrix,
+    newer: InteractionDataset,
+    codes: np.ndarray,
+    per_user: int,
+) -> LabelGroups:
+    """Each training person's label events grouped by their context.
+
+    Args:
+        users: (n,) the training people (internal indices, ascending).
+        labels: (n_users, n_items) the label items (:func:`split_newest`).
+        newer: the label-window events.
+        codes: (n_newer_events, n_keys) their context codes.
+        per_user: groups kept per person: their contexts with the most label events
+            (ties: the lower codes).
+    """
+    position = np.full(labels.shape[0], -1, dtype=np.int64)
+    position[users] = np.arange(len(users))
+    event_user = np.asarray(newer.user_index, dtype=np.int64)
+    event_item = np.asarray(newer.item_index, dtype=np.int64)
+    row = position[event_user]
+    keep = row >= 0
+    keep[keep] = np.asarray(labels[event_user[keep], event_item[keep]]).ravel() > 0
+    row, item, codes = row[keep], event_item[keep], codes[keep]
+    if codes.shape[1] and len(codes):
+        contexts, context_of = np.unique(codes, axis=0, return_inverse=True)
+        context_of = np.asarray(context_of).ravel()
+    else:
+        contexts, context_of = np.full((1, codes.shape[1]), -1), np.zeros(len(row), np.int64)
+    n_contexts = len(contexts)
+    keys, group_of, counts = np.unique(
+        row * n_contexts + context_of, return_inverse=True, return_counts=True
+    )
+    group_row = keys // n_contexts
+    order = np.lexsort((keys, -counts, group_row))
+    run = np.r_[True, group_row[order][1:] != group_row[order][:-1]]
+    starts = np.flatnonzero(run)
+    rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+    kept = np.zeros(len(keys), dtype=bool)
+    kept[order] = rank < per_user
+    new_index = np.cumsum(kept) - 1
+    on = kept[np.asarray(group_of).ravel()]
+    group_labels = sp.csr_matrix(
+        (
+            np.ones(int(on.sum()), dtype=np.float32),
+            (new_index[np.asarray(group_of).ravel()[on]], item[on]),
+        ),
+        shape=(int(kept.sum()), labels.shape[1]),
+    )
+    group_labels.data[:] = 1.0
+    return LabelGroups(group_row[kept], contexts[keys[kept] % n_contexts], group_labels)
+
+
 class HybridRecommender(Recommender):
     """See the module docstring. State: components, item aggregates, categories, ranker."""
 
@@ -261,15 +369,19 @@ class HybridRecommender(Recommender):
         self._item_cache: dict[str, np.ndarray] | None = None
         self.categories = sp.csr_matrix((0, 0), dtype=np.float32)
         self.item_day_parts = np.zeros((0, 4))  # (n_items, 4): when each item is used
+        self.context = ContextProfiles()  # who uses each item in which context
         self.booster: lightgbm.Booster | None = None  # None: the fallback sum
         self.reference_time: float | None = None  # "now" of the aggregates' ages
 
     # -- training -----------------------------------------------------------------------
 
     def fit(self, dataset: InteractionDataset) -> Self:
-        older, labels = split_newest(dataset, self.config.validation_fraction)
+        newer = newest_events(dataset, self.config.validation_fraction)
+        older, labels = split_newest(dataset, self.config.validation_fraction, newer)
         self._set_state(older)
-        self.booster = self._train_ranker(older, labels)
+        label_window = subset_events(dataset, newer)
+        codes = self.context.event_codes(label_window)
+        self.booster = self._train_ranker(older, labels, label_window, codes)
         self._set_state(dataset)
         return self
 
@@ -284,22 +396,34 @@ class HybridRecommender(Recommender):
         self._item_cache = None
         self.categories, _ = category_matrix(dataset.item_features, dataset.n_items)
         self.item_day_parts = item_time_of_day(dataset)
+        self.context = ContextProfiles.fit(
+            dataset, self.config.context_keys, self.config.context_prior_events
+        )
         self.item_ids = dataset.item_ids
 
     def _train_ranker(
-        self, older: InteractionDataset, labels: sp.csr_matrix
+        self,
+        older: InteractionDataset,
+        labels: sp.csr_matrix,
+        newer: InteractionDataset,
+        codes: np.ndarray,
     ) -> lightgbm.Booster | None:
         """The booster trained on the label window, or None when data is too thin."""
-        training = self._training_set(older, labels)
+        training = self._training_set(older, labels, newer, codes)
         if training is None:
             return None
         return self._boost(*training)
 
     def _training_set(
-        self, older: InteractionDataset, labels: sp.csr_matrix
+        self,
+        older: InteractionDataset,
+        labels: sp.csr_matrix,
+        newer: InteractionDataset,
+        codes: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]] | None:
-        """(features, 0/1 relevance, group sizes, feature names) of the people with a label
-        among their candidates, rows grouped by person; None when too few."""
+        """(features, 0/1 relevance, group sizes, feature names) of the (person, label
+        context) groups with a label among their candidates, rows grouped; None when too
+        few. ``newer`` holds the label-window events, ``codes`` their contexts."""
         users = np.flatnonzero((np.diff(labels.indptr) > 0) & (np.diff(older.matrix.indptr) > 0))
         if len(users) > self.config.max_train_users:
             rng = np.random.default_rng(self.config.seed)
@@ -307,20 +431,34 @@ class HybridRecommender(Recommender):
         if len(users) < self.config.min_train_users:
             return None
         history = dataset_history(older, users)
-        features, relevance, groups = [], [], []
+        grouped = label_groups(users, labels, newer, codes, self.config.contexts_per_user)
+        features, relevance, groups, people = [], [], [], 0
         for start, stop in self._chunks(len(users)):
-            pairs = self._pairs(history[start:stop], users[start:stop])
-            label = np.asarray(labels[users[start + pairs.rows], pairs.items]).ravel() > 0
-            sizes = np.bincount(pairs.rows, minlength=stop - start)
-            positives = np.bincount(pairs.rows, weights=label, minlength=stop - start)
-            useful = positives[pairs.rows] > 0
-            features.append(pairs.features[useful])
+            low, high = np.searchsorted(grouped.row, [start, stop])
+            pairs = self._with_context(
+                _expand(
+                    self._pairs(history[start:stop], users[start:stop]),
+                    grouped.row[low:high] - start,
+                ),
+                grouped.codes[low:high],
+            )
+            group = low + pairs.rows
+            label = np.asarray(grouped.labels[group, pairs.items]).ravel() > 0
+            # what the person had in another context is no negative of this one
+            had = np.asarray(labels[users[grouped.row[group]], pairs.items]).ravel() > 0
+            keep = label | ~had
+            rows, label = pairs.rows[keep], label[keep]
+            sizes = np.bincount(rows, minlength=high - low)
+            positives = np.bincount(rows, weights=label, minlength=high - low)
+            useful = positives[rows] > 0
+            features.append(pairs.features[keep][useful])
             relevance.append(label[useful].astype(np.int32))
             groups.append(sizes[positives > 0])
-        group = np.concatenate(groups)
-        if len(group) < self.config.min_train_users:
-            log.info("hybrid: %d people with a label among candidates; fallback sum", len(group))
+            people += len(np.unique(grouped.row[low:high][positives > 0]))
+        if people < self.config.min_train_users:
+            log.info("hybrid: %d people with a label among candidates; fallback sum", people)
             return None
+        group = np.concatenate(groups)
         return np.concatenate(features), np.concatenate(relevance), group, pairs.names
 
     def _boost(
@@ -369,7 +507,7 @@ class HybridRecommender(Recommender):
         )
         best = booster.best_iteration if held.any() and booster.best_iteration > 0 else None
         log.info(
-            "hybrid: ranker on %d people, %d pairs, %s rounds", len(group), len(features), best
+            "hybrid: ranker on %d groups, %d pairs, %s rounds", len(group), len(features), best
         )
         # the in-memory booster is the one a saved model reloads, so both score alike
         return lightgbm.Booster(model_str=booster.model_to_string(num_iteration=best))
@@ -462,6 +600,15 @@ class HybridRecommender(Recommender):
         features = np.column_stack(list(columns.values())).astype(np.float32)
         return _Pairs(rows, items, features, list(columns))
 
+    def _with_context(self, pairs: _Pairs, codes: np.ndarray) -> _Pairs:
+        """The pairs with the context columns of each row's context ``codes``
+        (n_rows, n_keys); unchanged when the data had no context."""
+        if not self.context:
+            return pairs
+        columns = self.context.columns(codes[pairs.rows], pairs.items)
+        features = np.column_stack([pairs.features, *columns.values()]).astype(np.float32)
+        return _Pairs(pairs.rows, pairs.items, features, pairs.names + list(columns))
+
     # -- serving ------------------------------------------------------------------------
 
     def query(self, history: History | sp.csr_matrix) -> History:  # type: ignore[override]
@@ -472,14 +619,15 @@ class HybridRecommender(Recommender):
         every other item 0, which serving reads as "no evidence"."""
         out = np.zeros(history.shape, dtype=np.float32)
         for start, stop in self._chunks(history.shape[0]):
-            pairs = self._pairs(history[start:stop], user_index[start:stop])
+            part = history[start:stop]
+            pairs = self._pairs(part, user_index[start:stop])
             if len(pairs.rows) == 0:
                 continue
             if self.booster is not None:
-                # by name: a ranker saved with fewer features still reads its own columns
-                wanted = [pairs.names.index(name) for name in self.booster.feature_name()]
+                codes = self.context.request_codes(part.context, stop - start)
                 value = self.booster.predict(
-                    pairs.features[:, wanted], num_threads=self.config.num_threads
+                    _named_columns(self._with_context(pairs, codes), self.booster.feature_name()),
+                    num_threads=self.config.num_threads,
                 )
             else:
                 value = np.zeros(len(pairs.rows))
@@ -521,6 +669,7 @@ class HybridRecommender(Recommender):
         if self.reference_time is not None:
             arrays["reference_time"] = np.array([self.reference_time])
         arrays["day_parts_item"] = self.item_day_parts
+        arrays.update({f"context_{k}": v for k, v in self.context.to_arrays().items()})
         return arrays
 
     def _restore(self, arrays: dict[str, np.ndarray]) -> None:
@@ -534,6 +683,10 @@ class HybridRecommender(Recommender):
             {k[11:]: v for k, v in arrays.items() if k.startswith("categories_")}
         )
         self.item_day_parts = np.asarray(arrays.get("day_parts_item", np.zeros((0, 4))))
+        self.context = ContextProfiles.from_arrays(
+            {k[8:]: v for k, v in arrays.items() if k.startswith("context_")},
+            self.config.context_prior_events,
+        )
 
     def save(self, path: Path) -> None:
         super().save(path)
@@ -560,6 +713,30 @@ class HybridRecommender(Recommender):
         if ranker.exists():
             model.booster = _lightgbm().Booster(model_str=ranker.read_text())
         return model
+
+
+def _expand(pairs: _Pairs, group_rows: np.ndarray) -> _Pairs:
+    """The pairs repeated once per group, ``group_rows`` (ascending) naming each group's
+    row; the result's rows are group positions."""
+    starts = np.searchsorted(pairs.rows, group_rows, side="left")
+    lengths = np.searchsorted(pairs.rows, group_rows, side="right") - starts
+    offsets = np.cumsum(lengths) - lengths
+    take = np.repeat(starts - offsets, lengths) + np.arange(int(lengths.sum()))
+    rows = np.repeat(np.arange(len(group_rows)), lengths)
+    return _Pairs(rows, pairs.items[take], pairs.features[take], pairs.names)
+
+
+def _named_columns(pairs: _Pairs, names: list[str]) -> np.ndarray:
+    """The feature columns ``names`` asks for, in its order: by name, so a ranker saved
+    with fewer features still reads its own; a context column the model no longer has
+    (a key the data lost) reads as neutral 0."""
+    position = {name: k for k, name in enumerate(pairs.names)}
+    if all(name in position for name in names):
+        return pairs.features[:, [position[name] for name in names]]
+    zeros = np.zeros(len(pairs.rows), dtype=np.float32)
+    return np.column_stack(
+        [pairs.features[:, position[n]] if n in position else zeros for n in names]
+    )
 
 
 def _rank_within_rows(rows: np.ndarray, items: np.ndarray, value: np.ndarray) -> np.ndarray:

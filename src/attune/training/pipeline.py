@@ -61,13 +61,15 @@ def user_traits_frame(stores: Stores, page_size: int = 10_000) -> pd.DataFrame:
 
 
 def load_training_data(
-    settings: Settings, stores: Stores
+    settings: Settings, stores: Stores, with_context: bool = False
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
-    """(events, catalog, user traits or None): event context and traits are read only when
-    ``settings.segment_keys`` asks for them, so plain training reads no more than it uses."""
+    """(events, catalog, user traits or None): event context is read only when
+    ``with_context`` (a model that ranks by context may be fitted) or
+    ``settings.segment_keys`` asks for it, traits only for segment keys, so plain training
+    reads no more than it uses."""
     keys = settings.segment_keys
     frame = stores.events.interaction_frame(
-        with_context=any(key.startswith("context.") for key in keys)
+        with_context=with_context or any(key.startswith("context.") for key in keys)
     )
     # no model learns a profile of someone without personalisation consent
     frame = personalizable(frame, settings, stores.consent)
@@ -166,7 +168,8 @@ def train(
     started = time.perf_counter()
 
     tell("loading events", 0.0)
-    frame, items, users = load_training_data(settings, stores)
+    # the hybrid's ranker reads event context (device, channel); other models do not
+    frame, items, users = load_training_data(settings, stores, algorithm in (None, "hybrid"))
     if frame.empty:
         raise NotReadyError(
             "no events with a user and an item to train on: import or send events first"
