@@ -28,6 +28,9 @@ from attune.features.interactions import History, InteractionDataset
 from attune.models.forgetting import ErasedPerson
 
 ARTIFACT_FORMAT = 1
+SPARSE_SHARE = 0.05
+"""Rank a model's sparse scores directly when they fill less than this share of the
+(queries × items) matrix; denser ones are ranked as dense rows."""
 
 
 class ModelConfig(BaseModel):
@@ -165,10 +168,38 @@ class Recommender(ABC):
         if user_index is None:
             user_index = np.full(n_queries, -1, dtype=np.int64)
         rows = self.query(history)
-        scores = np.asarray(self.score(rows, user_index), dtype=np.float32).copy()
         masks = [exclude] if exclude is not None else []
         if exclude_history:
             masks.append(rows.weights if isinstance(rows, History) else rows)
+        sparse = self.sparse_scores(rows, user_index)
+        if sparse is not None and sparse.nnz < SPARSE_SHARE * n_queries * self.n_items:
+            index, scores, short = sparse_top_n(sparse, n, masks, candidates)
+            if len(short):  # too few positive scores there: rank those rows densely
+                index[short], scores[short] = self._dense_top_n(
+                    rows[short], user_index[short], n, [m[short] for m in masks], candidates
+                )
+            return index, scores
+        return self._dense_top_n(rows, user_index, n, masks, candidates)
+
+    def sparse_scores(self, history: Any, user_index: np.ndarray) -> sp.csr_matrix | None:
+        """:meth:`score` as a sparse matrix, for models that score only a few items per
+        row (neighbourhood models); an item absent from a row scores exactly 0. None,
+        the default, means this model's scores are dense.
+
+        :meth:`recommend` then ranks only the stored scores (a person with a handful of
+        history items touches a few thousand of a large catalog's items, not all of
+        them) and gives the same lists as ranking :meth:`score`'s dense rows."""
+        return None
+
+    def _dense_top_n(
+        self,
+        rows: Any,
+        user_index: np.ndarray,
+        n: int,
+        masks: list[sp.csr_matrix],
+        candidates: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        scores = np.asarray(self.score(rows, user_index), dtype=np.float32).copy()
         for mask in masks:
             coo = mask.tocoo()
             scores[coo.row, coo.col] = -np.inf
@@ -223,9 +254,11 @@ def top_n(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         return out_index, out_score
     if k < n_cols:
         part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        part_scores = np.take_along_axis(scores, part, axis=1)
+        _lowest_tied(scores, part, part_scores)
     else:
         part = np.tile(np.arange(n_cols), (n_rows, 1))
-    part_scores = np.take_along_axis(scores, part, axis=1)
+        part_scores = np.take_along_axis(scores, part, axis=1)
     # sort by score desc, then by index asc for a stable, reproducible order
     order = np.lexsort((part, -part_scores), axis=1)
     chosen = np.take_along_axis(part, order, axis=1)
@@ -234,6 +267,61 @@ def top_n(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     out_index[:, :k] = np.where(finite, chosen, -1)
     out_score[:, :k] = np.where(finite, chosen_scores, -np.inf)
     return out_index, out_score
+
+
+def _lowest_tied(scores: np.ndarray, part: np.ndarray, part_scores: np.ndarray) -> None:
+    """Where more items tie at a row's cut than fit, keep the lowest-indexed of them (the
+    partition picks any), so equal scores always rank by index. In place."""
+    cut = part_scores.min(axis=1)
+    tied_total = (scores == cut[:, None]).sum(axis=1)
+    tied_kept = (part_scores == cut[:, None]).sum(axis=1)
+    k = part.shape[1]
+    for r in np.flatnonzero((tied_total > tied_kept) & np.isfinite(cut)):
+        above = np.flatnonzero(scores[r] > cut[r])
+        tied = np.flatnonzero(scores[r] == cut[r])[: k - len(above)]
+        part[r] = np.concatenate((above, tied))
+        part_scores[r] = scores[r, part[r]]
+
+
+def sparse_top_n(
+    scores: sp.csr_matrix,
+    n: int,
+    masks: list[sp.csr_matrix],
+    candidates: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`top_n` over sparse scores (absent = 0), after ``masks`` (items never to
+    return) and ``candidates`` (the only items allowed).
+
+    Returns (indices, scores, short): ``short`` lists the rows with fewer than ``n``
+    positive scores left, where the dense order would go on with zero-scored items;
+    their slots are -1 / -inf and the caller ranks them densely.
+    """
+    n_rows, n_cols = scores.shape
+    coo = scores.tocoo()
+    row, col, value = coo.row.astype(np.int64), coo.col.astype(np.int64), coo.data
+    keep = value > 0
+    if candidates is not None:
+        allowed = np.zeros(n_cols, dtype=bool)
+        allowed[candidates[(candidates >= 0) & (candidates < n_cols)]] = True
+        keep &= allowed[col]
+    key = row * n_cols + col
+    for mask in masks:
+        masked = mask.tocoo()
+        keep &= ~np.isin(key, masked.row.astype(np.int64) * n_cols + masked.col)
+    row, col, value = row[keep], col[keep], value[keep].astype(np.float32)
+    order = np.lexsort((col, -value, row))  # by row, score desc, then index asc
+    row, col, value = row[order], col[order], value[order]
+    counts = np.bincount(row, minlength=n_rows)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    rank = np.arange(len(row)) - starts[row]
+    first = rank < n
+    out_index = np.full((n_rows, n), -1, dtype=np.int64)
+    out_score = np.full((n_rows, n), -np.inf, dtype=np.float32)
+    out_index[row[first], rank[first]] = col[first]
+    out_score[row[first], rank[first]] = value[first]
+    short = np.flatnonzero(counts < min(n, n_cols))
+    out_index[short], out_score[short] = -1, -np.inf
+    return out_index, out_score, short
 
 
 def sparse_to_arrays(matrix: sp.csr_matrix) -> dict[str, np.ndarray]:

@@ -176,7 +176,10 @@ class ItemKNNRecommender(Recommender):
         return matrix
 
     def score(self, history: sp.csr_matrix, user_index: np.ndarray) -> np.ndarray:
-        return np.asarray((history.astype(np.float32) @ self.similarity).todense())
+        return np.asarray(self.sparse_scores(history, user_index).todense())
+
+    def sparse_scores(self, history: sp.csr_matrix, user_index: np.ndarray) -> sp.csr_matrix:
+        return sp.csr_matrix(history.astype(np.float32) @ self.similarity)
 
     def similar_items(self, item_index: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         rows = self.similarity[item_index].toarray()

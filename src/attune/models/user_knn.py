@@ -149,8 +149,10 @@ class UserKNNRecommender(Recommender):
         )
 
     def score(self, history: sp.csr_matrix, user_index: np.ndarray) -> np.ndarray:
-        similarity = self.neighbor_similarity(history, user_index)
-        return np.asarray((similarity @ self.user_items).todense(), dtype=np.float32)
+        return np.asarray(self.sparse_scores(history, user_index).todense(), dtype=np.float32)
+
+    def sparse_scores(self, history: sp.csr_matrix, user_index: np.ndarray) -> sp.csr_matrix:
+        return sp.csr_matrix(self.neighbor_similarity(history, user_index) @ self.user_items)
 
     def holds(self, person: ErasedPerson) -> bool | None:
         if person.empty or self.config.weighting == "bm25":
