@@ -14,8 +14,6 @@ from hypothesis import strategies as st
 import attune.models.base as base
 from attune.features.interactions import InteractionDataset, WeightPolicy, build_dataset
 from attune.models.base import sparse_top_n
-from attune.models.item_knn import ItemKNNRecommender
-from attune.models.user_knn import UserKNNRecommender
 
 
 @st.composite
