@@ -105,3 +105,21 @@ def test_neighbourhood_models_rank_like_their_dense_scores(
     want = exact_top_n(scores, 30)
     np.testing.assert_array_equal(got[0], want[0])
     np.testing.assert_allclose(got[1], want[1], rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["item_knn", "user_knn"])
+def test_one_person_gets_the_list_a_batch_gives_them(name: str) -> None:
+    """A live request (one row, array path) and a batch export agree."""
+    from attune.models.registry import create_model
+
+    dataset = _dataset(seed=5)
+    model = create_model(name, {"neighbors": 10}).fit(dataset)
+    history = dataset.matrix[:30]
+    exclude = sp.csr_matrix(([1.0, 1.0], ([0, 3], [5, 7])), shape=history.shape)
+    candidates = np.arange(0, dataset.matrix.shape[1], 2)
+    for only in (None, candidates):
+        batch = model.recommend(history, 12, exclude=exclude, candidates=only)
+        for u in range(30):
+            one = model.recommend(history[u], 12, exclude=exclude[u], candidates=only)
+            np.testing.assert_array_equal(one[0][0], batch[0][u])
+            np.testing.assert_allclose(one[1][0], batch[1][u], rtol=1e-6)

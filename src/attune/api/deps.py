@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 
 from attune.auth.principal import Principal
 from attune.config import DEFAULT_WORKSPACE, Settings
@@ -34,15 +35,23 @@ class Services:
         return self.privacy.user_key(external_id)
 
 
-def _services(request: Request) -> Services:
-    """The services of the caller's workspace (the default one for open routes)."""
+async def _services(request: Request) -> Services:
+    """The services of the caller's workspace (the default one for open routes).
+
+    The dependencies here are ``async``: FastAPI runs a plain function dependency in a
+    worker thread, a hop that costs more than these lookups. Only opening a workspace
+    for the first time (its stores, maybe migrations) goes to a thread."""
     principal = getattr(request.state, "principal", None)
     if principal is None or principal.workspace == DEFAULT_WORKSPACE:
         return request.app.state.services  # type: ignore[no-any-return]
-    return request.app.state.workspaces.get(principal.workspace)  # type: ignore[no-any-return]
+    workspaces = request.app.state.workspaces
+    services = workspaces.opened(principal.workspace)
+    if services is None:
+        services = await run_in_threadpool(workspaces.get, principal.workspace)
+    return services  # type: ignore[no-any-return]
 
 
-def _principal(request: Request) -> Principal:
+async def _principal(request: Request) -> Principal:
     """Who is calling, as established by :func:`attune.api.security.authorize`."""
     principal = getattr(request.state, "principal", None)
     if principal is None:
@@ -50,20 +59,20 @@ def _principal(request: Request) -> Principal:
     return principal  # type: ignore[no-any-return]
 
 
-def _settings(request: Request) -> Settings:
-    return _services(request).settings
+async def _settings(request: Request) -> Settings:
+    return (await _services(request)).settings
 
 
-def _stores(request: Request) -> Stores:
-    return _services(request).stores
+async def _stores(request: Request) -> Stores:
+    return (await _services(request)).stores
 
 
-def _ingest(request: Request) -> IngestService:
-    return _services(request).ingest
+async def _ingest(request: Request) -> IngestService:
+    return (await _services(request)).ingest
 
 
-def _recommendations(request: Request) -> RecommendationService:
-    return _services(request).recommendations
+async def _recommendations(request: Request) -> RecommendationService:
+    return (await _services(request)).recommendations
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
@@ -74,8 +83,8 @@ ServicesDep = Annotated[Services, Depends(_services)]
 PrincipalDep = Annotated[Principal, Depends(_principal)]
 
 
-def _privacy(request: Request) -> PrivacyService:
-    return _services(request).privacy
+async def _privacy(request: Request) -> PrivacyService:
+    return (await _services(request)).privacy
 
 
 PrivacyDep = Annotated[PrivacyService, Depends(_privacy)]

@@ -28,6 +28,10 @@ class WorkspaceServices:
         self._opened: list[Stores] = []
         self._lock = threading.Lock()
 
+    def opened(self, workspace: str) -> Services | None:
+        """The workspace's services if already open (no I/O), else None."""
+        return self._services.get(workspace)
+
     def get(self, workspace: str) -> Services:
         services = self._services.get(workspace)
         if services is not None:

@@ -52,7 +52,9 @@ def dense_block(matrix: Any, rows: np.ndarray, columns: np.ndarray) -> np.ndarra
     lengths = ends - starts
     if not lengths.sum():
         return block
-    entry = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends, strict=True)])
+    entry = np.concatenate(
+        [np.arange(a, b) for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
+    )
     entry_row = np.repeat(np.arange(len(rows)), lengths)
     order = np.argsort(columns, kind="stable")
     sorted_columns = columns[order]

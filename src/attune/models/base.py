@@ -171,6 +171,12 @@ class Recommender(ABC):
         masks = [exclude] if exclude is not None else []
         if exclude_history:
             masks.append(rows.weights if isinstance(rows, History) else rows)
+        if n_queries == 1 and isinstance(rows, sp.csr_matrix):
+            found = self.row_scores(rows.indices, rows.data, int(user_index[0]))
+            if found is not None:
+                ranked = row_top_n(*found, n, self.n_items, masks, candidates)
+                if ranked is not None:
+                    return ranked
         sparse = self.sparse_scores(rows, user_index)
         if sparse is not None and sparse.nnz < SPARSE_SHARE * n_queries * self.n_items:
             index, scores, short = sparse_top_n(sparse, n, masks, candidates)
@@ -189,6 +195,17 @@ class Recommender(ABC):
         :meth:`recommend` then ranks only the stored scores (a person with a handful of
         history items touches a few thousand of a large catalog's items, not all of
         them) and gives the same lists as ranking :meth:`score`'s dense rows."""
+        return None
+
+    def row_scores(
+        self, items: np.ndarray, weights: np.ndarray, user_index: int
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """:meth:`sparse_scores` of one query row given as its history's item positions
+        and weights: (item positions, scores), each position once, others scoring 0.
+
+        For one person (a live request) plain arrays beat building sparse matrices,
+        whose per-object checks cost more than the arithmetic. None (the default):
+        :meth:`recommend` uses the matrix path."""
         return None
 
     def _dense_top_n(
@@ -281,6 +298,37 @@ def _lowest_tied(scores: np.ndarray, part: np.ndarray, part_scores: np.ndarray) 
         tied = np.flatnonzero(scores[r] == cut[r])[: k - len(above)]
         part[r] = np.concatenate((above, tied))
         part_scores[r] = scores[r, part[r]]
+
+
+def row_top_n(
+    items: np.ndarray,
+    scores: np.ndarray,
+    n: int,
+    n_items: int,
+    masks: list[sp.csr_matrix],
+    candidates: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """:func:`sparse_top_n` for one row given as arrays (``items`` unique); None when
+    fewer than ``n`` positive scores remain (the dense order would go on with zeros)."""
+    keep = scores > 0
+    # "table": a lookup over the position range, not a sort (positions are small ints)
+    for mask in masks:
+        if mask.indptr[1] > mask.indptr[0]:
+            masked = mask.indices[mask.indptr[0] : mask.indptr[1]]
+            keep &= ~np.isin(items, masked, kind="table")
+    if candidates is not None:
+        keep &= np.isin(items, candidates, kind="table")
+    items, scores = items[keep], scores[keep].astype(np.float32)
+    if len(items) < min(n, n_items):
+        return None
+    if len(items) > n:  # the n best, ties at the cut going to the lowest positions
+        cut = np.partition(scores, len(scores) - n)[len(scores) - n]
+        above = scores > cut
+        tied = np.flatnonzero(scores == cut)
+        chosen = np.concatenate((np.flatnonzero(above), tied[np.argsort(items[tied])]))[:n]
+        items, scores = items[chosen], scores[chosen]
+    order = np.lexsort((items, -scores))
+    return items[order][None, :].astype(np.int64), scores[order][None, :]
 
 
 def sparse_top_n(

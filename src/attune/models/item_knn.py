@@ -181,6 +181,27 @@ class ItemKNNRecommender(Recommender):
     def sparse_scores(self, history: sp.csr_matrix, user_index: np.ndarray) -> sp.csr_matrix:
         return sp.csr_matrix(history.astype(np.float32) @ self.similarity)
 
+    def row_scores(
+        self, items: np.ndarray, weights: np.ndarray, user_index: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        similarity = self.similarity
+        starts, ends = similarity.indptr[items], similarity.indptr[items + 1]
+        if not len(items) or not (ends > starts).any():
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        neighbours = np.concatenate(
+            [similarity.indices[a:b] for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
+        )
+        parts = np.concatenate(
+            [
+                similarity.data[a:b] * w
+                for a, b, w in zip(
+                    starts.tolist(), ends.tolist(), weights.astype(np.float32), strict=True
+                )
+            ]
+        )
+        found, slot = np.unique(neighbours, return_inverse=True)
+        return found, np.bincount(slot, weights=parts).astype(np.float32)
+
     def similar_items(self, item_index: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         rows = self.similarity[item_index].toarray()
         rows[rows <= 0] = -np.inf

@@ -60,6 +60,16 @@ class Stores:
                 removed[spec.name] = store.erase_user(user_id)
         return removed
 
+    @property
+    def in_process(self) -> bool:
+        """Whether every read a request makes stays in this process or on local disk
+        (SQLite, in-process cache and sessions): nothing waits on a network."""
+        return (
+            self.engine.dialect.name == "sqlite"
+            and isinstance(self.cache, MemoryCache)
+            and isinstance(self.sessions, MemorySessionStore)
+        )
+
     def close(self) -> None:
         self.engine.dispose()
 

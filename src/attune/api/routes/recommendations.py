@@ -153,6 +153,19 @@ _limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLi
 )
 
 
+async def decide(services: Services, function: Callable[..., T], *args: Any) -> T:
+    """Run ``function(*args)``, a decision (CPU work under the GIL and a few short reads).
+
+    With in-process stores (SQLite, in-process cache and sessions) it runs right here
+    on the event loop: nothing in it waits on a network, so a worker thread would
+    overlap nothing and only add its hand-over (waking a thread costs more than the
+    database reads). Otherwise the reads wait on PostgreSQL or Redis and it goes to a
+    worker thread (:func:`decide_in_thread`)."""
+    if services.stores.in_process:
+        return function(*args)
+    return await decide_in_thread(function, *args)
+
+
 async def decide_in_thread(function: Callable[..., T], *args: Any) -> T:
     """Run ``function(*args)`` in a worker thread, at most ``DECISION_THREADS`` at once.
 
@@ -242,8 +255,17 @@ async def user_recommendations(
     parameters (e.g. ``context.device=mobile&context.region=EU&context.item_id=42``)
     steer the list; a malformed filter is a 422 with its position."""
     context = context_params(request)
-    return await decide_in_thread(
-        _user_list, services, user_id, n, filter_text, placement, context, include_items, explain
+    return await decide(
+        services,
+        _user_list,
+        services,
+        user_id,
+        n,
+        filter_text,
+        placement,
+        context,
+        include_items,
+        explain,
     )
 
 
@@ -277,7 +299,7 @@ async def rank(
     """Orders the given items for the person: by the model where it knows them, then by
     popularity; candidates that are unavailable, blocked, already seen (per the
     placement) or refused by the filter are left out; nothing else is added."""
-    return await decide_in_thread(_ranked, services, body, explain, include_items)
+    return await decide(services, _ranked, services, body, explain, include_items)
 
 
 def _ranked(services: Services, body: RankIn, explain: bool, include_items: bool) -> Response:
