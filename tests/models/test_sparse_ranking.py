@@ -123,3 +123,22 @@ def test_one_person_gets_the_list_a_batch_gives_them(name: str) -> None:
             one = model.recommend(history[u], 12, exclude=exclude[u], candidates=only)
             np.testing.assert_array_equal(one[0][0], batch[0][u])
             np.testing.assert_allclose(one[1][0], batch[1][u], rtol=1e-6)
+
+
+@pytest.mark.parametrize("rows", [1, 30])  # array path, matrix path
+def test_positive_only_lists_stop_where_the_scores_do(rows: int) -> None:
+    """The decision engine keeps positive scores only: a sparse model returns those, in
+    the dense order, and pads instead of ranking its whole catalog of zeros."""
+    from attune.models.registry import create_model
+
+    dataset = _dataset(seed=7)
+    model = create_model("item_knn", {"neighbors": 3}).fit(dataset)
+    history = dataset.matrix[:rows]
+    index, scores = model.recommend(history, 40, positive_only=True)
+    full_index, full_scores = model.recommend(history, 40)
+    for r in range(rows):
+        positive = full_scores[r] > 0
+        assert positive.sum() < 40  # short rows: the case that matters
+        np.testing.assert_array_equal(index[r][: positive.sum()], full_index[r][positive])
+        assert (index[r][positive.sum() :] == -1).all()
+        assert np.isneginf(scores[r][positive.sum() :]).all()

@@ -518,7 +518,9 @@ class DecisionEngine:
             [self._unavailable_positions(model, "main", people[i].unavailable) for i in rows],
         )
         depth = n + 2 * max(10, n)  # room for boosts, diversity and the exploration share
-        index, scores = main.recommend(query, depth, exclude=exclude, candidates=candidates)
+        index, scores = main.recommend(
+            query, depth, exclude=exclude, candidates=candidates, positive_only=True
+        )
         ids = main.item_ids
         for r, row in enumerate(rows):
             # scores within float error of zero are no evidence (e.g. what remains of an

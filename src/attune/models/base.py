@@ -148,6 +148,7 @@ class Recommender(ABC):
         exclude: sp.csr_matrix | None = None,
         candidates: np.ndarray | None = None,
         exclude_history: bool = True,
+        positive_only: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top ``n`` items per query row, best first.
 
@@ -159,6 +160,9 @@ class Recommender(ABC):
             exclude: extra (n_queries, n_items) sparse mask of items never to return.
             candidates: restrict every list to these item indices.
             exclude_history: leave out items present in ``history``.
+            positive_only: the caller keeps only positive scores: a row may come back
+                shorter than ``n`` rather than be filled with items scoring 0 or less
+                (a neighbourhood model then never ranks its whole catalog).
 
         Returns:
             (indices, scores), both (n_queries, n); slots that cannot be filled hold
@@ -174,12 +178,12 @@ class Recommender(ABC):
         if n_queries == 1 and isinstance(rows, sp.csr_matrix):
             found = self.row_scores(rows.indices, rows.data, int(user_index[0]))
             if found is not None:
-                ranked = row_top_n(*found, n, self.n_items, masks, candidates)
+                ranked = row_top_n(*found, n, self.n_items, masks, candidates, positive_only)
                 if ranked is not None:
                     return ranked
         sparse = self.sparse_scores(rows, user_index)
         if sparse is not None and sparse.nnz < SPARSE_SHARE * n_queries * self.n_items:
-            index, scores, short = sparse_top_n(sparse, n, masks, candidates)
+            index, scores, short = sparse_top_n(sparse, n, masks, candidates, positive_only)
             if len(short):  # too few positive scores there: rank those rows densely
                 index[short], scores[short] = self._dense_top_n(
                     rows[short], user_index[short], n, [m[short] for m in masks], candidates
@@ -307,9 +311,11 @@ def row_top_n(
     n_items: int,
     masks: list[sp.csr_matrix],
     candidates: np.ndarray | None,
+    partial: bool = False,
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """:func:`sparse_top_n` for one row given as arrays (``items`` unique); None when
-    fewer than ``n`` positive scores remain (the dense order would go on with zeros)."""
+    fewer than ``n`` positive scores remain (the dense order would go on with zeros),
+    unless ``partial``: then the row is padded with -1 / -inf."""
     keep = scores > 0
     # "table": a lookup over the position range, not a sort (positions are small ints)
     for mask in masks:
@@ -319,7 +325,7 @@ def row_top_n(
     if candidates is not None:
         keep &= np.isin(items, candidates, kind="table")
     items, scores = items[keep], scores[keep].astype(np.float32)
-    if len(items) < min(n, n_items):
+    if len(items) < min(n, n_items) and not partial:
         return None
     if len(items) > n:  # the n best, ties at the cut going to the lowest positions
         cut = np.partition(scores, len(scores) - n)[len(scores) - n]
@@ -328,7 +334,10 @@ def row_top_n(
         chosen = np.concatenate((np.flatnonzero(above), tied[np.argsort(items[tied])]))[:n]
         items, scores = items[chosen], scores[chosen]
     order = np.lexsort((items, -scores))
-    return items[order][None, :].astype(np.int64), scores[order][None, :]
+    out_index = np.full((1, n), -1, dtype=np.int64)
+    out_score = np.full((1, n), -np.inf, dtype=np.float32)
+    out_index[0, : len(order)], out_score[0, : len(order)] = items[order], scores[order]
+    return out_index, out_score
 
 
 def sparse_top_n(
@@ -336,13 +345,15 @@ def sparse_top_n(
     n: int,
     masks: list[sp.csr_matrix],
     candidates: np.ndarray | None,
+    partial: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`top_n` over sparse scores (absent = 0), after ``masks`` (items never to
     return) and ``candidates`` (the only items allowed).
 
     Returns (indices, scores, short): ``short`` lists the rows with fewer than ``n``
     positive scores left, where the dense order would go on with zero-scored items;
-    their slots are -1 / -inf and the caller ranks them densely.
+    their slots are -1 / -inf and the caller ranks them densely. With ``partial`` those
+    rows keep their positive scores (padded) and ``short`` is empty.
     """
     n_rows, n_cols = scores.shape
     coo = scores.tocoo()
@@ -367,6 +378,8 @@ def sparse_top_n(
     out_score = np.full((n_rows, n), -np.inf, dtype=np.float32)
     out_index[row[first], rank[first]] = col[first]
     out_score[row[first], rank[first]] = value[first]
+    if partial:
+        return out_index, out_score, np.zeros(0, dtype=np.int64)
     short = np.flatnonzero(counts < min(n, n_cols))
     out_index[short], out_score[short] = -1, -np.inf
     return out_index, out_score, short
