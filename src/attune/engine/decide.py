@@ -320,8 +320,11 @@ class DecisionEngine:
     def person(
         self, user_id: str | None, placement: PlacementConfig, context: Mapping[str, str]
     ) -> Person:
-        history = self.stores.events.user_history(user_id, limit=HISTORY_LIMIT) if user_id else []
-        return self._person(user_id, placement, context, history)
+        with self.stores.reads():
+            history = (
+                self.stores.events.user_history(user_id, limit=HISTORY_LIMIT) if user_id else []
+            )
+            return self._person(user_id, placement, context, history)
 
     def people(
         self, user_ids: Sequence[str], placement: PlacementConfig, context: Mapping[str, str]

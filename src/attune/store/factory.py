@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields
 
 from sqlalchemy import Engine
@@ -59,6 +60,13 @@ class Stores:
             if hasattr(store, "erase_user"):
                 removed[spec.name] = store.erase_user(user_id)
         return removed
+
+    def reads(self) -> AbstractContextManager[None]:
+        """Reads inside share one database connection (a request reading one person's
+        state: the pool round trip per read cost more than the reads)."""
+        from attune.store.sql._util import held_connection
+
+        return held_connection(self.engine)
 
     @property
     def in_process(self) -> bool:

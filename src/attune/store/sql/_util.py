@@ -4,12 +4,46 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
-from sqlalchemy import Engine, Table
+from sqlalchemy import Connection, Engine, Table
 from sqlalchemy.sql.dml import Insert
 
 CHUNK = 5_000  # rows per statement batch; keeps parameter lists well under backend limits
+
+_held: ContextVar[Connection | None] = ContextVar("attune_held_connection", default=None)
+
+
+@contextmanager
+def held_connection(engine: Engine) -> Iterator[None]:
+    """Let the reads inside share one connection of ``engine`` (:func:`reading`).
+
+    A request reads a person's history, preferences, consent and profile in a row;
+    checking a connection out of the pool and back costs more than such a read, so
+    they take one between them. Per thread or task (a context variable)."""
+    if _held.get() is not None:
+        yield
+        return
+    with engine.connect() as conn:
+        token = _held.set(conn)
+        try:
+            yield
+        finally:
+            _held.reset(token)
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
+    """A connection for a read: the held one (:func:`held_connection`) when it belongs
+    to ``engine``, else a fresh one from the pool."""
+    held = _held.get()
+    if held is not None and held.engine is engine:
+        yield held
+        return
+    with engine.connect() as conn:
+        yield conn
 
 
 def dialect_insert(engine: Engine, table: Table) -> Insert:

@@ -9,7 +9,7 @@ import pandas as pd
 from sqlalchemy import Engine, Table, bindparam, delete, func, select
 
 from attune.store.protocols import ItemRow, Page, UserRow
-from attune.store.sql._util import chunks, decode_cursor, dialect_insert, encode_cursor
+from attune.store.sql._util import chunks, decode_cursor, dialect_insert, encode_cursor, reading
 from attune.store.sql.schema import items, users
 
 
@@ -133,7 +133,7 @@ class SqlUserStore:
         return _upsert(self.engine, users, "user_id", rows, keep=("created_at",))
 
     def get_user(self, user_id: str) -> UserRow | None:
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             row = conn.execute(self._GET, {"user": user_id}).first()
         return dict(row._mapping) if row else None
 

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Engine, bindparam, delete, select
 
 from attune.store.protocols import Consent
-from attune.store.sql._util import chunks, dialect_insert
+from attune.store.sql._util import chunks, dialect_insert, reading
 from attune.store.sql.schema import user_consent
 
 # built once: read on every recommendation request
@@ -36,7 +36,7 @@ class SqlConsentStore:
         self.engine = engine
 
     def get(self, user_id: str) -> Consent | None:
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             row = conn.execute(_GET, {"user": user_id}).first()
         return _consent(row) if row else None
 

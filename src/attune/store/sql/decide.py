@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Engine, Table, bindparam, delete, select
 
-from attune.store.sql._util import chunks, dialect_insert
+from attune.store.sql._util import chunks, dialect_insert, reading
 from attune.store.sql.schema import placements, recommendation_logs, segments, user_preferences
 
 
@@ -37,7 +37,7 @@ class SqlPreferenceStore:
         self.engine = engine
 
     def get(self, user_id: str) -> dict[str, Any] | None:
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             value = conn.execute(self._GET, {"user": user_id}).scalar_one_or_none()
         return dict(value) if value is not None else None
 

@@ -8,7 +8,7 @@ import pandas as pd
 from sqlalchemy import Engine, and_, bindparam, case, delete, func, or_, select
 
 from attune.store.protocols import EventRow, HistoryEvent
-from attune.store.sql._util import chunks
+from attune.store.sql._util import chunks, reading
 from attune.store.sql.bulk import insert_new_events
 from attune.store.sql.schema import events
 
@@ -60,7 +60,7 @@ class SqlEventStore:
         query, params = _HISTORY, {"user": user_id}
         if limit is not None:
             query, params["limit"] = _HISTORY_LIMITED, limit
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             rows = conn.execute(query, params).all()
         return [HistoryEvent(r[0], r[1], r[2], r[3]) for r in reversed(rows)]
 
