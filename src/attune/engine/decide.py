@@ -131,6 +131,8 @@ class DecisionRequest:
     candidates: list[str] | None = None
 
 
+MODEL_REASON = "Picked for you from your activity"
+
 # -- per-request working state --------------------------------------------------------------
 
 
@@ -653,6 +655,7 @@ class DecisionEngine:
         ordered = self._explore(ordered, person, config, condition, n)
         ordered = self._pin(ordered, person, config, condition)
         final = ordered[:n]
+        self._name_seeds(model, person, final)
         items = [ScoredItem(c.item_id, _score(c), c.main_source, c.reasons) for c in final]
         sources = Counter(it.source for it in items)
         return Recommendation(
@@ -666,24 +669,34 @@ class DecisionEngine:
         )
 
     def _add_model(self, draft: Draft, model_list: list[tuple[str, float]]) -> None:
-        pool, model, person, config, _, _, _ = draft
+        pool, _, _, config, _, _, _ = draft
         weight = config.weight("model")
         if not model_list or weight <= 0:
             return
         top = model_list[0][1]
-        because = self._because(model, person, [i for i, _ in model_list])
+        # "because you …" is worked out for the items that make the list (_name_seeds)
+        reason = _reason("model", MODEL_REASON)
         for item_id, score in model_list:
-            seed = because.get(item_id)
-            if seed is not None:
-                verb = VERBS.get(seed.type, "interacted with")
-                reason = _reason(
-                    "history",
-                    f"Because you {verb} {self.catalog.title(seed.item_id)}",
-                    seed.item_id,
-                )
-            else:
-                reason = _reason("model", "Picked for you from your activity")
             pool.add(item_id, "model", score / top, weight, reason)
+
+    def _name_seeds(self, model: LoadedModel, person: Person, final: list[Candidate]) -> None:
+        """Turn the model's reason into "Because you watched …" on the listed items whose
+        nearest recent history item the item-to-item model knows. Only for the final
+        list: the similarity lookups and titles would be wasted on the other candidates."""
+        placeholder = _reason("model", MODEL_REASON)
+        listed = [c for c in final if placeholder in c.reasons]
+        if not listed:
+            return
+        because = self._because(model, person, [c.item_id for c in listed])
+        for candidate in listed:
+            seed = because.get(candidate.item_id)
+            if seed is None:
+                continue
+            verb = VERBS.get(seed.type, "interacted with")
+            named = _reason(
+                "history", f"Because you {verb} {self.catalog.title(seed.item_id)}", seed.item_id
+            )
+            candidate.reasons = [named if r == placeholder else r for r in candidate.reasons]
 
     def _because(
         self, model: LoadedModel, person: Person, items: list[str]
