@@ -139,3 +139,30 @@ def test_a_cached_answer_is_the_answer(world) -> None:
         first.sources,
         first.personalized,
     )
+
+
+def test_a_version_is_prepared_before_it_serves(world: RecommendationService) -> None:
+    """Loading a version builds its catalog views, so no request pays for them."""
+    engine = world.engine
+    model = engine.models.refresh()
+    assert model is not None
+    version = model.version.version_id
+    token = engine.filters.snapshot().token
+    for role in ("main", "fallback", "similar"):
+        assert engine.catalog._spaces.get((token, f"{version}/{role}")) is not None
+        assert role in model.__dict__["_unavailable_positions"]
+    assert "fallback" in model.__dict__["_empty_history_rankings"]
+
+
+def test_new_items_are_sliced_from_one_order(world: RecommendationService) -> None:
+    stores = world.stores
+    now = time.time()
+    IngestService(world.engine.settings, stores).put_items(
+        [{"item_id": f"new{k}", "created_at": now - k * 3_600.0} for k in range(5)]
+    )
+    view = world.engine.catalog
+    world.engine.filters.invalidate()
+    ids = [item.item_id for item in view.new_items(now - 2.5 * 3_600)]
+    assert ids == ["new0", "new1", "new2"]
+    assert [item.item_id for item in view.new_items(now - 10 * 3_600, limit=2)] == ["new0", "new1"]
+    assert view.new_items(now + 1) == []

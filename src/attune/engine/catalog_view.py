@@ -85,25 +85,41 @@ class CatalogView:
         return view  # type: ignore[no-any-return]
 
     def new_items(self, since: float, limit: int = 5_000) -> list[NewItem]:
-        """Catalog items created at or after ``since``, newest first."""
+        """Catalog items created at or after ``since``, newest first (at most ``limit``).
+
+        The catalog's items by creation time, newest first, are sorted once per
+        snapshot; a call slices that list (``since`` moves with the clock, and
+        re-sorting a large catalog inside a request would stall it)."""
+        newest_first, negated_times = self._by_creation()
+        end = min(int(np.searchsorted(negated_times, -since, side="right")), limit)
+        return newest_first[:end]
+
+    def _by_creation(self) -> tuple[list[NewItem], np.ndarray]:
         snapshot = self.snapshot()
-        key = (snapshot.token, "new", int(since // 60))
+        key = (snapshot.token, "by-creation")
         found = self._spaces.get(key)
         if found is None:
             lookup = self.lookup()
-            found = [
-                NewItem(item_id, created, lookup.categories_of(item_id), record)
-                for item_id, created, record in sorted(
-                    (
-                        (str(r["item_id"]), float(r["created_at"]), r)
-                        for r in snapshot.records
-                        if r.get("created_at") is not None and r["created_at"] >= since
-                    ),
-                    key=lambda entry: -entry[1],
-                )[:limit]
-            ]
+            dated = sorted(
+                (
+                    (str(r["item_id"]), float(r["created_at"]), r)
+                    for r in snapshot.records
+                    if r.get("created_at") is not None
+                ),
+                key=lambda entry: -entry[1],
+            )
+            items = [NewItem(i, created, lookup.categories_of(i), r) for i, created, r in dated]
+            found = (items, np.array([-created for _, created, _ in dated], dtype=np.float64))
             self._spaces.put(key, found)
         return found  # type: ignore[no-any-return]
+
+    def warm(self, spaces: dict[str, np.ndarray]) -> None:
+        """Build the snapshot, id lookups, creation order and the given item spaces
+        (name → item ids) now, before requests would pay for them."""
+        self.lookup()
+        self._by_creation()
+        for name, item_ids in spaces.items():
+            self.space(item_ids, name)
 
 
 class NewItem(NamedTuple):

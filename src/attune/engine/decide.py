@@ -251,6 +251,24 @@ class DecisionEngine:
         self._unavailable_at = float("-inf")
         self._refreshing = False  # a background re-read of unavailable items is running
         self._lock = threading.Lock()
+        models.on_load(self.prepare)
+
+    def prepare(self, model: LoadedModel | None = None) -> None:
+        """Build what the first requests for ``model`` (default: the one serving) would
+        otherwise build inside themselves: the catalog snapshot and lookups, each role's
+        item-space view, positions of unavailable items and the fallback's ranking (a
+        second or more at 100,000 items). Called for every version before it serves."""
+        model = model or self.models.current()
+        unavailable = self.unavailable_items()
+        if model is None:
+            self.catalog.warm({})
+            return
+        roles = ("main", "fallback", "similar")
+        version = model.version.version_id
+        self.catalog.warm({f"{version}/{r}": getattr(model, r).item_ids for r in roles})
+        for role in roles:
+            self._unavailable_positions(model, role, unavailable)
+        empty_history_ranking(model, "fallback")
 
     # -- shared lookups ----------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal
@@ -86,6 +86,7 @@ class ModelHolder:
         self._lock = threading.Lock()
         self._forget_lock = threading.Lock()  # one erasure at a time, each on the newest state
         self._jobs = threading.Condition()  # guards the three fields below
+        self._on_load: list[Callable[[LoadedModel], None]] = []
         self._pending: Job | None = None
         self._running: Job | None = None
         self._worker: threading.Thread | None = None
@@ -103,12 +104,27 @@ class ModelHolder:
             held = self._loaded.version.version_id if self._loaded else None
             if latest is not None and latest.version_id != held:
                 try:
-                    self._loaded = load_version(self.stores, latest)
-                    log.info("serving model version %s", latest.version_id)
+                    loaded = load_version(self.stores, latest)
                 except Exception:
                     # keep answering with the model we have rather than failing requests
                     log.exception("could not load model version %s", latest.version_id)
+                else:
+                    self._prepare(loaded)
+                    self._loaded = loaded
+                    log.info("serving model version %s", latest.version_id)
             return self._loaded
+
+    def on_load(self, listener: Callable[[LoadedModel], None]) -> None:
+        """Call ``listener`` with each newly loaded version before it serves (to build
+        the lookups its first requests would otherwise pay for)."""
+        self._on_load.append(listener)
+
+    def _prepare(self, loaded: LoadedModel) -> None:
+        for listener in self._on_load:
+            try:
+                listener(loaded)
+            except Exception:  # a version that cannot be prepared still serves
+                log.exception("could not prepare model version %s", loaded.version.version_id)
 
     # -- erasure ---------------------------------------------------------------------------
 
