@@ -167,3 +167,45 @@ def test_importing_the_models_does_not_import_implicit():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def _random_world(seed: int = 0) -> InteractionDataset:
+    """Sixty people with twelve of forty items each, drawn at random."""
+    import pandas as pd
+
+    from attune.features.interactions import WeightPolicy, build_dataset
+
+    rng = np.random.default_rng(seed)
+    rows = [
+        (f"u{u:02d}", f"i{i:02d}", "view", np.nan, 1_700_000_000.0 + k)
+        for u in range(60)
+        for k, i in enumerate(rng.choice(40, 12, replace=False))
+    ]
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "type", "value", "timestamp"])
+    return build_dataset(frame, WeightPolicy())
+
+
+def test_bpr_mapped_fold_in_places_people_nearer_where_training_put_them(tmp_path: Path):
+    """Serving folds everyone in from their history; with ``fold_in="mapped"`` a training
+    person lands nearer their learnt row than at the plain mean of their items."""
+    data = _random_world()
+    params = {"factors": 8, "iterations": 50, "num_threads": 1}
+    mapped = create_model("bpr", {**params, "fold_in": "mapped"}).fit(data)
+    plain = create_model("bpr", params).fit(data)
+    np.testing.assert_array_equal(mapped.item_factors, plain.item_factors)  # same training
+    unknown = np.full(data.n_users, -1)
+    learnt = mapped.user_factors
+    near = mapped.user_vectors(data.matrix, unknown)
+    mean = plain.user_vectors(data.matrix, unknown)
+    assert np.all(near[:, -1] == 1.0) and np.all(mean[:, -1] == 1.0)
+    assert np.linalg.norm(near - learnt) < 0.8 * np.linalg.norm(mean - learnt)
+    # the default places people at the weighted mean of their items' factors
+    weights = data.matrix.toarray()
+    expected = weights @ plain.item_factors / weights.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(mean[:, :-1], expected[:, :-1], rtol=1e-4, atol=1e-6)
+    # the map is part of the artifact
+    mapped.save(tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    np.testing.assert_allclose(
+        loaded.score(data.matrix, unknown), mapped.score(data.matrix, unknown), rtol=1e-6
+    )

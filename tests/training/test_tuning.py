@@ -156,3 +156,17 @@ def test_the_leaders_are_judged_again_on_an_earlier_window():
         assert mean == pytest.approx((best[name].ndcg + again) / 2)
     assert said and said[0].startswith("second window")
     assert tuning._confirmed(vset, best, None, options, 0.0, lambda m, _f: None) is None
+
+
+def test_tuning_measures_both_ways_bpr_places_people():
+    """How BPR folds people in (its items' mean, or mapped to where training put such
+    people) is data-dependent, so a tuned BPR measures both rather than assuming one."""
+    import time as clock
+
+    from attune.training import tuning
+
+    vset = ValidationSet(_frame(two_taste_events(60)), WeightPolicy())
+    search = tuning._Search(vset, clock.monotonic(), 20.0, lambda _m, _f: None)
+    search.tune(["bpr"], seed=0)
+    tried = {t.params.get("fold_in") for t in search.trials if t.algorithm == "bpr"}
+    assert tried == {"mean", "mapped"}

@@ -11,7 +11,7 @@ places a user it never saw. ``implicit`` is imported on first fit or fold-in, ne
 from __future__ import annotations
 
 from contextlib import suppress
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 import numpy as np
 import scipy.sparse as sp
@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     import optuna
     from implicit.cpu.als import AlternatingLeastSquares
 
+FOLD_MAP_RIDGE = 1e-3
+"""Ridge of BPR's fold-in map, relative to the mean eigenvalue of its Gram matrix."""
 NUM_THREADS_DESCRIPTION = "Training threads handed to implicit; 0 means one per core."
 
 
@@ -78,6 +80,13 @@ class BPRConfig(ModelConfig):
         description=NUM_THREADS_DESCRIPTION + " Threads update the factors without locks, so "
         "only 1 thread gives the same factors for the same random_state.",
     )
+    fold_in: Literal["mean", "mapped"] = Field(
+        default="mean",
+        description="How a person is placed from their history: 'mean', the weighted mean "
+        "of their items' factors; 'mapped', that mean mapped to where training put people "
+        "with such a mean (closer to the learnt rows; better where the learnt rows are, "
+        "worse where they overfit). Chosen by validation when tuning.",
+    )
 
     @classmethod
     def search_space(cls, trial: optuna.Trial) -> dict[str, Any]:
@@ -87,6 +96,7 @@ class BPRConfig(ModelConfig):
             "learning_rate": trial.suggest_float("learning_rate", 1e-3, 0.2, log=True),
             "regularization": trial.suggest_float("regularization", 1e-4, 0.1, log=True),
             "iterations": trial.suggest_int("iterations", 20, 200, log=True),
+            "fold_in": trial.suggest_categorical("fold_in", ["mean", "mapped"]),
         }
 
 
@@ -173,14 +183,25 @@ class BPRRecommender(MatrixFactorizationBase):
     ``factors + 1``.
 
     Fold-in: BPR has no closed-form user step (a user vector is the result of sampled
-    SGD), so an unseen user is placed at the weighted mean of the factors of the items in
-    their history, with the bias slot set to 1. It is cheap, deterministic and needs no
-    training-time state beyond the item factors; training users keep their learnt rows.
+    SGD), so a person is placed from the weighted mean of the factors of the items in
+    their history, with the bias slot set to 1 (``fold_in="mean"``). With
+    ``fold_in="mapped"`` that mean goes through :attr:`fold_map`, a small
+    (n_factors × n_factors) least-squares map, fitted after training, from every training
+    user's mean vector to their learnt row: SGD stretches and turns user vectors away
+    from the mean of their items. Which is better depends on the data (ML-100K test
+    NDCG@10, default parameters: with equal timestamps 0.026 mean, 0.035 mapped, 0.034
+    the learnt rows; by time 0.189 mean, 0.154 mapped), so tuning measures both. Models
+    saved without a map use the mean.
     """
 
     name = "bpr"
     config_class = BPRConfig
     config: BPRConfig
+
+    def __init__(self, config: BPRConfig | dict[str, Any] | None = None) -> None:
+        super().__init__(config)
+        self.fold_map: np.ndarray | None = None
+        """(n_factors, n_factors): mean item vector → user vector; None: the mean itself."""
 
     def fit(self, dataset: InteractionDataset) -> Self:
         from implicit.cpu.bpr import BayesianPersonalizedRanking
@@ -202,7 +223,28 @@ class BPRRecommender(MatrixFactorizationBase):
         self.item_ids = dataset.item_ids
         self._set_state(dataset.user_ids, solver.user_factors, solver.item_factors)
         self.item_user_counts = _people_per_item(user_items)
+        self.fold_map = self._fitted_fold_map(user_items)
         return self
+
+    def _mean_vectors(self, history: sp.csr_matrix) -> np.ndarray:
+        """(n_rows, n_factors) float64: each row's weighted mean of its items' factors."""
+        totals = np.asarray(history.sum(axis=1), dtype=np.float64)
+        safe_totals = np.where(totals != 0, totals, 1.0)
+        return np.asarray(history @ self.item_factors, dtype=np.float64) / safe_totals
+
+    def _fitted_fold_map(self, user_items: sp.csr_matrix) -> np.ndarray | None:
+        """The ridge least-squares map from training users' mean vectors to their learnt
+        rows (None when there are too few users to fit one)."""
+        means = self._mean_vectors(user_items)
+        learnt = self.user_factors.astype(np.float64)
+        if len(means) <= self.n_factors:
+            return None
+        gram = means.T @ means
+        # a ridge of a thousandth of the mean eigenvalue: harmless, and keeps the solve
+        # defined when some factor is constant across users
+        ridge = FOLD_MAP_RIDGE * max(float(np.trace(gram)) / self.n_factors, 1e-12)
+        mapping = np.linalg.solve(gram + ridge * np.eye(self.n_factors), means.T @ learnt)
+        return np.asarray(mapping, dtype=np.float32) if np.isfinite(mapping).all() else None
 
     def _orphan_factors(self) -> np.ndarray:
         """Zeros, and a bias that puts the item below every other item for every person.
@@ -221,8 +263,18 @@ class BPRRecommender(MatrixFactorizationBase):
         return factors
 
     def _fold_in(self, history: sp.csr_matrix) -> np.ndarray:
-        totals = np.asarray(history.sum(axis=1), dtype=np.float64)
-        safe_totals = np.where(totals != 0, totals, 1.0)
-        vectors = np.asarray(history @ self.item_factors, dtype=np.float64) / safe_totals
+        vectors = self._mean_vectors(history)
+        if self.config.fold_in == "mapped" and self.fold_map is not None:
+            vectors = vectors @ self.fold_map.astype(np.float64)
         vectors[:, -1] = 1.0  # the bias slot: every user vector carries a constant 1
         return vectors.astype(np.float32)
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        arrays = super()._arrays()
+        if self.fold_map is not None:
+            arrays["fold_map"] = self.fold_map
+        return arrays
+
+    def _restore(self, arrays: dict[str, np.ndarray]) -> None:
+        super()._restore(arrays)
+        self.fold_map = arrays.get("fold_map")

@@ -89,10 +89,12 @@ REPEATS_TO_STOP = 5
 """A study ends after this many trials in a row repeat configurations already measured."""
 PROBES: dict[str, list[dict[str, Any]]] = {
     "ease": [{"l2": 20.0}, {"l2": 2_000.0}],
+    "bpr": [{"fold_in": "mapped"}],
 }
 """With a budget, trials queued right after a candidate's defaults: far corners of its
-space (sparse data wants a small EASE penalty, dense data a large one), so even a
-candidate with time for three fits sees both."""
+space (sparse data wants a small EASE penalty, dense data a large one; BPR's placing of
+people either near their items' mean or where training put them), so even a candidate
+with time for three fits sees both."""
 
 
 @dataclass
