@@ -127,3 +127,28 @@ def test_an_empty_catalog_allows_nothing():
     filters = CatalogFilters(FakeCatalog([]))
     allowed = filters.allowed(filters.parse("available"), np.array(["i0", "i1"]), "v1/main")
     assert allowed.index.tolist() == []
+
+
+def test_the_periodic_stamp_check_never_runs_in_the_request():
+    """Checking the catalog's stamp scans it: requests must not wait for that."""
+    import threading
+
+    class SlowStamp(FakeCatalog):
+        def __init__(self, rows: list[dict]) -> None:
+            super().__init__(rows)
+            self.checked_on: list[str] = []
+
+        def content_stamp(self) -> str:
+            self.checked_on.append(threading.current_thread().name)
+            time.sleep(0.2)
+            return super().content_stamp()
+
+    catalog = SlowStamp(catalog_rows({"i1"}))
+    filters = CatalogFilters(catalog, refresh_seconds=0.0)
+    filters.snapshot()  # the very first read is the one that waits
+    catalog.checked_on.clear()
+    started = time.monotonic()
+    filters.snapshot()
+    assert time.monotonic() - started < 0.1
+    wait_for(lambda: bool(catalog.checked_on) and not filters._reading)
+    assert catalog.checked_on == ["attune-catalog-refresh"]

@@ -4,9 +4,9 @@ Three caches, from slowest to fastest to rebuild:
 
 1. A **catalog snapshot** (every item's fields as plain dicts, with a ``token``), read
    the first time a filter that reads fields is asked for. Every ``refresh_seconds`` (as
-   for unavailable items) a request checks the catalog's cheap ``content_stamp()``; only
-   if it changed is the catalog re-read, on a background thread, while requests go on
-   with the old snapshot. Reading ~10k items takes a few hundred ms (JSON decoding), so
+   for unavailable items) a background thread checks the catalog's ``content_stamp()``;
+   only if it changed is the catalog re-read there, while requests go on with the old
+   snapshot. Reading ~10k items takes a few hundred ms (JSON decoding), so
    no request waits for it except the very first.
 2. A **catalog mask** per (filter text, snapshot token): one bool per catalog row, from
    evaluating the filter row by row (one to a few microseconds per item). Filters that
@@ -153,25 +153,29 @@ class CatalogFilters:
         return current
 
     def _check(self, current: CatalogSnapshot) -> None:
-        """Compare the catalog's stamp with the snapshot's; start a re-read if it moved."""
+        """Start a background check of the catalog's stamp (and a re-read if it moved).
+
+        Not in the request: the stamp query scans the catalog (tens of milliseconds at
+        100,000 items), and with decisions on the event loop every request would wait."""
         with self._lock:
             if self._reading or self._snapshot is not current:
                 return
-            stamp = self.catalog.content_stamp()
-            if stamp == current.stamp:
-                self._snapshot = replace(current, checked_at=time.monotonic())
-                return
             self._reading = True
         threading.Thread(
-            target=self._read_in_background,
-            args=(current, stamp),
+            target=self._refresh_in_background,
+            args=(current,),
             name="attune-catalog-refresh",
             daemon=True,
         ).start()
 
-    def _read_in_background(self, current: CatalogSnapshot, stamp: str) -> None:
+    def _refresh_in_background(self, current: CatalogSnapshot) -> None:
         try:
-            fresh = self._read(stamp)
+            stamp = self.catalog.content_stamp()
+            fresh = (
+                replace(current, checked_at=time.monotonic())
+                if stamp == current.stamp
+                else self._read(stamp)
+            )
         except Exception:
             log.exception("could not re-read the catalog for filters; keeping the old one")
             fresh = replace(current, checked_at=time.monotonic())  # retry after a period
