@@ -253,16 +253,13 @@ class DecisionEngine:
         self._lock = threading.Lock()
         models.on_load(self.prepare)
 
-    def prepare(self, model: LoadedModel | None = None) -> None:
-        """Build what the first requests for ``model`` (default: the one serving) would
-        otherwise build inside themselves: the catalog snapshot and lookups, each role's
-        item-space view, positions of unavailable items and the fallback's ranking (a
-        second or more at 100,000 items). Called for every version before it serves."""
-        model = model or self.models.current()
+    def prepare(self, model: LoadedModel) -> None:
+        """Build what the first requests for ``model`` would otherwise build inside
+        themselves: the catalog snapshot and lookups, each role's item-space view,
+        positions of unavailable items and the fallback's ranking (a second or more at
+        100,000 items). Called for every version before it serves, under the model
+        holder's lock (so it must not ask the holder for the current model)."""
         unavailable = self.unavailable_items()
-        if model is None:
-            self.catalog.warm({})
-            return
         roles = ("main", "fallback", "similar")
         version = model.version.version_id
         self.catalog.warm({f"{version}/{r}": getattr(model, r).item_ids for r in roles})

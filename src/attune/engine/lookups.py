@@ -20,6 +20,7 @@ import scipy.sparse as sp
 
 from attune.engine.model_holder import LoadedModel
 from attune.engine.placements import PlacementConfig
+from attune.models.base import row_entries
 
 _DIGESTS: dict[int, tuple[PlacementConfig, str]] = {}
 _DIGESTS_SIZE = 256
@@ -48,14 +49,9 @@ def dense_block(matrix: Any, rows: np.ndarray, columns: np.ndarray) -> np.ndarra
     block = np.zeros((len(rows), len(columns)), dtype=matrix.dtype)
     if not len(rows) or not len(columns):
         return block
-    starts, ends = matrix.indptr[rows], matrix.indptr[rows + 1]
-    lengths = ends - starts
-    if not lengths.sum():
+    entry, entry_row = row_entries(matrix, rows)
+    if not len(entry):
         return block
-    entry = np.concatenate(
-        [np.arange(a, b) for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
-    )
-    entry_row = np.repeat(np.arange(len(rows)), lengths)
     order = np.argsort(columns, kind="stable")
     sorted_columns = columns[order]
     at = np.searchsorted(sorted_columns, matrix.indices[entry])

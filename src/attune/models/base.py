@@ -327,13 +327,7 @@ def row_top_n(
     items, scores = items[keep], scores[keep].astype(np.float32)
     if len(items) < min(n, n_items) and not partial:
         return None
-    if len(items) > n:  # the n best, ties at the cut going to the lowest positions
-        cut = np.partition(scores, len(scores) - n)[len(scores) - n]
-        above = scores > cut
-        tied = np.flatnonzero(scores == cut)
-        chosen = np.concatenate((np.flatnonzero(above), tied[np.argsort(items[tied])]))[:n]
-        items, scores = items[chosen], scores[chosen]
-    order = np.lexsort((items, -scores))
+    order = np.lexsort((items, -scores))[:n]  # score desc, then position asc
     out_index = np.full((1, n), -1, dtype=np.int64)
     out_score = np.full((1, n), -np.inf, dtype=np.float32)
     out_index[0, : len(order)], out_score[0, : len(order)] = items[order], scores[order]
@@ -383,6 +377,19 @@ def sparse_top_n(
     short = np.flatnonzero(counts < min(n, n_cols))
     out_index[short], out_score[short] = -1, -np.inf
     return out_index, out_score, short
+
+
+def row_entries(matrix: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where the stored entries of ``rows`` of a CSR matrix are: (positions into its
+    ``indices`` / ``data``, and for each the index into ``rows`` it belongs to), read
+    from ``indptr`` without scipy's row indexing (which builds matrices per call)."""
+    starts, ends = matrix.indptr[rows], matrix.indptr[rows + 1]
+    lengths = ends - starts
+    if not len(rows) or not lengths.sum():
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    spans = zip(starts.tolist(), ends.tolist(), strict=True)
+    entry = np.concatenate([np.arange(a, b) for a, b in spans])
+    return entry, np.repeat(np.arange(len(rows)), lengths)
 
 
 def sparse_to_arrays(matrix: sp.csr_matrix) -> dict[str, np.ndarray]:

@@ -17,6 +17,7 @@ from attune.features.interactions import InteractionDataset
 from attune.models.base import (
     ModelConfig,
     Recommender,
+    row_entries,
     sparse_from_arrays,
     sparse_to_arrays,
     top_n,
@@ -184,22 +185,11 @@ class ItemKNNRecommender(Recommender):
     def row_scores(
         self, items: np.ndarray, weights: np.ndarray, user_index: int
     ) -> tuple[np.ndarray, np.ndarray]:
-        similarity = self.similarity
-        starts, ends = similarity.indptr[items], similarity.indptr[items + 1]
-        if not len(items) or not (ends > starts).any():
+        entry, owner = row_entries(self.similarity, items)
+        if not len(entry):
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        neighbours = np.concatenate(
-            [similarity.indices[a:b] for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
-        )
-        parts = np.concatenate(
-            [
-                similarity.data[a:b] * w
-                for a, b, w in zip(
-                    starts.tolist(), ends.tolist(), weights.astype(np.float32), strict=True
-                )
-            ]
-        )
-        found, slot = np.unique(neighbours, return_inverse=True)
+        parts = self.similarity.data[entry] * weights.astype(np.float32)[owner]
+        found, slot = np.unique(self.similarity.indices[entry], return_inverse=True)
         return found, np.bincount(slot, weights=parts).astype(np.float32)
 
     def similar_items(self, item_index: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
