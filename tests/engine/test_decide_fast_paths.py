@@ -165,4 +165,49 @@ def test_new_items_are_sliced_from_one_order(world: RecommendationService) -> No
     ids = [item.item_id for item in view.new_items(now - 2.5 * 3_600)]
     assert ids == ["new0", "new1", "new2"]
     assert [item.item_id for item in view.new_items(now - 10 * 3_600, limit=2)] == ["new0", "new1"]
-    assert view.new_items(now + 1) == []
+    assert list(view.new_items(now + 1)) == []
+
+
+@pytest.mark.parametrize("n", [3, 10])
+def test_a_list_asked_without_reasons_is_the_same_list(world, n) -> None:
+    """Reasons are worked out only when asked for; they never change an item, its
+    score, its source or the order."""
+    world.stores.placements.put("diverse", config={"diversity": {"level": 0.7}}, digest="d1")
+    world.stores.preferences.put("u3", {"liked_categories": ["B"]})
+    for placement in [None, "diverse"]:
+        for u in [*range(0, 60, 3), 999]:
+            explained = world.engine.for_user(DecisionRequest(f"u{u}", n, placement))
+            plain = world.engine.for_user(DecisionRequest(f"u{u}", n, placement, explain=False))
+            assert [(it.item_id, it.score, it.source) for it in plain.items] == [
+                (it.item_id, it.score, it.source) for it in explained.items
+            ]
+    named = world.engine.for_user(DecisionRequest("u0", n)).items
+    assert any(r["kind"] == "history" for it in named for r in it.reasons)
+
+
+def test_the_answer_cache_keeps_explained_and_plain_lists_apart(world) -> None:
+    world.cache_seconds = 30.0
+    plain = world.for_user("u0", 5, explain=False)
+    explained = world.for_user("u0", 5, explain=True)
+    assert [it.item_id for it in plain.items] == [it.item_id for it in explained.items]
+    assert any(r["kind"] == "history" for it in explained.items for r in it.reasons)
+
+
+def test_exploration_still_checks_region_and_availability_of_new_items(world) -> None:
+    now = time.time()
+    IngestService(world.engine.settings, world.stores).put_items(
+        [
+            {"item_id": "fresh-eu", "created_at": now - 60, "regions": ["EU"]},
+            {"item_id": "fresh-gone", "created_at": now - 30, "available": False},
+            {"item_id": "fresh-open", "created_at": now - 90},
+        ]
+    )
+    world.engine.filters.invalidate()
+    world.engine._unavailable_at = float("-inf")
+
+    def explored(context: dict[str, str]) -> list[str]:
+        rec = world.engine.for_user(DecisionRequest("u0", 10, context=context, explain=False))
+        return [it.item_id for it in rec.items if it.source == "exploration"]
+
+    assert explored({"region": "US"}) == ["fresh-open"]
+    assert explored({"region": "EU"}) == ["fresh-eu"]  # the newest one that may show

@@ -10,7 +10,9 @@ person refused, nor hidden by region.
 
 from __future__ import annotations
 
+import itertools
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -84,7 +86,7 @@ class CatalogView:
             self._spaces.put(key, view)
         return view  # type: ignore[no-any-return]
 
-    def new_items(self, since: float, limit: int = 5_000) -> list[NewItem]:
+    def new_items(self, since: float, limit: int = 5_000) -> Iterator[NewItem]:
         """Catalog items created at or after ``since``, newest first (at most ``limit``).
 
         The catalog's items by creation time, newest first, are sorted once per
@@ -92,7 +94,7 @@ class CatalogView:
         re-sorting a large catalog inside a request would stall it)."""
         newest_first, negated_times = self._by_creation()
         end = min(int(np.searchsorted(negated_times, -since, side="right")), limit)
-        return newest_first[:end]
+        return itertools.islice(newest_first, end)
 
     def _by_creation(self) -> tuple[list[NewItem], np.ndarray]:
         snapshot = self.snapshot()
@@ -108,7 +110,10 @@ class CatalogView:
                 ),
                 key=lambda entry: -entry[1],
             )
-            items = [NewItem(i, created, lookup.categories_of(i), r) for i, created, r in dated]
+            items = [
+                NewItem(i, created, lookup.categories_of(i), r, _open_to_all(r))
+                for i, created, r in dated
+            ]
             found = (items, np.array([-created for _, created, _ in dated], dtype=np.float64))
             self._spaces.put(key, found)
         return found  # type: ignore[no-any-return]
@@ -129,6 +134,13 @@ class NewItem(NamedTuple):
     created_at: float
     categories: frozenset[str]
     record: dict[str, Any]
+    open_to_all: bool
+    """Available and not limited to regions: only a person's own exclusions, blocked
+    categories or a filter can keep it out."""
+
+
+def _open_to_all(record: dict[str, Any]) -> bool:
+    return record.get("available") is not False and record.get("regions") is None
 
 
 class CatalogLookup:

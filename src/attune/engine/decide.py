@@ -56,7 +56,7 @@ from attune.engine.preferences import Preferences
 from attune.engine.segments import SegmentBook
 from attune.engine.trending import TrendingTracker
 from attune.errors import NotFoundError, NotReadyError, NotSupportedError
-from attune.features.interactions import history_matrix
+from attune.features.interactions import csr_of_parts, history_matrix
 from attune.store.factory import Stores
 from attune.store.protocols import HistoryEvent
 from attune.store.sessions import SessionEvent
@@ -129,6 +129,9 @@ class DecisionRequest:
     context: dict[str, str] = field(default_factory=dict)
     anchor: str | None = None
     candidates: list[str] | None = None
+    explain: bool = True
+    """Work out every reason; False when the caller will not show them (the list and
+    its order are the same either way: reasons never change a score)."""
 
 
 MODEL_REASON = "Picked for you from your activity"
@@ -432,7 +435,17 @@ class DecisionEngine:
         )
         size = request.n or config.n
         model_list = self._model_candidates(model, [person], size, condition)[0]
-        return self._assemble(model, person, size, name, config, condition, context, model_list)
+        return self._assemble(
+            model,
+            person,
+            size,
+            name,
+            config,
+            condition,
+            context,
+            model_list,
+            explain=request.explain,
+        )
 
     def similar(self, request: DecisionRequest) -> Recommendation:
         """Items like ``request.anchor``; personalised when ``user_id`` is given."""
@@ -548,10 +561,8 @@ class DecisionEngine:
             finite = np.isfinite(scores[r])
             top = float(scores[r][finite].max()) if finite.any() else 0.0
             keep = (index[r] >= 0) & finite & (scores[r] > max(top * 1e-6, 0.0))
-            lists[row] = [
-                (str(ids[i]), float(s))
-                for i, s in zip(index[r][keep], scores[r][keep], strict=True)
-            ]
+            kept = ids[index[r][keep]].tolist()
+            lists[row] = list(zip(map(str, kept), scores[r][keep].tolist(), strict=True))
         return lists
 
     def _allowed(self, condition: Filter | None, model: LoadedModel, role: str) -> Any:
@@ -633,6 +644,7 @@ class DecisionEngine:
         model_list: list[tuple[str, float]],
         only: set[str] | None = None,
         keep_all: bool = False,
+        explain: bool = True,
     ) -> Recommendation:
         pool = Pool()
         depth = n + 2 * max(10, n)
@@ -654,8 +666,9 @@ class DecisionEngine:
         # that no personal source proposed can reach the list, so none is built
         reorders = only is not None or keep_all or _diversifies(level, config)
         pool.fill_only_shows = reorders or pool.personal_count() < n
-        self._add_popular(draft)
-        self._add_trending(draft)
+        if pool.fill_only_shows or explain:  # else they would add only reasons
+            self._add_popular(draft)
+            self._add_trending(draft)
         pool.fill_only_shows = True
         if only is not None:
             for item_id in list(pool.items):
@@ -670,7 +683,8 @@ class DecisionEngine:
         ordered = self._explore(ordered, person, config, condition, n)
         ordered = self._pin(ordered, person, config, condition)
         final = ordered[:n]
-        self._name_seeds(model, person, final)
+        if explain:
+            self._name_seeds(model, person, final)
         items = [ScoredItem(c.item_id, _score(c), c.main_source, c.reasons) for c in final]
         sources = Counter(it.source for it in items)
         return Recommendation(
@@ -938,6 +952,8 @@ class DecisionEngine:
             for rule in config.rules
             if rule.action == "boost" and rule.segment in segments and rule.boost
         ]
+        if not (liked or disliked or texts):
+            return  # nothing here changes a factor or adds a reason
         values = _bindings(context, person)
         boosts = [_parse_boost(text).bind(values) for text in texts]
         facts = self.catalog.lookup()
@@ -1026,12 +1042,14 @@ class DecisionEngine:
         # with nothing to share, the order is the newest first, so the first slots suffice
         wanted = 50 * slots if affinity else slots
         fresh = []
-        for item_id, created, categories, record in self.catalog.new_items(since):
-            if (
-                item_id in shown
-                or item_id in person.excluded
-                or item_id in person.unavailable
-                or not self._record_admissible(record, categories, person, condition)
+        # the catalog checks only matter for an item some of them could keep out
+        checks = bool(person.blocked_categories) or condition is not None
+        excluded, unavailable = person.excluded, person.unavailable
+        for item_id, created, categories, record, open_to_all in self.catalog.new_items(since):
+            if item_id in shown or item_id in excluded or item_id in unavailable:
+                continue
+            if (checks or not open_to_all) and not self._record_admissible(
+                record, categories, person, condition
             ):
                 continue
             fresh.append((len(categories & affinity), created, item_id, categories))
@@ -1225,7 +1243,7 @@ def _exclusion_matrix(
     np.cumsum([len(c) for c in cols], out=indptr[1:])
     indices = np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64)
     data = np.ones(len(indices), dtype=np.float32)
-    return sp.csr_matrix((data, indices, indptr), shape=(len(people), n_items))
+    return csr_of_parts(data, indices, indptr, (len(people), n_items), canonical=False)
 
 
 def _top_scores(scores: np.ndarray, ok: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

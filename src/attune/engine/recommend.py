@@ -161,10 +161,14 @@ class RecommendationService:
         *,
         placement: str | None = None,
         context: Mapping[str, str] | None = None,
+        explain: bool = True,
     ) -> Recommendation:
         """The list for ``user_id``: never an item they already had (including events
-        accepted a moment ago), filtered, diversified and explained per the placement."""
-        request = DecisionRequest(user_id, n, placement, filter_text, dict(context or {}))
+        accepted a moment ago), filtered, diversified and explained per the placement
+        (``explain=False``: the same list, its reasons not all worked out)."""
+        request = DecisionRequest(
+            user_id, n, placement, filter_text, dict(context or {}), explain=explain
+        )
         key = self._cache_key(request)
         cached = self.stores.cache.get(key) if self.cache_seconds > 0 else None
         if cached is not None:
@@ -293,6 +297,7 @@ class RecommendationService:
             str(request.n or config.n),
             request.filter_text or "",
             json.dumps(context, sort_keys=True),
+            "explained" if request.explain else "",
         ]
         digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:24]
         return f"{user_key(request.user_id or '')}rec:{digest}"

@@ -290,10 +290,8 @@ class History:
         if not recency_half_life_events:
             return self.weights
         decay = np.exp2(-(self.ranks.data - 1.0) / recency_half_life_events).astype(np.float32)
-        return sp.csr_matrix(
-            (self.weights.data * decay, self.weights.indices, self.weights.indptr),
-            shape=self.weights.shape,
-        )
+        weights = self.weights
+        return csr_of_parts(weights.data * decay, weights.indices, weights.indptr, weights.shape)
 
     @classmethod
     def from_matrix(cls, weights: sp.csr_matrix) -> History:
@@ -362,20 +360,88 @@ def _one_history(
     rhythm = np.bincount(day_part(times[counted]), minlength=DAY_PARTS).astype(np.float64)
     if rhythm.sum() > 0:
         rhythm /= rhythm.sum()
-    # 0 = newest event; equal times: later in the input is newer
+    if len(history) <= SHORT_HISTORY:
+        found, summed, newest_rank = _short_history_entries(items, weights, times)
+    else:
+        found, summed, newest_rank = _history_entries(items, weights, times)
+    indptr = np.array([0, len(found)], dtype=np.int32)
+    indices = found.astype(np.int32)
+    weight_matrix = csr_of_parts(summed.astype(np.float32), indices, indptr, (1, n_items))
+    rank_matrix = _same_pattern(weight_matrix, (newest_rank + 1.0).astype(np.float32))
+    return History(weight_matrix, rank_matrix, np.array([newest]), rhythm[None, :])
+
+
+SHORT_HISTORY = 64
+"""Up to this many events, one person's entries are summed in plain Python: a dozen
+numpy calls on a handful of values cost more than the loop."""
+
+
+def _history_entries(
+    items: np.ndarray, weights: np.ndarray, times: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(item positions ascending, summed weight, rank of the newest event counted) for
+    one person's events; ``items`` -1 and weights ≤ 0 are skipped. Rank 0 is the newest
+    event; at equal times the later one in the input is newer."""
     rank = np.empty(len(times), dtype=np.float64)
     rank[np.lexsort((-np.arange(len(times)), -times))] = np.arange(len(times))
-    keep = (items >= 0) & counted
+    keep = (items >= 0) & (weights > 0)
     found, slot = np.unique(items[keep], return_inverse=True)
     summed = np.bincount(slot, weights=weights[keep], minlength=len(found))
     newest_rank = np.full(len(found), np.inf)
     np.minimum.at(newest_rank, slot, rank[keep])
-    indptr = np.array([0, len(found)])
-    indices = found.astype(np.int32)
-    shape = (1, n_items)
-    weight_matrix = sp.csr_matrix((summed.astype(np.float32), indices, indptr), shape=shape)
-    rank_matrix = _same_pattern(weight_matrix, (newest_rank + 1.0).astype(np.float32))
-    return History(weight_matrix, rank_matrix, np.array([newest]), rhythm[None, :])
+    return found, summed, newest_rank
+
+
+def _short_history_entries(
+    items: np.ndarray, weights: np.ndarray, times: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_history_entries` by a loop: the same sums, added in the same order."""
+    item_list, weight_list, time_list = items.tolist(), weights.tolist(), times.tolist()
+    newest_first = sorted(range(len(time_list)), key=lambda k: (-time_list[k], -k))
+    rank = [0] * len(time_list)
+    for position, k in enumerate(newest_first):
+        rank[k] = position
+    sums: dict[int, float] = {}
+    ranks: dict[int, int] = {}
+    for k, (item, weight) in enumerate(zip(item_list, weight_list, strict=True)):
+        if item < 0 or not weight > 0:
+            continue
+        sums[item] = sums.get(item, 0.0) + weight
+        if rank[k] < ranks.get(item, len(rank)):
+            ranks[item] = rank[k]
+    found = sorted(sums)
+    return (
+        np.array(found, dtype=np.int64),
+        np.array([sums[i] for i in found], dtype=np.float64),
+        np.array([ranks[i] for i in found], dtype=np.float64),
+    )
+
+
+_EMPTY_ROWS: dict[int, sp.csr_matrix] = {}
+
+
+def csr_of_parts(
+    data: np.ndarray,
+    indices: np.ndarray,
+    indptr: np.ndarray,
+    shape: tuple[int, int],
+    canonical: bool = True,
+) -> sp.csr_matrix:
+    """A CSR matrix of parts already valid for ``shape`` (``indices`` and ``indptr`` of
+    one integer dtype), without the constructor's checks: for one person's rows, built
+    on every request, those checks cost more than the arithmetic. ``canonical``: each
+    row's indices are sorted and unique."""
+    if shape[0] != 1:
+        return sp.csr_matrix((data, indices, indptr), shape=shape)
+    template = _EMPTY_ROWS.get(shape[1])
+    if template is None:
+        template = _EMPTY_ROWS[shape[1]] = sp.csr_matrix(shape, dtype=np.float32)
+    twin = copy.copy(template)
+    twin.data, twin.indices, twin.indptr = data, indices, indptr
+    if not canonical:
+        twin.has_canonical_format = False
+        twin.has_sorted_indices = False
+    return twin
 
 
 def _same_pattern(matrix: sp.csr_matrix, data: np.ndarray) -> sp.csr_matrix:

@@ -225,7 +225,12 @@ def _user_list(
 ) -> Response:
     """One person's list, rendered: all of it in one worker-thread hop."""
     rec = services.recommendations.for_user(
-        services.user_key(user_id), n, filter_text, placement=placement, context=context
+        services.user_key(user_id),
+        n,
+        filter_text,
+        placement=placement,
+        context=context,
+        explain=explain,
     )
     catalog = (
         services.stores.catalog.get_items([it.item_id for it in rec.items]) if include_items else {}

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table
+from sqlalchemy import Connection, Engine, Select, Table
 from sqlalchemy.sql.dml import Insert
 
 CHUNK = 5_000  # rows per statement batch; keeps parameter lists well under backend limits
@@ -44,6 +44,51 @@ def reading(engine: Engine) -> Iterator[Connection]:
         return
     with engine.connect() as conn:
         yield conn
+
+
+class PreparedRead:
+    """A SELECT read on every request, run with as little machinery as the backend allows.
+
+    On SQLite the statement is compiled once and run on the driver's cursor of the
+    SQLAlchemy connection, with each column's result conversion applied (JSON decoded,
+    booleans as bool): the same rows as ``conn.execute``, without its per-call setup,
+    which costs several times what SQLite takes to answer a keyed read. Other backends
+    go through ``conn.execute``."""
+
+    def __init__(self, statement: Select[Any]) -> None:
+        self.statement = statement
+        self.keys = [c.key for c in statement.selected_columns]
+        self._sqlite: tuple[str, list[str], dict[str, Any], list[Any]] | None = None
+
+    def rows(self, conn: Connection, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        dialect = conn.dialect
+        if dialect.name != "sqlite":
+            return [tuple(row) for row in conn.execute(self.statement, params)]
+        if self._sqlite is None:
+            compiled = self.statement.compile(dialect=dialect)
+            names = list(compiled.positiontup or [])
+            processors = [
+                c.type.dialect_impl(dialect).result_processor(dialect, None)
+                for c in self.statement.selected_columns
+            ]
+            # parameters the statement sets itself (e.g. the OFFSET 0 that goes with LIMIT)
+            fixed = dict(compiled.params)
+            self._sqlite = (compiled.string, names, fixed, processors)
+        sql, names, fixed, processors = self._sqlite
+        values = [params[n] if n in params else fixed[n] for n in names]
+        cursor = conn.connection.driver_connection.execute(sql, values)
+        found = cursor.fetchall()
+        if not any(processors):
+            return found  # type: ignore[no-any-return]
+        return [
+            tuple(v if f is None else f(v) for f, v in zip(processors, row, strict=True))
+            for row in found
+        ]
+
+    def mapping(self, conn: Connection, params: dict[str, Any]) -> dict[str, Any] | None:
+        """The first row as a dict by column key (None when there is none)."""
+        found = self.rows(conn, params)
+        return dict(zip(self.keys, found[0], strict=True)) if found else None
 
 
 def dialect_insert(engine: Engine, table: Table) -> Insert:

@@ -9,7 +9,14 @@ import pandas as pd
 from sqlalchemy import Engine, Table, bindparam, delete, func, select
 
 from attune.store.protocols import ItemRow, Page, UserRow
-from attune.store.sql._util import chunks, decode_cursor, dialect_insert, encode_cursor, reading
+from attune.store.sql._util import (
+    PreparedRead,
+    chunks,
+    decode_cursor,
+    dialect_insert,
+    encode_cursor,
+    reading,
+)
 from attune.store.sql.schema import items, users
 
 
@@ -124,7 +131,7 @@ class SqlUserStore:
     """User profiles; see :class:`attune.store.protocols.UserStore`."""
 
     # built once: read on every recommendation request
-    _GET = select(users).where(users.c.user_id == bindparam("user"))
+    _GET = PreparedRead(select(users).where(users.c.user_id == bindparam("user")))
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -134,8 +141,7 @@ class SqlUserStore:
 
     def get_user(self, user_id: str) -> UserRow | None:
         with reading(self.engine) as conn:
-            row = conn.execute(self._GET, {"user": user_id}).first()
-        return dict(row._mapping) if row else None
+            return self._GET.mapping(conn, {"user": user_id})  # type: ignore[return-value]
 
     def list_users(self, cursor: str | None = None, limit: int = 100) -> Page:
         return _page(self.engine, users, "user_id", cursor, limit)

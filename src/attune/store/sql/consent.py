@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, delete, select
 
 from attune.store.protocols import Consent
-from attune.store.sql._util import chunks, dialect_insert, reading
+from attune.store.sql._util import PreparedRead, chunks, dialect_insert, reading
 from attune.store.sql.schema import user_consent
 
 # built once: read on every recommendation request
-_GET = select(user_consent).where(user_consent.c.user_id == bindparam("user"))
+_GET = PreparedRead(select(user_consent).where(user_consent.c.user_id == bindparam("user")))
 
 Update = tuple[str, bool | None, bool | None]
 """``(user_id, tracking, personalization)``; None leaves that field as it is."""
@@ -37,8 +38,8 @@ class SqlConsentStore:
 
     def get(self, user_id: str) -> Consent | None:
         with reading(self.engine) as conn:
-            row = conn.execute(_GET, {"user": user_id}).first()
-        return _consent(row) if row else None
+            row = _GET.mapping(conn, {"user": user_id})
+        return _consent(SimpleNamespace(**row)) if row else None
 
     def get_many(self, user_ids: Sequence[str]) -> dict[str, Consent]:
         found: dict[str, Consent] = {}

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Engine, Table, bindparam, delete, select
 
-from attune.store.sql._util import chunks, dialect_insert, reading
+from attune.store.sql._util import PreparedRead, chunks, dialect_insert, reading
 from attune.store.sql.schema import placements, recommendation_logs, segments, user_preferences
 
 
@@ -29,8 +29,10 @@ class SqlPreferenceStore:
     """Each person's stated preferences (liked and blocked items and categories, …)."""
 
     # built once: read on every recommendation request
-    _GET = select(user_preferences.c.preferences).where(
-        user_preferences.c.user_id == bindparam("user")
+    _GET = PreparedRead(
+        select(user_preferences.c.preferences).where(
+            user_preferences.c.user_id == bindparam("user")
+        )
     )
 
     def __init__(self, engine: Engine) -> None:
@@ -38,8 +40,8 @@ class SqlPreferenceStore:
 
     def get(self, user_id: str) -> dict[str, Any] | None:
         with reading(self.engine) as conn:
-            value = conn.execute(self._GET, {"user": user_id}).scalar_one_or_none()
-        return dict(value) if value is not None else None
+            found = self._GET.rows(conn, {"user": user_id})
+        return dict(found[0][0]) if found and found[0][0] is not None else None
 
     def put(self, user_id: str, preferences: dict[str, Any]) -> None:
         row = {"user_id": user_id, "preferences": preferences, "updated_at": time.time()}

@@ -8,7 +8,7 @@ import pandas as pd
 from sqlalchemy import Engine, and_, bindparam, case, delete, func, or_, select
 
 from attune.store.protocols import EventRow, HistoryEvent
-from attune.store.sql._util import chunks, reading
+from attune.store.sql._util import PreparedRead, chunks, reading
 from attune.store.sql.bulk import insert_new_events
 from attune.store.sql.schema import events
 
@@ -18,7 +18,7 @@ times in the order they arrived (then by id, so the order never varies)."""
 
 # built once: read on every recommendation request, where building the statement would
 # cost several times what SQLite takes to answer it
-_HISTORY = (
+_HISTORY_QUERY = (
     select(events.c.item_id, events.c.type, events.c.value, events.c.timestamp)
     .where(
         or_(events.c.user_id == bindparam("user"), events.c.anonymous_id == bindparam("user")),
@@ -26,7 +26,8 @@ _HISTORY = (
     )
     .order_by(*(c.desc() for c in ARRIVAL))
 )
-_HISTORY_LIMITED = _HISTORY.limit(bindparam("limit"))
+_HISTORY = PreparedRead(_HISTORY_QUERY)
+_HISTORY_LIMITED = PreparedRead(_HISTORY_QUERY.limit(bindparam("limit")))
 
 
 class SqlEventStore:
@@ -61,7 +62,7 @@ class SqlEventStore:
         if limit is not None:
             query, params["limit"] = _HISTORY_LIMITED, limit
         with reading(self.engine) as conn:
-            rows = conn.execute(query, params).all()
+            rows = query.rows(conn, params)
         return [HistoryEvent(r[0], r[1], r[2], r[3]) for r in reversed(rows)]
 
     def item_counts(self, since: float, until: float | None = None) -> dict[str, int]:
