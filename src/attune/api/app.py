@@ -123,14 +123,15 @@ def create_app(settings: Settings | None = None, stores: Stores | None = None) -
             allow_headers=["*"],
         )
     app.add_middleware(SecurityHeaders)
+    # routes are matched in this order, one by one: the hot ones (lists, events) first
     for module in (
-        health,
+        recommendations,
         events,
+        health,
         items,
         users,
         preferences,
         privacy,
-        recommendations,
         placements,
         keys,
         audit,
