@@ -170,3 +170,47 @@ def test_tuning_measures_both_ways_bpr_places_people():
     search.tune(["bpr"], seed=0)
     tried = {t.params.get("fold_in") for t in search.trials if t.algorithm == "bpr"}
     assert tried == {"mean", "mapped"}
+
+
+class FewLevels(Recommender):
+    """Scores on three levels only, so most items tie (as a few neighbours' votes do)."""
+
+    name = "few_levels"
+    config_class = ModelConfig
+
+    def fit(self, dataset: InteractionDataset) -> Self:
+        self.item_ids = dataset.item_ids
+        return self
+
+    def score(self, history: sp.csr_matrix, user_index: np.ndarray) -> np.ndarray:
+        rows = np.arange(history.shape[0])[:, None] * 7 + np.arange(self.n_items)[None, :] * 3
+        return (rows % 3).astype(np.float32)
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def _restore(self, arrays: dict[str, np.ndarray]) -> None:
+        pass
+
+
+def test_validation_judges_the_lists_serving_hands_out_ties_included():
+    """Regression: validation ranked equal scores in whatever order a partial sort left
+    them, serving by item position; a model scoring many items alike (user-kNN with five
+    neighbours on ML-100K without timestamps) won validation at 0.055 with lists that
+    served scored 0.004. Validation now scores exactly what ``recommend`` returns."""
+    rng = np.random.default_rng(0)
+    events = [
+        {"user_id": f"u{u}", "item_id": f"i{i}", "type": "view", "timestamp": 1_000 + k}
+        for u in range(40)
+        for k, i in enumerate(rng.choice(60, size=15, replace=False))
+    ]
+    vset = ValidationSet(_frame(events), WeightPolicy())
+    model = FewLevels().fit(vset.dataset)
+    served, _ = model.recommend(vset.history, 10)
+    rows = np.flatnonzero(vset.keep)
+    hits = np.take_along_axis(vset.relevant[rows], served[rows], axis=1)
+    discount = 1.0 / np.log2(np.arange(2, 12))
+    ideal = np.cumsum(discount)[np.minimum(vset.n_relevant[rows], 10) - 1]
+    expected = (hits * discount).sum(axis=1) / ideal
+    assert expected.sum() > 0
+    assert vset.user_ndcg(vset.scores_of(model)) == pytest.approx(expected)

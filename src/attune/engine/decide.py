@@ -159,7 +159,7 @@ class Person:
         return self.preferences.blocked_categories
 
 
-@dataclass
+@dataclass(slots=True)
 class Candidate:
     item_id: str
     personal: float = 0.0

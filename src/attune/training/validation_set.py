@@ -17,7 +17,7 @@ import pandas as pd
 
 from attune.evaluation.splits import temporal_user_split
 from attune.features.interactions import WeightPolicy, build_dataset, frame_history
-from attune.models.base import Recommender
+from attune.models.base import Recommender, top_n
 from attune.models.blend import scale_rows
 from attune.models.registry import create_model
 
@@ -111,14 +111,12 @@ class ValidationSet:
         rows = np.flatnonzero(self.keep)
         if len(rows) == 0:
             return np.zeros(0)
-        part = scores[rows]
-        k = min(k, part.shape[1])
-        top = np.argpartition(-part, k - 1, axis=1)[:, :k]
-        top_scores = np.take_along_axis(part, top, axis=1)
-        order = np.argsort(-top_scores, axis=1, kind="stable")
-        top = np.take_along_axis(top, order, axis=1)
-        finite = np.isfinite(np.take_along_axis(top_scores, order, axis=1))
-        hits = np.take_along_axis(self.relevant[rows], top, axis=1) & finite
+        k = min(k, scores.shape[1])
+        # the list serving would hand out: equal scores rank by item position, as in
+        # recommend(); any other tie order judges lists nobody is shown (a model that
+        # scores many items alike, e.g. a few neighbours' votes, gains or loses by it)
+        top, _ = top_n(scores[rows], k)
+        hits = np.take_along_axis(self.relevant[rows], np.maximum(top, 0), axis=1) & (top >= 0)
         discount = 1.0 / np.log2(np.arange(2, k + 2))
         ideal = np.cumsum(1.0 / np.log2(np.arange(2, K + 2)))[
             np.minimum(self.n_relevant[rows], K) - 1
