@@ -560,25 +560,45 @@ def users_erase(
     user_id: Annotated[str, typer.Argument(help="The person's user id")],
     workspace: WorkspaceOption = None,
 ) -> None:
-    """Erase everything held about a person (events, profile, consent, logs, models)."""
+    """Erase everything held about a person (events, profile, consent, logs, models).
+
+    The current model version forgets them here and a new version without them is
+    published (or retrained) before the command returns; running servers load it on
+    their next model check. With Redis, the erasure is also broadcast, so every server
+    process on that Redis forgets them at once."""
     from attune.auth.audit import CLI_ACTOR
+    from attune.engine.erasure_broadcast import ErasureBroadcast
+    from attune.engine.model_holder import ModelHolder
     from attune.privacy.service import PrivacyService
 
     with _session(workspace) as (settings, stores):
-        report = PrivacyService(settings, stores).erase(user_id, actor=CLI_ACTOR)
+        holder = ModelHolder(stores, settings=settings)
+        broadcast = ErasureBroadcast.for_stores(stores)
+        models = broadcast.forgetting(settings.workspace, holder) if broadcast else holder
+        report = PrivacyService(settings, stores, models).erase(user_id, actor=CLI_ACTOR)
+        with console.status("saving a model version without them"):
+            holder.wait_for_jobs()
     table = Table(title=f"erased {user_id}")
     table.add_column("store")
     table.add_column("removed", justify="right")
     for store, count in report.erased.items():
         table.add_row(store, f"{count:,}")
     out.print(table)
+    reach = "broadcast to running servers; " if broadcast else ""
     console.print(
-        f"{report.total:,} entries over {report.identities} id(s). A server running now "
-        "keeps what its loaded model learned from them until the next model version: "
-        "erase through DELETE /v1/users/{id} to drop them from a running server at once, "
-        "or run `attune train`",
+        f"{report.total:,} entries over {report.identities} id(s). Models: "
+        f"{_model_outcome(report.models)} ({reach}servers load the new version on their "
+        "next model check)",
         soft_wrap=True,
     )
+
+
+def _model_outcome(models: dict[str, str]) -> str:
+    """What each role of the served version did ("exact": forgotten in place and saved;
+    "refit scheduled": retrained without them), in one line."""
+    if not models:
+        return "no trained model"
+    return ", ".join(f"{role} {outcome}" for role, outcome in sorted(models.items()))
 
 
 @users_app.command("export")

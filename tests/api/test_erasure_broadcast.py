@@ -88,6 +88,34 @@ def test_erasure_in_one_process_reaches_the_other_before_a_new_version(
 
 
 @pytest.mark.redis
+def test_erasure_from_the_command_line_reaches_running_servers_and_saves_a_version(
+    shared: Settings, stores: Stores, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`attune users erase` is as complete as DELETE /v1/users/{id}: running server
+    processes forget the person at once, and the command publishes the version without
+    them before it returns."""
+    from typer.testing import CliRunner
+
+    from attune.cli import app as cli
+
+    champion = stores.model_versions.latest("champion")
+    for name in ("data_dir", "database_url", "redis_url", "redis_prefix"):
+        value = getattr(shared, name)
+        if value is not None:
+            monkeypatch.setenv(f"ATTUNE_{name.upper()}", str(value))
+    with TestClient(create_app(shared), headers=AUTH) as server:
+        hold_jobs(server, monkeypatch)
+        assert "x" in listed(server)
+        result = CliRunner().invoke(cli, ["users", "erase", "bridge"], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        assert "broadcast to running servers" in result.output
+        assert eventually(lambda: "x" not in listed(server))
+        assert server.app.state.erasure_broadcast.received == 1
+    saved = stores.model_versions.latest("champion")
+    assert saved.version_id != champion.version_id  # the command's own version
+
+
+@pytest.mark.redis
 def test_the_subscriber_survives_bad_messages(
     shared: Settings, redis_client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
