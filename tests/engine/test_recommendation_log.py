@@ -93,3 +93,16 @@ def test_flush_with_nothing_queued_returns_at_once() -> None:
     started = time.perf_counter()
     log.flush()
     assert time.perf_counter() - started < 0.1
+
+
+def test_recommendation_ids_are_unique_and_sort_by_time() -> None:
+    """Ids made later sort later (the log's key index grows at its end), and none repeats
+    even within one clock tick."""
+    from attune.engine.decide import new_recommendation_id
+
+    ids = [new_recommendation_id() for _ in range(20_000)]
+    assert len(set(ids)) == len(ids)
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    stamps = [int(i[:16], 16) for i in ids]
+    assert stamps == sorted(stamps)
+    assert abs(stamps[-1] / 1e9 - time.time()) < 60  # the time part is the clock's

@@ -29,9 +29,9 @@ from __future__ import annotations
 
 import logging
 import math
+import secrets
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -688,7 +688,7 @@ class DecisionEngine:
         items = [ScoredItem(c.item_id, _score(c), c.main_source, c.reasons) for c in final]
         sources = Counter(it.source for it in items)
         return Recommendation(
-            uuid.uuid4().hex,
+            new_recommendation_id(),
             items,
             model.version.version_id,
             dict(sources),
@@ -1152,6 +1152,13 @@ class PlacementBook:
 
 
 _NO_EXPLORATION = Exploration(share=0.0)
+
+
+def new_recommendation_id() -> str:
+    """32 hex digits: the time in nanoseconds, then 64 random bits. Ids made later sort
+    later, so the recommendation log's primary key grows at its end rather than taking
+    random inserts all over a large index (as random UUIDs did)."""
+    return f"{time.time_ns():016x}{secrets.randbits(64):016x}"
 
 
 def _reason(kind: str, text: str, item_id: str | None = None, **extra: Any) -> dict[str, Any]:

@@ -16,7 +16,6 @@ import json
 import logging
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
@@ -29,6 +28,7 @@ from attune.engine.decide import (
     DecisionRequest,
     Recommendation,
     ScoredItem,
+    new_recommendation_id,
     with_clock,
 )
 from attune.engine.lookups import placement_digest
@@ -328,4 +328,4 @@ def _from_cache(cached: str | Mapping[str, Any]) -> Recommendation:
     data = orjson.loads(cached) if isinstance(cached, str) else cached
     items = [ScoredItem(**it) for it in data["items"]]
     rest = {k: v for k, v in data.items() if k not in ("items", "recommendation_id")}
-    return Recommendation(recommendation_id=uuid.uuid4().hex, items=items, **rest)
+    return Recommendation(recommendation_id=new_recommendation_id(), items=items, **rest)
