@@ -104,7 +104,7 @@ def _run_import(
                 advance=lambda k: progress.advance(task, k),
                 **options,
             )
-        write_rejected(report, path, settings.data_dir / "rejected")
+        write_rejected(report, path, settings.workspace_dir / "rejected")
         _summary(report)
 
 

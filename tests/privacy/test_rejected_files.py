@@ -47,3 +47,26 @@ def test_pseudonymised_rows_go_and_the_rest_stay_byte_for_byte(tmp_path: Path) -
     assert b"ann" not in outside.read_bytes()
     assert files.erase([KEY("ann")]) == 0  # again: nothing more
     assert files.erase([KEY("bob")]) == 1 and not outside.exists()
+
+
+def test_erasure_in_one_workspace_leaves_another_workspaces_rejected_rows(
+    tmp_path: Path,
+) -> None:
+    """The same id in two workspaces is two people: erasing it in one touches only the
+    rejected files that workspace's imports wrote."""
+    from attune.config import Settings
+
+    default = Settings(data_dir=tmp_path / "data")
+    shop = default.for_workspace("shop")
+    row = [{"row": 1, "reason": "timestamp: bad", "user_id": "42", "anonymous_id": ""}]
+    default_file = rejected(row, default.workspace_dir / "in" / "a.csv", default.workspace_dir)
+    shop_file = rejected(row, shop.workspace_dir / "in" / "b.csv", shop.workspace_dir)
+    outside = rejected(row, tmp_path / "inbox" / "c.csv", shop.workspace_dir)  # noted by shop
+
+    # the default workspace's folder holds the others' folders: not its files
+    assert RejectedFiles(default.workspace_dir, str).erase(["42"]) == 1
+    assert not default_file.exists()
+    assert shop_file.exists() and outside.exists()  # shop's "42" is someone else
+
+    assert RejectedFiles(shop.workspace_dir, str).erase(["42"]) == 2
+    assert not shop_file.exists() and not outside.exists()

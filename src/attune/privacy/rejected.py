@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 SUFFIX = ".rejected.csv"
 MANIFEST = "files.txt"
+WORKSPACES = "workspaces"
+"""Where the default workspace's folder holds the other workspaces' folders."""
 PERSON_COLUMNS = ("user_id", "anonymous_id")
 """Columns whose cell names a person (rejected events and users)."""
 
@@ -45,7 +47,9 @@ def remember(path: Path, rejected_dir: Path) -> None:
 
 
 def rejected_files(data_dir: Path) -> list[Path]:
-    """Every rejected file erasure must clean: those noted, and those under ``data_dir``."""
+    """Every rejected file erasure must clean: those noted, and those under ``data_dir``
+    (one workspace's folder: other workspaces' folders nested in the default one's, under
+    ``workspaces/``, are theirs)."""
     manifest = data_dir / "rejected" / MANIFEST
     found: dict[Path, None] = {}
     if manifest.is_file():
@@ -53,8 +57,10 @@ def rejected_files(data_dir: Path) -> list[Path]:
             if line.strip() and Path(line).is_file():
                 found[Path(line)] = None
     if data_dir.is_dir():
+        nested = data_dir / WORKSPACES
         for path in data_dir.rglob(f"*{SUFFIX}"):
-            found[path.resolve()] = None
+            if not path.is_relative_to(nested):
+                found[path.resolve()] = None
     return list(found)
 
 
@@ -90,10 +96,11 @@ def erase_rows(path: Path, is_person: Callable[[str], bool]) -> int:
 
 
 class RejectedFiles:
-    """The rejected files of one data folder, for erasure.
+    """The rejected files of one workspace, for erasure.
 
     Args:
-        data_dir: the data folder (its ``rejected/`` holds the note of every file).
+        data_dir: the workspace's folder (``Settings.workspace_dir``; its ``rejected/``
+            holds the note of every file its imports wrote).
         user_key: a person's own id → the id stored for it (the pseudonymiser).
     """
 

@@ -58,7 +58,7 @@ class PrivacyService:
             models=self.models,
             workspace=self.settings.workspace,
             actor=actor,
-            rejected=RejectedFiles(self.settings.data_dir, self.user_key),
+            rejected=RejectedFiles(self.settings.workspace_dir, self.user_key),
         )
 
     def export(self, user_id: str) -> dict[str, Any]:
