@@ -211,3 +211,18 @@ def test_exploration_still_checks_region_and_availability_of_new_items(world) ->
 
     assert explored({"region": "US"}) == ["fresh-open"]
     assert explored({"region": "EU"}) == ["fresh-eu"]  # the newest one that may show
+
+
+def test_similar_and_ranked_lists_asked_without_reasons_are_the_same(world) -> None:
+    def plain(rec) -> list:
+        return [(it.item_id, it.score, it.source) for it in rec.items]
+
+    for u in ["u0", "u7", None]:
+        for anchor in ["i0", "i5"]:
+            asked = [DecisionRequest(u, 5, anchor=anchor, explain=e) for e in (True, False)]
+            explained, quiet = (world.engine.similar(r) for r in asked)
+            assert plain(quiet) == plain(explained)
+        candidates = [f"i{k}" for k in range(0, 48, 3)]
+        asked = [DecisionRequest(u, 8, candidates=candidates, explain=e) for e in (True, False)]
+        explained, quiet = (world.engine.rank(r) for r in asked)
+        assert plain(quiet) == plain(explained)

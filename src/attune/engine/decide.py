@@ -478,7 +478,15 @@ class DecisionEngine:
             else []
         )
         return self._assemble(
-            model, person, size, name, similar_config, condition, context, model_list
+            model,
+            person,
+            size,
+            name,
+            similar_config,
+            condition,
+            context,
+            model_list,
+            explain=request.explain,
         )
 
     def rank(self, request: DecisionRequest) -> Recommendation:
@@ -515,6 +523,7 @@ class DecisionEngine:
             model_list,
             only=set(wanted),
             keep_all=True,
+            explain=request.explain,
         )
 
     # -- candidates --------------------------------------------------------------------------

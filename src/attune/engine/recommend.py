@@ -211,10 +211,11 @@ class RecommendationService:
         user_id: str | None = None,
         placement: str | None = None,
         context: Mapping[str, str] | None = None,
+        explain: bool = True,
     ) -> Recommendation:
         """Items similar to ``item_id`` (personalised when ``user_id`` is given)."""
         request = DecisionRequest(
-            user_id, n, placement, filter_text, dict(context or {}), anchor=item_id
+            user_id, n, placement, filter_text, dict(context or {}), anchor=item_id, explain=explain
         )
         return self._answered(self.engine.similar(request), user_id, request.context)
 
@@ -227,10 +228,17 @@ class RecommendationService:
         *,
         placement: str | None = None,
         context: Mapping[str, str] | None = None,
+        explain: bool = True,
     ) -> Recommendation:
         """``candidates`` re-ordered for the person (filtered ones left out)."""
         request = DecisionRequest(
-            user_id, n, placement, filter_text, dict(context or {}), candidates=list(candidates)
+            user_id,
+            n,
+            placement,
+            filter_text,
+            dict(context or {}),
+            candidates=list(candidates),
+            explain=explain,
         )
         return self._answered(self.engine.rank(request), user_id, request.context)
 

@@ -95,6 +95,12 @@ def similar_items(
     context = context_params(request)
     stored_id = services.user_key(user_id) if user_id else None
     rec = service.similar(
-        item_id, n, filter_text, user_id=stored_id, placement=placement, context=context
+        item_id,
+        n,
+        filter_text,
+        user_id=stored_id,
+        placement=placement,
+        context=context,
+        explain=explain,
     )
     return recommendation_out(rec, stores, include_items, explain, context.get("locale"))

@@ -223,7 +223,7 @@ def _user_list(
     include_items: bool,
     explain: bool,
 ) -> Response:
-    """One person's list, rendered: all of it in one worker-thread hop."""
+    """One person's list, rendered (on the event loop or one worker thread: :func:`decide`)."""
     rec = services.recommendations.for_user(
         services.user_key(user_id),
         n,
@@ -315,6 +315,7 @@ def _ranked(services: Services, body: RankIn, explain: bool, include_items: bool
         body.filter,
         placement=body.placement,
         context=body.context,
+        explain=explain,
     )
     catalog = (
         services.stores.catalog.get_items([it.item_id for it in rec.items]) if include_items else {}
