@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from types import SimpleNamespace
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, delete, select
@@ -20,13 +19,13 @@ Update = tuple[str, bool | None, bool | None]
 """``(user_id, tracking, personalization)``; None leaves that field as it is."""
 
 
-def _consent(row: Any) -> Consent:
+def _consent(row: Mapping[str, Any]) -> Consent:
     return Consent(
-        user_id=row.user_id,
-        tracking=bool(row.tracking),
-        personalization=bool(row.personalization),
-        source=row.source,
-        updated_at=float(row.updated_at),
+        user_id=row["user_id"],
+        tracking=bool(row["tracking"]),
+        personalization=bool(row["personalization"]),
+        source=row["source"],
+        updated_at=float(row["updated_at"]),
     )
 
 
@@ -39,14 +38,14 @@ class SqlConsentStore:
     def get(self, user_id: str) -> Consent | None:
         with reading(self.engine) as conn:
             row = _GET.mapping(conn, {"user": user_id})
-        return _consent(SimpleNamespace(**row)) if row else None
+        return _consent(row) if row else None
 
     def get_many(self, user_ids: Sequence[str]) -> dict[str, Consent]:
         found: dict[str, Consent] = {}
         with self.engine.connect() as conn:
             for part in chunks(list(dict.fromkeys(user_ids)), 900):
                 query = select(user_consent).where(user_consent.c.user_id.in_(part))
-                found.update((row.user_id, _consent(row)) for row in conn.execute(query))
+                found.update((row.user_id, _consent(row._mapping)) for row in conn.execute(query))
         return found
 
     def set(
