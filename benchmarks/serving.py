@@ -54,7 +54,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from serving_world import ADMIN_KEY, build_world, console, progress_bar, settings_env
+from serving_world import (
+    ADMIN_KEY,
+    build_world,
+    console,
+    open_world,
+    progress_bar,
+    settings_env,
+)
 
 ROOT = Path(__file__).resolve().parent
 CONSTANT_ITEMS = [{"item_id": f"i{k}", "score": 1.0 - k / 10, "source": "model"} for k in range(10)]
@@ -249,6 +256,7 @@ def wrk(base: str, path: str, connections: int, seconds: float, n_users: int) ->
         "p50": raw["p50_us"] / 1000,
         "p95": raw["p95_us"] / 1000,
         "p99": raw["p99_us"] / 1000,
+        "max": raw["max_us"] / 1000,
     }
 
 
@@ -274,6 +282,48 @@ def run_loads(running: Server, n_users: int, seconds: float, label: str) -> list
             )
             bar.advance(task)
     return results
+
+
+def swap_under_load(
+    running: Server, data_dir: Path, n_users: int, seconds: float
+) -> dict[str, Any]:
+    """A new model version promoted while 4 clients ask for lists: its latencies, errors
+    and how long until the server answers with the new version.
+
+    The new version is the champion's files registered again under a new id (what a
+    retrain promotes, without the minutes of training): the server loads and prepares
+    it as it would any version."""
+    import dataclasses
+    import threading
+
+    from attune.training.promotion import register_champion
+
+    seconds = max(seconds, 12.0)
+    outcome: dict[str, Any] = {}
+    load = threading.Thread(
+        target=lambda: outcome.update(
+            wrk(running.base, ENDPOINTS["recommendations"], 4, seconds, n_users)
+        )
+    )
+    with progress_bar() as bar:
+        task = bar.add_task("model swap under load (4 clients)", total=1)
+        load.start()
+        time.sleep(seconds / 4)
+        _, stores = open_world(data_dir)
+        champion = stores.model_versions.latest("champion")
+        new_id = f"{champion.version_id.split('-swap')[0]}-swap{time.time_ns():x}"
+        register_champion(stores, dataclasses.replace(champion, version_id=new_id), "benchmark")
+        promoted = time.perf_counter()
+        picked_up: float | None = None
+        while picked_up is None and time.perf_counter() - promoted < 120:
+            _, answer = call("GET", f"{running.base}/v1/users/u1/recommendations?n=10")
+            if answer and answer["model_version"] == new_id:
+                picked_up = time.perf_counter() - promoted
+            else:
+                time.sleep(0.05)
+        load.join()
+        bar.advance(task)
+    return {**outcome, "picked_up_s": picked_up, "version": new_id}
 
 
 def event_to_change(base: str, n_users: int, trials: int) -> dict[str, Any]:
@@ -349,6 +399,7 @@ def markdown(
     world: dict[str, Any],
     loads: list[dict[str, Any]],
     change: dict[str, Any] | None,
+    swap: dict[str, Any] | None = None,
 ) -> str:
     command = (
         f".venv/bin/python benchmarks/serving.py --users {args.users} --items {args.items} "
@@ -396,6 +447,13 @@ def markdown(
     for label in dict.fromkeys(r["config"] for r in loads):
         for name, ok, value in checks(loads, label):
             lines.append(f"| {label} | {name} | {'yes' if ok else '**no**'} | {value} |")
+    if swap is not None:
+        ok = swap["errors"] == 0 and swap["picked_up_s"] is not None
+        lines.append(
+            f"| {config_label(1)} | a new model version served, no failed request "
+            f"| {'yes' if ok else '**no**'} | {swap['errors']} errors, slowest "
+            f"{swap['max']:.0f} ms |"
+        )
     if change is not None:
         ok = change["accepted"]["p95"] < 200 and not change["unchanged"]
         lines.append(
@@ -413,8 +471,21 @@ def markdown(
             + (f"; {change['unchanged']} did not change within 5 s" if change["unchanged"] else "")
             + ".",
         ]
+    if swap is not None:
+        lines += ["", *swap_lines(swap)]
     lines.append("")
     return "\n".join(lines)
+
+
+def swap_lines(swap: dict[str, Any]) -> list[str]:
+    picked = swap["picked_up_s"]
+    seen = f"answered with it {picked:.1f} s after it was promoted" if picked else "never served"
+    return [
+        f"Model swap under load ({config_label(1)}, 4 clients, {swap['requests']:,} requests "
+        f"over {swap['requests'] / swap['rps']:.0f} s; a new version promoted a quarter of "
+        f"the way in, {seen}): {swap['errors']} failed requests, p50 {swap['p50']:.2f} ms, "
+        f"p99 {swap['p99']:.2f} ms, slowest {swap['max']:.1f} ms.",
+    ]
 
 
 def main() -> None:
@@ -446,7 +517,7 @@ def main() -> None:
     temporary = args.data_dir is None
     data_dir = (args.data_dir or Path(tempfile.mkdtemp(prefix="attune-serving-"))).resolve()
     loads: list[dict[str, Any]] = []
-    change = None
+    change = swap = None
     try:
         world = build_world(data_dir, args.users, args.items, args.events)
         for workers in args.workers:
@@ -461,10 +532,12 @@ def main() -> None:
                 loads += run_loads(running, args.users, args.duration, label)
                 if workers == 1 and args.trials:
                     change = event_to_change(running.base, args.users, min(args.trials, args.users))
+                if workers == 1:
+                    swap = swap_under_load(running, data_dir, args.users, args.duration)
     finally:
         if temporary:
             shutil.rmtree(data_dir, ignore_errors=True)
-    text = markdown(args, world, loads, change)
+    text = markdown(args, world, loads, change, swap)
     console.print(text)
     if args.write:
         from accuracy import replace_section

@@ -41,6 +41,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from attune.engine import diversity
+from attune.engine.background import BackgroundRefresh
 from attune.engine.catalog_view import CatalogView, SpaceView, clock_context
 from attune.engine.expressions import Filter
 from attune.engine.filtering import CatalogFilters
@@ -252,7 +253,9 @@ class DecisionEngine:
         self.placements = PlacementBook(stores.placements)
         self._unavailable: frozenset[str] = frozenset()
         self._unavailable_at = float("-inf")
-        self._refreshing = False  # a background re-read of unavailable items is running
+        self._unavailable_refresh = BackgroundRefresh(
+            self._read_unavailable, "unavailable-items", self._retry_unavailable_later
+        )
         self._lock = threading.Lock()
         models.on_load(self.prepare)
 
@@ -290,30 +293,15 @@ class DecisionEngine:
                     if self._unavailable_at == float("-inf"):
                         self._read_unavailable()
             else:
-                self._refresh_unavailable()
+                self._unavailable_refresh.start()
         return self._unavailable
 
     def _read_unavailable(self) -> None:
         self._unavailable = frozenset(self.stores.catalog.unavailable_item_ids())
         self._unavailable_at = time.monotonic()
 
-    def _refresh_unavailable(self) -> None:
-        with self._lock:
-            if self._refreshing:
-                return
-            self._refreshing = True
-        threading.Thread(
-            target=self._refresh_unavailable_now, name="attune-unavailable-refresh", daemon=True
-        ).start()
-
-    def _refresh_unavailable_now(self) -> None:
-        try:
-            self._read_unavailable()
-        except Exception:
-            log.exception("could not re-read unavailable items; keeping the last set")
-            self._unavailable_at = time.monotonic()  # try again after a period
-        finally:
-            self._refreshing = False
+    def _retry_unavailable_later(self) -> None:
+        self._unavailable_at = time.monotonic()
 
     def condition(
         self,

@@ -15,6 +15,7 @@ from typing import Literal
 import numpy as np
 
 from attune.config import Settings
+from attune.engine.background import BackgroundRefresh
 from attune.features.interactions import WeightPolicy
 from attune.models.base import Recommender
 from attune.models.registry import load_model
@@ -68,6 +69,13 @@ class ModelHolder:
     """Holds the newest champion version; checks for a newer one at most every
     ``refresh_seconds`` and swaps it in atomically (requests in flight keep the old one).
 
+    Loading and preparing a version takes seconds at 100,000 items (the catalog lookups
+    of :meth:`attune.engine.decide.DecisionEngine.prepare`). Once a version is held, the
+    check and any load run on a background thread while requests go on with the held
+    version (with decisions on the event loop, an inline load would stall every request
+    of the process). ``swap_inline`` (default: when ``refresh_seconds`` is 0, "the newest
+    on every call", as tests and one-shot commands want) does both inside :meth:`current`.
+
     :meth:`forget_user` removes an erased person from the held models at once and, in a
     background thread, makes that durable: a new version saved from the forgotten
     models when every role forgot exactly, else a refit of the served configuration
@@ -76,14 +84,20 @@ class ModelHolder:
     """
 
     def __init__(
-        self, stores: Stores, refresh_seconds: float = 2.0, settings: Settings | None = None
+        self,
+        stores: Stores,
+        refresh_seconds: float = 2.0,
+        settings: Settings | None = None,
+        swap_inline: bool | None = None,
     ) -> None:
         self.stores = stores
         self.refresh_seconds = refresh_seconds
         self.settings = settings
+        self.swap_inline = refresh_seconds <= 0 if swap_inline is None else swap_inline
         self._loaded: LoadedModel | None = None
         self._checked_at = float("-inf")
         self._lock = threading.Lock()
+        self._background = BackgroundRefresh(self.refresh, "model-refresh", self._checked_now)
         self._forget_lock = threading.Lock()  # one erasure at a time, each on the newest state
         self._jobs = threading.Condition()  # guards the three fields below
         self._on_load: list[Callable[[LoadedModel], None]] = []
@@ -92,9 +106,21 @@ class ModelHolder:
         self._worker: threading.Thread | None = None
 
     def current(self) -> LoadedModel | None:
+        """The held version; checks for a newer one when ``refresh_seconds`` have passed
+        (inline while none is held or with ``swap_inline``, else in the background)."""
         if time.monotonic() - self._checked_at >= self.refresh_seconds:
-            self.refresh()
+            if self._loaded is None or self.swap_inline:
+                self.refresh()
+            else:
+                self._background.start()
         return self._loaded
+
+    def _checked_now(self) -> None:
+        self._checked_at = time.monotonic()
+
+    def wait_for_refresh(self, timeout: float | None = None) -> bool:
+        """Block until no background check or load is running; False on timeout."""
+        return self._background.wait(timeout)
 
     def refresh(self) -> LoadedModel | None:
         """Load the newest champion if it differs from the one held."""

@@ -6,17 +6,24 @@ an hour ago shows up without waiting for a retrain. The window ends at the newes
 count in the window is compared with what its count over the preceding baseline
 (``BASELINE_WINDOWS`` windows) predicts, as a Poisson z-score; items seen by fewer
 than ``min_people`` people in the window are ignored. Results are cached for
-``refresh_seconds``.
+``refresh_seconds``; a stale list is recomputed on a background thread while callers go
+on with it (the counts scan the window's events: a second or more at millions of
+events, which inside a request would stall every request of the process).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
 from dataclasses import dataclass
+from functools import partial
 
+from attune.engine.background import BackgroundRefresh
 from attune.store.protocols import EventStore
+
+log = logging.getLogger(__name__)
 
 BASELINE_WINDOWS = 7
 WINDOWS = {"1h": 3_600.0, "24h": 86_400.0, "7d": 7 * 86_400.0}
@@ -39,17 +46,43 @@ class TrendingTracker:
         self.min_people = min_people
         self._cache: dict[str, tuple[float, list[TrendingItem]]] = {}
         self._lock = threading.Lock()
+        self._recompute = {
+            window: BackgroundRefresh(
+                partial(self._recompute_now, window),
+                f"trending-{window}",
+                partial(self._retry_later, window),
+            )
+            for window in WINDOWS
+        }
 
     def top(self, n: int, window: str = "24h") -> list[TrendingItem]:
-        """The ``n`` most trending items over ``window`` (a key of :data:`WINDOWS`)."""
+        """The ``n`` most trending items over ``window`` (a key of :data:`WINDOWS`).
+
+        The first call per window computes the list; later ones get the cached list,
+        starting a background recomputation once it is ``refresh_seconds`` old."""
         cached = self._cache.get(window)
-        if cached is None or time.monotonic() - cached[0] >= self.refresh_seconds:
+        if cached is None:
             with self._lock:
                 cached = self._cache.get(window)
-                if cached is None or time.monotonic() - cached[0] >= self.refresh_seconds:
-                    cached = (time.monotonic(), self._compute(WINDOWS[window]))
-                    self._cache[window] = cached
+                if cached is None:
+                    cached = self._cache[window] = (time.monotonic(), self._compute_window(window))
+        elif time.monotonic() - cached[0] >= self.refresh_seconds:
+            self._recompute[window].start()
         return cached[1][:n]
+
+    def _recompute_now(self, window: str) -> None:
+        found = self._compute_window(window)
+        with self._lock:
+            self._cache[window] = (time.monotonic(), found)
+
+    def _retry_later(self, window: str) -> None:
+        """Keep the last list for another period (a failing store is not hammered)."""
+        with self._lock:
+            last = self._cache.get(window)
+            self._cache[window] = (time.monotonic(), last[1] if last else [])
+
+    def _compute_window(self, window: str) -> list[TrendingItem]:
+        return self._compute(WINDOWS[window])
 
     def _compute(self, length: float) -> list[TrendingItem]:
         end = self.events.latest_timestamp()
