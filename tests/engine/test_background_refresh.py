@@ -108,3 +108,27 @@ def test_stale_trending_is_recomputed_while_callers_get_the_last_list() -> None:
     while tracker.top(5)[0].item_id != "b":
         assert time.monotonic() < deadline, "the recomputed list replaces the stale one"
         time.sleep(0.01)
+
+
+def test_building_long_lived_data_pauses_the_collector_and_freezes_what_was_built() -> None:
+    import gc
+
+    from attune.engine.background import building_long_lived
+
+    assert gc.isenabled()
+    frozen = gc.get_freeze_count()
+    try:
+        with building_long_lived():
+            with building_long_lived():  # a model swap during a catalog re-read
+                kept = [[k] for k in range(1_000)]  # lists: always tracked
+                assert not gc.isenabled()
+            assert not gc.isenabled(), "paused until the outer build ends"
+        assert gc.isenabled()
+        assert gc.get_freeze_count() >= frozen + len(kept), "full passes skip what was built"
+        gc.disable()  # a process that runs without the collector keeps running without it
+        with building_long_lived():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+        gc.unfreeze()

@@ -149,7 +149,7 @@ def test_a_version_is_prepared_before_it_serves(world: RecommendationService) ->
     version = model.version.version_id
     token = engine.filters.snapshot().token
     for role in ("main", "fallback", "similar"):
-        assert engine.catalog._spaces.get((token, f"{version}/{role}")) is not None
+        assert engine.catalog._views.get((token, f"{version}/{role}")) is not None
         assert role in model.__dict__["_unavailable_positions"]
     assert "fallback" in model.__dict__["_empty_history_rankings"]
 

@@ -46,12 +46,17 @@ class SpaceView:
 
 
 class CatalogView:
-    """Catalog facts by item id or by a model's positions, cached per snapshot."""
+    """Catalog facts by item id or by a model's positions, cached per snapshot.
+
+    When the filters re-read a changed catalog, the lookups, creation order and the item
+    spaces in use are built for the new snapshot on that background thread, before any
+    request sees it (:meth:`CatalogFilters.on_snapshot`)."""
 
     def __init__(self, filters: CatalogFilters) -> None:
         self.filters = filters
-        self._spaces = _Lru(32)
-        self._lookup: CatalogLookup | None = None
+        self._views = _Lru(32)  # (snapshot token, what) → lookup, space view, creation order
+        self._spaces_in_use = _Lru(16)  # space name → item ids
+        filters.on_snapshot(self._prepare)
 
     def snapshot(self) -> CatalogSnapshot:
         return self.filters.snapshot()
@@ -59,12 +64,15 @@ class CatalogView:
     def lookup(self) -> CatalogLookup:
         """Id lookups for the current snapshot (a dict read: pandas' indexer costs ~100 µs
         per call, and a request makes hundreds). Hold it for a loop over many items."""
-        snapshot = self.snapshot()
-        lookup = self._lookup
-        if lookup is None or lookup.token != snapshot.token:
+        return self._lookup_for(self.snapshot())
+
+    def _lookup_for(self, snapshot: CatalogSnapshot) -> CatalogLookup:
+        key = (snapshot.token, "lookup")
+        lookup = self._views.get(key)
+        if lookup is None:
             lookup = CatalogLookup(snapshot)
-            self._lookup = lookup
-        return lookup
+            self._views.put(key, lookup)
+        return lookup  # type: ignore[no-any-return]
 
     def record(self, item_id: str) -> dict[str, Any] | None:
         return self.lookup().records.get(item_id)
@@ -78,12 +86,24 @@ class CatalogView:
         return self.lookup().categories_of(item_id)
 
     def space(self, item_ids: np.ndarray, space: str) -> SpaceView:
-        snapshot = self.snapshot()
+        return self._space_for(self.snapshot(), item_ids, space)
+
+    def _space_for(self, snapshot: CatalogSnapshot, item_ids: np.ndarray, space: str) -> SpaceView:
         key = (snapshot.token, space)
-        view = self._spaces.get(key)
+        view = self._views.get(key)
         if view is None:
-            view = _build(snapshot, item_ids)
-            self._spaces.put(key, view)
+            self._spaces_in_use.put(space, item_ids)
+            # roles of one version often share one item-id array: one view for them all
+            twin = next(
+                (
+                    self._views.get((snapshot.token, name))
+                    for name, ids in self._spaces_in_use.items()
+                    if ids is item_ids and name != space
+                ),
+                None,
+            )
+            view = twin if twin is not None else _build(snapshot, item_ids)
+            self._views.put(key, view)
         return view  # type: ignore[no-any-return]
 
     def new_items(self, since: float, limit: int = 5_000) -> Iterator[NewItem]:
@@ -92,16 +112,15 @@ class CatalogView:
         The catalog's items by creation time, newest first, are sorted once per
         snapshot; a call slices that list (``since`` moves with the clock, and
         re-sorting a large catalog inside a request would stall it)."""
-        newest_first, negated_times = self._by_creation()
+        newest_first, negated_times = self._by_creation(self.snapshot())
         end = min(int(np.searchsorted(negated_times, -since, side="right")), limit)
         return itertools.islice(newest_first, end)
 
-    def _by_creation(self) -> tuple[list[NewItem], np.ndarray]:
-        snapshot = self.snapshot()
+    def _by_creation(self, snapshot: CatalogSnapshot) -> tuple[list[NewItem], np.ndarray]:
         key = (snapshot.token, "by-creation")
-        found = self._spaces.get(key)
+        found = self._views.get(key)
         if found is None:
-            lookup = self.lookup()
+            lookup = self._lookup_for(snapshot)
             dated = sorted(
                 (
                     (str(r["item_id"]), float(r["created_at"]), r)
@@ -115,16 +134,22 @@ class CatalogView:
                 for i, created, r in dated
             ]
             found = (items, np.array([-created for _, created, _ in dated], dtype=np.float64))
-            self._spaces.put(key, found)
+            self._views.put(key, found)
         return found  # type: ignore[no-any-return]
 
     def warm(self, spaces: dict[str, np.ndarray]) -> None:
         """Build the snapshot, id lookups, creation order and the given item spaces
         (name → item ids) now, before requests would pay for them."""
-        self.lookup()
-        self._by_creation()
+        snapshot = self.snapshot()
+        self._by_creation(snapshot)
         for name, item_ids in spaces.items():
-            self.space(item_ids, name)
+            self._space_for(snapshot, item_ids, name)
+
+    def _prepare(self, snapshot: CatalogSnapshot) -> None:
+        """Build a re-read snapshot's views (see the class docstring)."""
+        self._by_creation(snapshot)
+        for name, item_ids in self._spaces_in_use.items():
+            self._space_for(snapshot, item_ids, name)
 
 
 class NewItem(NamedTuple):

@@ -7,7 +7,11 @@ Three caches, from slowest to fastest to rebuild:
    for unavailable items) a background thread checks the catalog's ``content_stamp()``;
    only if it changed is the catalog re-read there, while requests go on with the old
    snapshot. Reading ~10k items takes a few hundred ms (JSON decoding), so
-   no request waits for it except the very first.
+   no request waits for it except the very first. Before a re-read snapshot is
+   published, the same thread builds what requests derive from it: the masks of the
+   filters in use (here) and the views of :class:`~attune.engine.catalog_view.CatalogView`
+   (listeners of :meth:`CatalogFilters.on_snapshot`), so a catalog change never stalls
+   a request (at 100,000 items they take seconds).
 2. A **catalog mask** per (filter text, snapshot token): one bool per catalog row, from
    evaluating the filter row by row (one to a few microseconds per item). Filters that
    read ``now`` are also keyed by a ``refresh_seconds`` time bucket, so their masks are
@@ -27,13 +31,14 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from attune.engine.background import building_long_lived
 from attune.engine.expression_eval import frame_records
 from attune.engine.expressions import Filter, parse_filter
 from attune.store.protocols import CatalogStore
@@ -108,6 +113,16 @@ class _Lru:
         with self._lock:
             self._data.clear()
 
+    def items(self) -> list[tuple[Hashable, Any]]:
+        with self._lock:
+            return list(self._data.items())
+
+    def retain(self, keep: Callable[[Hashable], bool]) -> None:
+        """Drop every entry whose key ``keep`` refuses."""
+        with self._lock:
+            for key in [k for k in self._data if not keep(k)]:
+                del self._data[key]
+
 
 class CatalogFilters:
     """Parses filters and says which items of a model's item space they allow."""
@@ -124,6 +139,13 @@ class CatalogFilters:
         self._lock = threading.Lock()
         self._reading = False  # a background re-read is in flight
         self._token_lock = threading.Lock()
+        self._in_use = _Lru(MASK_CACHE_SIZE // 4)  # (text, space) → (filter, item ids)
+        self._on_snapshot: list[Callable[[CatalogSnapshot], None]] = []
+
+    def on_snapshot(self, listener: Callable[[CatalogSnapshot], None]) -> None:
+        """Call ``listener`` with each re-read snapshot, on the background thread, before
+        requests see it (to build what they would otherwise build inside themselves)."""
+        self._on_snapshot.append(listener)
 
     def parse(self, text: str) -> Filter:
         """The compiled filter for ``text`` (cached); raises ``ValidationError`` if malformed."""
@@ -169,6 +191,10 @@ class CatalogFilters:
         ).start()
 
     def _refresh_in_background(self, current: CatalogSnapshot) -> None:
+        with building_long_lived():
+            self._refresh(current)
+
+    def _refresh(self, current: CatalogSnapshot) -> None:
         try:
             stamp = self.catalog.content_stamp()
             fresh = (
@@ -176,15 +202,25 @@ class CatalogFilters:
                 if stamp == current.stamp
                 else self._read(stamp)
             )
+            if fresh.token != current.token:
+                self._prepare(fresh)
         except Exception:
             log.exception("could not re-read the catalog for filters; keeping the old one")
             fresh = replace(current, checked_at=time.monotonic())  # retry after a period
         with self._lock:
             if self._snapshot is current:
                 self._snapshot = fresh
-                if fresh.token != current.token:
-                    self._masks.clear()  # every entry was keyed by an older token
+                if fresh.token != current.token:  # entries keyed by an older token go
+                    self._masks.retain(lambda key: key[1] == fresh.token)  # type: ignore[index]
             self._reading = False
+
+    def _prepare(self, snapshot: CatalogSnapshot) -> None:
+        """Build, for ``snapshot``, the allowed items of the filters in use and what the
+        listeners derive, before it is published."""
+        for (_, space), (condition, item_ids) in self._in_use.items():
+            self._allowed_in(snapshot, condition, item_ids, space)
+        for listener in self._on_snapshot:
+            listener(snapshot)
 
     def _read(self, stamp: str) -> CatalogSnapshot:
         frame = self.catalog.item_frame()
@@ -202,7 +238,7 @@ class CatalogFilters:
 
     def catalog_mask(self, condition: Filter, snapshot: CatalogSnapshot) -> np.ndarray:
         """(n_catalog_items,) bool: which rows of ``snapshot`` match ``condition``."""
-        key = ("catalog", condition.text, snapshot.token, self._bucket(condition))
+        key = ("catalog", snapshot.token, condition.text, self._bucket(condition))
         mask = self._masks.get(key)
         if mask is None:
             mask = condition.mask_records(snapshot.records)
@@ -220,10 +256,15 @@ class CatalogFilters:
         """
         if not condition.uses_fields:
             return AllowedItems.constant(len(item_ids), condition.matches_unknown_item())
-        snapshot = self.snapshot()
-        key = ("allowed", condition.text, snapshot.token, self._bucket(condition), space)
+        return self._allowed_in(self.snapshot(), condition, item_ids, space)
+
+    def _allowed_in(
+        self, snapshot: CatalogSnapshot, condition: Filter, item_ids: np.ndarray, space: str
+    ) -> AllowedItems:
+        key = ("allowed", snapshot.token, condition.text, self._bucket(condition), space)
         allowed = self._masks.get(key)
         if allowed is None:
+            self._in_use.put((condition.text, space), (condition, item_ids))
             rows = self._rows(snapshot, item_ids, space)
             catalog_mask = self.catalog_mask(condition, snapshot)
             # items missing from the catalog (row -1) match no filter that reads a field

@@ -97,7 +97,9 @@ class ModelHolder:
         self._loaded: LoadedModel | None = None
         self._checked_at = float("-inf")
         self._lock = threading.Lock()
-        self._background = BackgroundRefresh(self.refresh, "model-refresh", self._checked_now)
+        self._background = BackgroundRefresh(
+            self.refresh, "model-refresh", self._checked_now, long_lived=True
+        )
         self._forget_lock = threading.Lock()  # one erasure at a time, each on the newest state
         self._jobs = threading.Condition()  # guards the three fields below
         self._on_load: list[Callable[[LoadedModel], None]] = []
