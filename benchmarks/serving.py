@@ -357,7 +357,9 @@ def item_update(running: Server) -> Callable[[], Probe]:
 
     def change() -> Probe:
         _, answer = call("GET", url)
-        item_id = answer["items"][0]["item_id"]
+        _, before = call("GET", found_url)
+        already = {it["item_id"] for it in before["items"]}  # updated by an earlier run
+        item_id = next(it["item_id"] for it in answer["items"] if it["item_id"] not in already)
         body = {"title": f"Item {item_id}", "categories": ["bench-updated"]}
         status, _ = call("PUT", f"{running.base}/v1/items/{item_id}", body)
         if status != 200:

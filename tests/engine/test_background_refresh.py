@@ -3,6 +3,7 @@ requests: they go on with what is held and never wait for it."""
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 
@@ -117,13 +118,16 @@ def test_building_long_lived_data_pauses_the_collector_and_freezes_what_was_buil
 
     assert gc.isenabled()
     frozen = gc.get_freeze_count()
+    interval = sys.getswitchinterval()
     try:
         with building_long_lived():
             with building_long_lived():  # a model swap during a catalog re-read
                 kept = [[k] for k in range(1_000)]  # lists: always tracked
                 assert not gc.isenabled()
+                assert sys.getswitchinterval() < interval, "requests get the GIL back sooner"
             assert not gc.isenabled(), "paused until the outer build ends"
         assert gc.isenabled()
+        assert sys.getswitchinterval() == interval
         assert gc.get_freeze_count() >= frozen + len(kept), "full passes skip what was built"
         gc.disable()  # a process that runs without the collector keeps running without it
         with building_long_lived():
