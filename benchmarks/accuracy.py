@@ -24,7 +24,8 @@ try log1p(value) weights, chosen by validation like every other setting.
 
 ``--robustness`` runs the variants of ``benchmarks/variants.py`` (no timestamps, no item
 metadata, very sparse purchases, play counts) instead and writes a "Robustness" section.
-``--cache`` keeps the peers' results between runs (they are deterministic), so a rerun
+``--cache`` keeps the peers' results between runs (seeded; only BPR, trained on several
+threads at once, varies a little between runs), so a rerun
 after a change to Attune only re-runs Attune.
 """
 

@@ -186,10 +186,22 @@ def test_a_changed_catalog_is_served_with_its_masks_and_views_already_built(monk
     wait_for(lambda: catalog.frames_read == 2 and not filters._reading)
     evaluated = []
     monkeypatch.setattr(
-        type(comedy), "mask_records", lambda self, records: evaluated.append(1) or [False] * 4
+        type(comedy),
+        "mask_records",
+        lambda self, records: evaluated.append(1) or np.zeros(len(records), dtype=bool),
     )
     assert filters.allowed(comedy, items, "v1/main").index.tolist() == [2]
     assert view.space(items, "v1/main").categories[2] == {"Comedy"}
     assert view.space(items, "v1/similar").categories[2] == {"Comedy"}
     assert evaluated == [], "the request found the filter's mask built"
     assert built_on == ["attune-catalog-refresh"], "one view, built before publishing"
+
+    newer = np.array(["i3", "i2", "i1", "i0"])  # a new model version's item space
+    for change in (3, 4):  # one change while both versions serve, one after v1 is gone
+        view.space(newer, "v2/main")
+        built_on.clear()
+        catalog.write(catalog_rows({"i3"} if change == 3 else {"i0"}))
+        filters.snapshot()
+        wait_for(lambda: catalog.frames_read == change and not filters._reading)  # noqa: B023
+    assert view.space(newer, "v2/main").categories[3] == {"Comedy"}
+    assert built_on == ["attune-catalog-refresh"], "only the space asked for since"

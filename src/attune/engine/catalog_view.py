@@ -49,13 +49,15 @@ class CatalogView:
     """Catalog facts by item id or by a model's positions, cached per snapshot.
 
     When the filters re-read a changed catalog, the lookups, creation order and the item
-    spaces in use are built for the new snapshot on that background thread, before any
+    spaces in use (those asked for since the last change: a replaced model version's
+    are not) are built for the new snapshot on that background thread, before any
     request sees it (:meth:`CatalogFilters.on_snapshot`)."""
 
     def __init__(self, filters: CatalogFilters) -> None:
         self.filters = filters
         self._views = _Lru(32)  # (snapshot token, what) → lookup, space view, creation order
-        self._spaces_in_use = _Lru(16)  # space name → item ids
+        self._space_ids: dict[str, np.ndarray] = {}  # space name → its item ids
+        self._used: set[str] = set()  # space names asked for since the last change
         filters.on_snapshot(self._prepare)
 
     def snapshot(self) -> CatalogSnapshot:
@@ -86,23 +88,21 @@ class CatalogView:
         return self.lookup().categories_of(item_id)
 
     def space(self, item_ids: np.ndarray, space: str) -> SpaceView:
+        self._used.add(space)
+        self._space_ids[space] = item_ids
         return self._space_for(self.snapshot(), item_ids, space)
 
     def _space_for(self, snapshot: CatalogSnapshot, item_ids: np.ndarray, space: str) -> SpaceView:
         key = (snapshot.token, space)
         view = self._views.get(key)
         if view is None:
-            self._spaces_in_use.put(space, item_ids)
             # roles of one version often share one item-id array: one view for them all
-            twin = next(
-                (
-                    self._views.get((snapshot.token, name))
-                    for name, ids in self._spaces_in_use.items()
-                    if ids is item_ids and name != space
-                ),
-                None,
-            )
-            view = twin if twin is not None else _build(snapshot, item_ids)
+            twins = [
+                self._views.get((snapshot.token, name))
+                for name, ids in list(self._space_ids.items())
+                if ids is item_ids and name != space
+            ]
+            view = next((v for v in twins if v is not None), None) or _build(snapshot, item_ids)
             self._views.put(key, view)
         return view  # type: ignore[no-any-return]
 
@@ -143,13 +143,18 @@ class CatalogView:
         snapshot = self.snapshot()
         self._by_creation(snapshot)
         for name, item_ids in spaces.items():
-            self._space_for(snapshot, item_ids, name)
+            self.space(item_ids, name)
 
     def _prepare(self, snapshot: CatalogSnapshot) -> None:
         """Build a re-read snapshot's views (see the class docstring)."""
+        used, self._used = self._used, set()
         self._by_creation(snapshot)
-        for name, item_ids in self._spaces_in_use.items():
-            self._space_for(snapshot, item_ids, name)
+        for name in used:
+            item_ids = self._space_ids.get(name)
+            if item_ids is not None:
+                self._space_for(snapshot, item_ids, name)
+        for name in set(self._space_ids) - used - self._used:
+            self._space_ids.pop(name, None)  # a replaced version's spaces
 
 
 class NewItem(NamedTuple):
