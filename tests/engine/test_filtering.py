@@ -205,3 +205,22 @@ def test_a_changed_catalog_is_served_with_its_masks_and_views_already_built(monk
         wait_for(lambda: catalog.frames_read == change and not filters._reading)  # noqa: B023
     assert view.space(newer, "v2/main").categories[3] == {"Comedy"}
     assert built_on == ["attune-catalog-refresh"], "only the space asked for since"
+
+
+def test_a_failing_preparation_still_publishes_the_changed_catalog():
+    """Catalog changes must reach requests even when building a view for them fails:
+    the request then builds (or fails) on its own, as before preparation existed."""
+    catalog = FakeCatalog(catalog_rows({"i1"}))
+    filters = CatalogFilters(catalog, refresh_seconds=0.0)
+    comedy = filters.parse('"Comedy" in categories')
+    items = np.array(["i0", "i1", "i2", "i3"])
+    filters.allowed(comedy, items, "v1/main")
+
+    def broken(snapshot):
+        raise RuntimeError("a listener bug")
+
+    filters.on_snapshot(broken)
+    catalog.write(catalog_rows({"i2"}))
+    filters.snapshot()
+    wait_for(lambda: catalog.frames_read == 2 and not filters._reading)
+    assert filters.allowed(comedy, items, "v1/main").index.tolist() == [2]

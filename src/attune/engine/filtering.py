@@ -33,6 +33,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -216,11 +217,18 @@ class CatalogFilters:
 
     def _prepare(self, snapshot: CatalogSnapshot) -> None:
         """Build, for ``snapshot``, the allowed items of the filters in use and what the
-        listeners derive, before it is published."""
-        for (_, space), (condition, item_ids) in self._in_use.items():
-            self._allowed_in(snapshot, condition, item_ids, space)
-        for listener in self._on_snapshot:
-            listener(snapshot)
+        listeners derive, before it is published. A step that fails is logged and left
+        to the requests (the snapshot is still published: catalog changes must arrive)."""
+        steps: list[Callable[[], Any]] = [
+            partial(self._allowed_in, snapshot, condition, item_ids, space)
+            for (_, space), (condition, item_ids) in self._in_use.items()
+        ]
+        steps += [partial(listener, snapshot) for listener in self._on_snapshot]
+        for step in steps:
+            try:
+                step()
+            except Exception:
+                log.exception("could not prepare the new catalog snapshot for requests")
 
     def _read(self, stamp: str) -> CatalogSnapshot:
         frame = self.catalog.item_frame()
