@@ -33,7 +33,10 @@ def building_long_lived() -> Iterator[None]:
     So the collector is paused while building (the requests' garbage is freed by
     reference counting meanwhile; cycles wait for the end), and what was built is then
     frozen (``gc.freeze``) as the server freezes what it loaded at start: full passes
-    skip it. Frozen objects are still freed when nothing refers to them.
+    skip it. Frozen objects are still freed when nothing refers to them; the young
+    generation is collected first, so the requests' cyclic garbage of those seconds is
+    freed, not frozen. Use it only around a build that happens (a changed catalog, a
+    new version), not around every periodic check.
 
     While building, the interpreter also hands the GIL over every
     :data:`BUILD_SWITCH_SECONDS` rather than every 5 ms: a request gives the GIL up at
@@ -55,6 +58,9 @@ def building_long_lived() -> Iterator[None]:
             if _building == 0:
                 sys.setswitchinterval(_switch_interval)
                 if _collector_was_enabled:
+                    # the requests' cyclic garbage of the build's seconds is young: one
+                    # pass over the young generation frees it rather than freezing it
+                    gc.collect(0)
                     gc.freeze()
                     gc.enable()
 
@@ -63,20 +69,17 @@ class BackgroundRefresh:
     """Runs ``job`` on a daemon thread unless a run of it is already going.
 
     A failing run is logged (``what`` names it) and ``on_error`` called, so the caller
-    keeps what it had and tries again after its period. ``long_lived``: the job builds
-    large data kept until the next run (see :func:`building_long_lived`)."""
+    keeps what it had and tries again after its period."""
 
     def __init__(
         self,
         job: Callable[[], None],
         what: str,
         on_error: Callable[[], None] | None = None,
-        long_lived: bool = False,
     ) -> None:
         self.job = job
         self.what = what
         self.on_error = on_error
-        self.long_lived = long_lived
         self._running = False
         self._lock = threading.Lock()
 
@@ -93,11 +96,7 @@ class BackgroundRefresh:
 
     def _run(self) -> None:
         try:
-            if self.long_lived:
-                with building_long_lived():
-                    self.job()
-            else:
-                self.job()
+            self.job()
         except Exception:
             log.exception("could not refresh %s; keeping what was there", self.what)
             if self.on_error is not None:

@@ -192,19 +192,14 @@ class CatalogFilters:
         ).start()
 
     def _refresh_in_background(self, current: CatalogSnapshot) -> None:
-        with building_long_lived():
-            self._refresh(current)
-
-    def _refresh(self, current: CatalogSnapshot) -> None:
         try:
             stamp = self.catalog.content_stamp()
-            fresh = (
-                replace(current, checked_at=time.monotonic())
-                if stamp == current.stamp
-                else self._read(stamp)
-            )
-            if fresh.token != current.token:
-                self._prepare(fresh)
+            if stamp == current.stamp:
+                fresh = replace(current, checked_at=time.monotonic())
+            else:
+                with building_long_lived():
+                    fresh = self._read(stamp)
+                    self._prepare(fresh)
         except Exception:
             log.exception("could not re-read the catalog for filters; keeping the old one")
             fresh = replace(current, checked_at=time.monotonic())  # retry after a period

@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 
 from attune.config import Settings
-from attune.engine.background import BackgroundRefresh
+from attune.engine.background import BackgroundRefresh, building_long_lived
 from attune.features.interactions import WeightPolicy
 from attune.models.base import Recommender
 from attune.models.registry import load_model
@@ -97,9 +97,7 @@ class ModelHolder:
         self._loaded: LoadedModel | None = None
         self._checked_at = float("-inf")
         self._lock = threading.Lock()
-        self._background = BackgroundRefresh(
-            self.refresh, "model-refresh", self._checked_now, long_lived=True
-        )
+        self._background = BackgroundRefresh(self.refresh, "model-refresh", self._checked_now)
         self._forget_lock = threading.Lock()  # one erasure at a time, each on the newest state
         self._jobs = threading.Condition()  # guards the three fields below
         self._on_load: list[Callable[[LoadedModel], None]] = []
@@ -132,12 +130,13 @@ class ModelHolder:
             held = self._loaded.version.version_id if self._loaded else None
             if latest is not None and latest.version_id != held:
                 try:
-                    loaded = load_version(self.stores, latest)
+                    with building_long_lived():
+                        loaded = load_version(self.stores, latest)
+                        self._prepare(loaded)
                 except Exception:
                     # keep answering with the model we have rather than failing requests
                     log.exception("could not load model version %s", latest.version_id)
                 else:
-                    self._prepare(loaded)
                     self._loaded = loaded
                     log.info("serving model version %s", latest.version_id)
             return self._loaded
