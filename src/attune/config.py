@@ -37,6 +37,8 @@ as positive feedback when training.
 """
 
 DEFAULT_WORKSPACE = "default"
+WORKSPACES_FOLDER = "workspaces"
+"""The folder (in the default workspace's data and artifact folders) holding the others'."""
 WORKSPACE_PATTERN = re.compile(r"^[a-z0-9_-]{1,32}$")
 
 
@@ -240,7 +242,7 @@ class Settings(BaseSettings):
         """Where this workspace's embedded files live: the data dir itself for the default."""
         if self.is_default_workspace:
             return self.data_dir
-        return self.data_dir / "workspaces" / self.workspace
+        return self.data_dir / WORKSPACES_FOLDER / self.workspace
 
     @property
     def sql_url(self) -> str:
@@ -259,7 +261,7 @@ class Settings(BaseSettings):
             head, _, path = url.partition("///")
             if path and path != ":memory:":
                 file = Path(path)
-                url = f"{head}///{file.parent / 'workspaces' / self.workspace / file.name}"
+                url = f"{head}///{file.parent / WORKSPACES_FOLDER / self.workspace / file.name}"
         return url
 
     @property
@@ -275,7 +277,7 @@ class Settings(BaseSettings):
             return self.workspace_dir / "models"
         if self.is_default_workspace:
             return self.artifact_dir
-        return self.artifact_dir / "workspaces" / self.workspace
+        return self.artifact_dir / WORKSPACES_FOLDER / self.workspace
 
     def event_weight(self, event_type: str) -> float:
         return self.event_type_weights.get(event_type, 1.0)

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from attune.engine.background import building_long_lived
+from attune.engine.background import BackgroundRefresh, building_long_lived
 from attune.engine.expression_eval import frame_records
 from attune.engine.expressions import Filter, parse_filter
 from attune.store.protocols import CatalogStore
@@ -138,7 +138,7 @@ class CatalogFilters:
         self._snapshot: CatalogSnapshot | None = None
         self._token = 0
         self._lock = threading.Lock()
-        self._reading = False  # a background re-read is in flight
+        self._refresh = BackgroundRefresh(self._refresh_in_background, "catalog-refresh")
         self._token_lock = threading.Lock()
         self._in_use = _Lru(MASK_CACHE_SIZE // 4)  # (text, space) → (filter, item ids)
         self._on_snapshot: list[Callable[[CatalogSnapshot], None]] = []
@@ -175,23 +175,23 @@ class CatalogFilters:
             self._check(current)
         return current
 
+    @property
+    def _reading(self) -> bool:
+        """Whether a background check (and maybe re-read) is running."""
+        return self._refresh.running
+
     def _check(self, current: CatalogSnapshot) -> None:
         """Start a background check of the catalog's stamp (and a re-read if it moved).
 
         Not in the request: the stamp query scans the catalog (tens of milliseconds at
         100,000 items), and with decisions on the event loop every request would wait."""
-        with self._lock:
-            if self._reading or self._snapshot is not current:
-                return
-            self._reading = True
-        threading.Thread(
-            target=self._refresh_in_background,
-            args=(current,),
-            name="attune-catalog-refresh",
-            daemon=True,
-        ).start()
+        if self._snapshot is current:
+            self._refresh.start()
 
-    def _refresh_in_background(self, current: CatalogSnapshot) -> None:
+    def _refresh_in_background(self) -> None:
+        current = self._snapshot
+        if current is None:  # invalidated: the next request reads it
+            return
         try:
             stamp = self.catalog.content_stamp()
             if stamp == current.stamp:
@@ -208,7 +208,6 @@ class CatalogFilters:
                 self._snapshot = fresh
                 if fresh.token != current.token:  # entries keyed by an older token go
                     self._masks.retain(lambda key: key[1] == fresh.token)  # type: ignore[index]
-            self._reading = False
 
     def _prepare(self, snapshot: CatalogSnapshot) -> None:
         """Build, for ``snapshot``, the allowed items of the filters in use and what the

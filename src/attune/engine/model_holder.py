@@ -97,7 +97,8 @@ class ModelHolder:
         self._loaded: LoadedModel | None = None
         self._checked_at = float("-inf")
         self._lock = threading.Lock()
-        self._background = BackgroundRefresh(self.refresh, "model-refresh", self._checked_now)
+        # refresh() marks the check's time first: a failing one is retried a period later
+        self._background = BackgroundRefresh(self.refresh, "model-refresh")
         self._forget_lock = threading.Lock()  # one erasure at a time, each on the newest state
         self._jobs = threading.Condition()  # guards the three fields below
         self._on_load: list[Callable[[LoadedModel], None]] = []
@@ -114,9 +115,6 @@ class ModelHolder:
             else:
                 self._background.start()
         return self._loaded
-
-    def _checked_now(self) -> None:
-        self._checked_at = time.monotonic()
 
     def wait_for_refresh(self, timeout: float | None = None) -> bool:
         """Block until no background check or load is running; False on timeout."""

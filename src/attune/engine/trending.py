@@ -65,13 +65,16 @@ class TrendingTracker:
             with self._lock:
                 cached = self._cache.get(window)
                 if cached is None:
-                    cached = self._cache[window] = (time.monotonic(), self._compute_window(window))
+                    cached = self._cache[window] = (
+                        time.monotonic(),
+                        self._compute(WINDOWS[window]),
+                    )
         elif time.monotonic() - cached[0] >= self.refresh_seconds:
             self._recompute[window].start()
         return cached[1][:n]
 
     def _recompute_now(self, window: str) -> None:
-        found = self._compute_window(window)
+        found = self._compute(WINDOWS[window])
         with self._lock:
             self._cache[window] = (time.monotonic(), found)
 
@@ -80,9 +83,6 @@ class TrendingTracker:
         with self._lock:
             last = self._cache.get(window)
             self._cache[window] = (time.monotonic(), last[1] if last else [])
-
-    def _compute_window(self, window: str) -> list[TrendingItem]:
-        return self._compute(WINDOWS[window])
 
     def _compute(self, length: float) -> list[TrendingItem]:
         end = self.events.latest_timestamp()

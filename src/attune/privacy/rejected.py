@@ -19,12 +19,12 @@ import threading
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 
+from attune.config import WORKSPACES_FOLDER
+
 log = logging.getLogger(__name__)
 
 SUFFIX = ".rejected.csv"
 MANIFEST = "files.txt"
-WORKSPACES = "workspaces"
-"""Where the default workspace's folder holds the other workspaces' folders."""
 PERSON_COLUMNS = ("user_id", "anonymous_id")
 """Columns whose cell names a person (rejected events and users)."""
 
@@ -57,7 +57,7 @@ def rejected_files(data_dir: Path) -> list[Path]:
             if line.strip() and Path(line).is_file():
                 found[Path(line)] = None
     if data_dir.is_dir():
-        nested = data_dir / WORKSPACES
+        nested = data_dir / WORKSPACES_FOLDER
         for path in data_dir.rglob(f"*{SUFFIX}"):
             if not path.is_relative_to(nested):
                 found[path.resolve()] = None

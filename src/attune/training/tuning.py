@@ -413,14 +413,18 @@ CONFIRM_TOP = 3
 second, earlier validation window."""
 
 
+Option = tuple[float, str, dict[str, Any], float]
+"""(validation NDCG@10, algorithm, params, refit seconds)."""
+
+
 def _confirmed(
     vset: ValidationSet,
     best: dict[str, Trial],
     blend: tuple[dict[str, Any], float] | None,
-    options: list[tuple[float, str, dict[str, Any], float]],
+    options: list[Option],
     left: float,
     tell: Progress,
-) -> list[tuple[float, str, dict[str, Any], float]] | None:
+) -> list[Option] | None:
     """The leading options scored by the mean NDCG@10 of two validation windows.
 
     Tuning picks the best of many trials on one window, which flatters whatever fits
@@ -519,10 +523,6 @@ def _clearly_better(vset: ValidationSet, scores: np.ndarray, than: np.ndarray) -
         return bool(gain.sum() > 0)
     error = gain.std(ddof=1) / math.sqrt(len(gain))
     return bool(gain.mean() > MARGIN_SE * error)
-
-
-Option = tuple[float, str, dict[str, Any], float]
-"""(validation NDCG@10, algorithm, params, refit seconds)."""
 
 
 def _personal_first(
