@@ -205,3 +205,18 @@ def test_without_redis_nothing_is_broadcast(any_settings: Settings, stores: Stor
     with TestClient(create_app(any_settings, stores), headers=AUTH) as api:
         assert api.app.state.erasure_broadcast is None
         assert api.delete("/v1/users/bridge").status_code == 200
+
+
+def test_a_message_carries_the_contexts_of_the_events_and_reads_older_ones() -> None:
+    from attune.engine.erasure_broadcast import decode, encode
+
+    history = [
+        HistoryEvent("x", "view", None, 1_700_001_001.0, {"device": "tv"}),
+        HistoryEvent("y", "buy", 2.0, 1_700_001_002.0),
+    ]
+    _, _, _, read = decode(encode("here", "default", "bridge", history))
+    assert [e.context for e in read] == [{"device": "tv"}, None]
+    older = json.loads(encode("here", "default", "bridge", history))
+    older["history"] = [row[:4] for row in older["history"]]  # before contexts were sent
+    _, _, _, read = decode(json.dumps(older))
+    assert read == history and read[0].context is None

@@ -65,6 +65,7 @@ def without(data: InteractionDataset, user_id: str) -> InteractionDataset:
         timestamp=timestamp,
         reference_time=float(timestamp.max()),
         item_features=data.item_features,
+        event_context=None if data.event_context is None else data.event_context[keep],
     )
 
 

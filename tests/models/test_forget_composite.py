@@ -6,14 +6,16 @@ from __future__ import annotations
 from typing import Any, Self
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from attune.features.interactions import InteractionDataset
+from attune.features.interactions import InteractionDataset, build_dataset
 from attune.models.base import Recommender
 from attune.models.forgetting import ErasedPerson
 from attune.models.registry import create_model
-from tests.models.test_forget import all_scores, crafted, listed, without
+from attune.store.protocols import HistoryEvent
+from tests.models.test_forget import POLICY, START, all_scores, crafted, listed, without
 
 FACTORS = [
     ("als", {"factors": 8, "regularization": 0.1, "alpha": 10.0, "num_threads": 1}),
@@ -88,6 +90,63 @@ def test_the_hybrid_forgets_in_components_and_aggregates_but_asks_for_a_refit():
         if name not in ("days_since_first", "days_since_last"):  # runner-up times not kept
             np.testing.assert_allclose(model.aggregates.columns()[name], expected, atol=1e-9)
     assert np.isnan(model.aggregates.days_since_last[x]), "nobody has X any more"
+
+
+def contextual_frame() -> pd.DataFrame:
+    """Thirty people over eight items at all hours, with device and region contexts.
+
+    A's events decide two things a refit without them sees differently: three of the
+    ten "tv" events are A's (so "tv" falls below the ten events a value needs), and A's
+    two "us" events are why "us" outnumbers "eu" (so the order of the values flips).
+    """
+    rng = np.random.default_rng(11)
+    rows: list[tuple[Any, ...]] = []
+
+    def add(user: str, item: str, device: str | None, region: str | None) -> None:
+        time = START + float(rng.uniform(0, 14 * 86_400))
+        context = {k: v for k, v in (("device", device), ("region", region)) if v}
+        rows.append((user, item, "purchase", float(rng.uniform(0.5, 3)), time, context or None))
+
+    for k, device in enumerate(("tv", "tv", "tv", "mobile", None, "desktop")):
+        add("A", f"i{k}", device, "us" if k < 2 else None)
+    devices = ["tv"] * 7 + ["mobile", "desktop"] * 60 + [None] * 20
+    regions = ["eu"] * 60 + ["us"] * 59 + [None] * 28
+    for k, (device, region) in enumerate(zip(devices, rng.permutation(regions), strict=True)):
+        add(f"u{k % 30:02d}", f"i{rng.integers(8)}", device, region)
+    frame = pd.DataFrame(
+        rows, columns=["user_id", "item_id", "type", "value", "timestamp", "context"]
+    )
+    newest = frame["timestamp"].idxmax()
+    frame.loc[newest, "user_id"] = "u00"  # "now" does not move without A
+    return frame.sort_values("timestamp", kind="stable")
+
+
+def test_the_hybrid_forgets_the_person_in_its_context_profiles():
+    frame = contextual_frame()
+    data = build_dataset(frame, POLICY)
+    params = {"components": [{"algorithm": "popularity"}], "min_train_users": 1_000}
+    model = create_model("hybrid", params).fit(data)
+    served = [c.copy() for c in model.context.counts]
+    rest = create_model("hybrid", params).fit(without(data, "A"))
+    labels = zip(model.context.labels, rest.context.labels, strict=True)
+    assert any(not np.array_equal(a, b) for a, b in labels), "the world is not as crafted"
+    mine = frame[frame["user_id"] == "A"]
+    stored = [  # as erasure reads them: with their contexts
+        HistoryEvent(r.item_id, r.type, r.value, r.timestamp, r.context) for r in mine.itertuples()
+    ]
+    from_history = ErasedPerson.from_history("A", stored, data.item_position, data.n_items, POLICY)
+
+    for person in (ErasedPerson.from_dataset(data, "A"), from_history):
+        twin, exact = model.forgotten(person)
+        assert exact is False  # the ranker
+        assert twin.context.keys == rest.context.keys
+        for k in range(len(rest.context.keys)):
+            np.testing.assert_array_equal(twin.context.labels[k], rest.context.labels[k])
+            np.testing.assert_allclose(twin.context.counts[k], rest.context.counts[k])
+            np.testing.assert_allclose(twin.context.log_lift(k), rest.context.log_lift(k))
+        np.testing.assert_allclose(twin.item_day_parts, rest.item_day_parts, atol=1e-12)
+    for counts, before in zip(model.context.counts, served, strict=True):
+        np.testing.assert_array_equal(counts, before)  # the served model is untouched
 
 
 def test_content_holds_nobody():

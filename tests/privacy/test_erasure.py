@@ -214,3 +214,21 @@ def test_a_saved_model_can_be_loaded_after_erasing_one_of_its_users(
     assert len(model.user_ids) == n_users - 1 and TARGET not in set(model.user_ids.tolist())
     assert model.user_factors.shape[0] == n_users - 1
     assert sqlite_stores.artifacts.erase_user(TARGET) == 0
+
+
+def test_the_models_are_told_the_contexts_of_the_erased_events(
+    any_settings: Settings, stores: Stores
+) -> None:
+    from attune.privacy.erasure import erase_person
+
+    told: dict[str, list[Any]] = {}
+
+    class Recording:
+        def forget_user(self, user_id: str, history: list[Any]) -> dict[str, str]:
+            told[user_id] = history
+            return {}
+
+    event = {"user_id": "A", "item_id": "x", "type": "view", "timestamp": 1_700_000_000}
+    IngestService(any_settings, stores).ingest_events([{**event, "context": {"device": "tv"}}])
+    erase_person(stores, "A", models=Recording())
+    assert [e.context for e in told["A"]] == [{"device": "tv"}]

@@ -76,10 +76,15 @@ def decode(data: Any) -> tuple[str, str, str, list[HistoryEvent]]:
 
 
 def _event(row: Any) -> HistoryEvent:
-    item_id, type_, value, timestamp = row
-    if not isinstance(item_id, str) or not isinstance(type_, str):
-        raise BadMessage("item_id and type must be strings")
-    return HistoryEvent(item_id, type_, None if value is None else float(value), float(timestamp))
+    """An event from its row: item, type, value, time and (in newer messages) context."""
+    item_id, type_, value, timestamp, *rest = row
+    context = rest[0] if len(rest) == 1 else None
+    if not isinstance(item_id, str) or not isinstance(type_, str) or len(rest) > 1:
+        raise BadMessage("item_id and type must be strings, and at most a context follows")
+    if context is not None and not isinstance(context, dict):
+        raise BadMessage("an event's context must be an object")
+    value = None if value is None else float(value)
+    return HistoryEvent(item_id, type_, value, float(timestamp), context)
 
 
 class ErasureBroadcast:

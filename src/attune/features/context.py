@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from attune.features.interactions import SECONDS_PER_DAY, InteractionDataset, day_part
-from attune.features.segments import segment_label
+from attune.features.segments import lookup_path, segment_label
 
 DAYPARTS = ("night", "morning", "afternoon", "evening")
 """Labels of :func:`~attune.features.interactions.day_part` buckets 0..3 (UTC)."""
@@ -45,11 +45,16 @@ def weekday(timestamps: np.ndarray) -> np.ndarray:
 
 def event_labels(dataset: InteractionDataset, key: str) -> np.ndarray:
     """Per event, its label for ``key`` (object array of str, None where it has none)."""
-    if key == "daypart":
-        return np.asarray(DAYPARTS, dtype=object)[day_part(dataset.timestamp)]
-    if key == "day_of_week":
-        return np.asarray(WEEKDAYS, dtype=object)[weekday(dataset.timestamp)]
+    if key in TIME_KEYS:
+        return time_labels(dataset.timestamp, key)
     return dataset.segment_values(f"context.{key}")
+
+
+def time_labels(timestamps: np.ndarray, key: str) -> np.ndarray:
+    """Per UTC Unix time, its label for time key ``key`` (object array of str)."""
+    if key == "daypart":
+        return np.asarray(DAYPARTS, dtype=object)[day_part(timestamps)]
+    return np.asarray(WEEKDAYS, dtype=object)[weekday(timestamps)]
 
 
 def request_label(context: Mapping[str, Any] | None, key: str) -> str | None:
@@ -124,6 +129,52 @@ class ContextProfiles:
             found_labels.append(labels)
             found_counts.append(counts.reshape(dataset.n_items, len(labels)).astype(np.float64))
         return cls(tuple(found_keys), tuple(found_labels), tuple(found_counts), prior)
+
+    def without(
+        self, items: np.ndarray, timestamps: np.ndarray, contexts: np.ndarray | None
+    ) -> ContextProfiles:
+        """The profiles :meth:`fit` gives once these events are left out of its data.
+
+        Their counts are subtracted, and the fit's rules applied again to what is left:
+        a value with fewer than :data:`MIN_VALUE_EVENTS` events is dropped, values are
+        ordered most frequent first, a key with fewer than two values goes. Exact, except
+        that a value beyond a key's :data:`MAX_VALUES` (not kept) cannot come back.
+
+        Args:
+            items: (n_events,) item index of each event.
+            timestamps: (n_events,) their UTC Unix times.
+            contexts: (n_events,) their context dicts (or None); None when unknown: keys
+                read from contexts then keep their counts.
+        """
+        items = np.asarray(items, dtype=np.int64)
+        found_keys, found_labels, found_counts = [], [], []
+        for k, (key, labels, counts) in enumerate(
+            zip(self.keys, self.labels, self.counts, strict=True)
+        ):
+            values: Sequence[Any] | None
+            if key in TIME_KEYS:
+                values = time_labels(timestamps, key)
+            elif contexts is not None:
+                values = [segment_label(lookup_path(c, key)) for c in contexts]
+            else:
+                values = None
+            if values is not None:
+                codes = self.encode(values, k)
+                known = codes >= 0
+                theirs = np.bincount(
+                    items[known] * len(labels) + codes[known], minlength=counts.size
+                ).reshape(counts.shape)
+                counts = np.maximum(counts - theirs, 0.0)
+            totals = counts.sum(axis=0)
+            order = sorted(range(len(labels)), key=lambda j: (-totals[j], str(labels[j])))
+            order = [j for j in order if totals[j] >= MIN_VALUE_EVENTS]
+            if len(order) >= 2:
+                found_keys.append(key)
+                found_labels.append(labels[order])
+                found_counts.append(counts[:, order])
+        return ContextProfiles(
+            tuple(found_keys), tuple(found_labels), tuple(found_counts), self.prior
+        )
 
     def __bool__(self) -> bool:
         return bool(self.keys)

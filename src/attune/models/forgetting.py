@@ -2,8 +2,9 @@
 
 :class:`ErasedPerson` holds one person's training interactions in a model's item space,
 weighted exactly as training weighted them (event-type weights and value modes, no time
-decay), with their times and order, because some models need more than the summed row:
-popularity and trending decay each event by its age, transitions follow the order.
+decay), with their times, order and contexts, because some models need more than the
+summed row: popularity and trending decay each event by its age, transitions follow the
+order, the hybrid's context profiles count events per context.
 
 Models forget by *rebinding* their state to new arrays, never by writing into the
 arrays they hold, so :meth:`~attune.models.base.Recommender.forgotten` can forget on a
@@ -20,7 +21,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from attune.features.aggregates import ItemAggregates
-from attune.features.interactions import SECONDS_PER_DAY, InteractionDataset, WeightPolicy
+from attune.features.interactions import (
+    SECONDS_PER_DAY,
+    InteractionDataset,
+    WeightPolicy,
+    day_part,
+)
 from attune.store.protocols import HistoryEvent
 
 CANCELLED = 1e-5
@@ -40,6 +46,8 @@ class ErasedPerson:
         weight: (n_events,) float64 training weight of each event (no time decay).
         timestamp: (n_events,) float64 UTC Unix seconds.
         n_items: the model's item count (width of :attr:`row`).
+        context: (n_events,) object array of each event's stored context dict (or None);
+            None when their contexts are unknown. Context profiles subtract it.
     """
 
     user_id: str
@@ -47,12 +55,15 @@ class ErasedPerson:
     weight: np.ndarray
     timestamp: np.ndarray
     n_items: int
+    context: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         order = np.argsort(np.asarray(self.timestamp, dtype=np.float64), kind="stable")
         object.__setattr__(self, "item_index", np.asarray(self.item_index, np.int64)[order])
         object.__setattr__(self, "weight", np.asarray(self.weight, np.float64)[order])
         object.__setattr__(self, "timestamp", np.asarray(self.timestamp, np.float64)[order])
+        if self.context is not None:
+            object.__setattr__(self, "context", np.asarray(self.context, dtype=object)[order])
 
     @property
     def empty(self) -> bool:
@@ -94,6 +105,7 @@ class ErasedPerson:
             np.asarray(dataset.weight)[mine],
             np.asarray(dataset.timestamp)[mine],
             dataset.n_items,
+            None if dataset.event_context is None else dataset.event_context[mine],
         )
 
     @classmethod
@@ -108,7 +120,7 @@ class ErasedPerson:
         """Build the person's training events from their stored history.
 
         Args:
-            history: their events (any order).
+            history: their events (any order), with their contexts where read.
             item_position: the model's external item id → item index.
             policy: the weighting training used; its ``half_life_days`` is ignored, as
                 training builds its matrix without time decay.
@@ -118,9 +130,11 @@ class ErasedPerson:
         types = np.array([e.type for e in history], dtype=object)
         values = np.array([np.nan if e.value is None else e.value for e in history])
         times = np.array([e.timestamp for e in history], dtype=np.float64)
+        contexts = np.empty(len(history), dtype=object)
+        contexts[:] = [e.context for e in history]
         weights = undecayed.weights(types, values, np.zeros(len(history)))
         keep = (items >= 0) & (weights > 0)
-        return cls(user_id, items[keep], weights[keep], times[keep], n_items)
+        return cls(user_id, items[keep], weights[keep], times[keep], n_items, contexts[keep])
 
 
 def subtract_totals(totals: np.ndarray, part: np.ndarray) -> np.ndarray:
@@ -245,3 +259,20 @@ def downdate_item_aggregates(
         mean_age_days=np.where(has_events, np.maximum(age_sum, 0.0) / safe_count, np.nan),
         trend_7d=np.where(has_events, np.maximum(np.rint(recent), 0.0) / safe_count, 0.0),
     )
+
+
+def downdate_time_of_day(
+    shares: np.ndarray, counts: np.ndarray, person: ErasedPerson
+) -> np.ndarray:
+    """:func:`~attune.features.aggregates.item_time_of_day` without the person's events.
+
+    Args:
+        shares: (n_items, DAY_PARTS) each item's share of events per time-of-day bucket.
+        counts: (n_items,) each item's event count those shares were taken of.
+    """
+    held = np.rint(shares * np.asarray(counts, dtype=np.float64)[:, None])
+    theirs = np.zeros_like(held)
+    np.add.at(theirs, (person.item_index, day_part(person.timestamp)), 1.0)
+    left = np.maximum(held - theirs, 0.0)
+    totals = left.sum(axis=1, keepdims=True)
+    return np.divide(left, totals, out=np.zeros_like(left), where=totals > 0)

@@ -76,7 +76,11 @@ from attune.models.blend import (
     scale_rows,
 )
 from attune.models.deadline import lightgbm_callback
-from attune.models.forgetting import ErasedPerson, downdate_item_aggregates
+from attune.models.forgetting import (
+    ErasedPerson,
+    downdate_item_aggregates,
+    downdate_time_of_day,
+)
 
 if TYPE_CHECKING:
     import lightgbm
@@ -647,7 +651,8 @@ class HybridRecommender(Recommender):
         return components_hold(self.components, person)
 
     def forget(self, person: ErasedPerson) -> bool:
-        """Forget in every component and take the person out of the item aggregates.
+        """Forget in every component and take the person out of the item aggregates,
+        the items' times of day and the context profiles.
 
         The ranker learnt from the person's labels and cannot unlearn them: always False
         when they had events (a refit retrains it).
@@ -656,8 +661,12 @@ class HybridRecommender(Recommender):
             return True
         self.components, _ = forget_components(self.components, person)
         if self.aggregates is not None and self.reference_time is not None:
+            if len(self.item_day_parts) == self.n_items:
+                counts = np.rint(np.expm1(self.aggregates.log_count))
+                self.item_day_parts = downdate_time_of_day(self.item_day_parts, counts, person)
             self.aggregates = downdate_item_aggregates(self.aggregates, person, self.reference_time)
             self._item_cache = None
+        self.context = self.context.without(person.item_index, person.timestamp, person.context)
         return False
 
     # -- persistence --------------------------------------------------------------------

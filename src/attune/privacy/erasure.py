@@ -69,12 +69,14 @@ def person_events(stores: Stores, ids: Iterable[str]) -> list[dict[str, Any]]:
 
 def histories_by_id(events: Iterable[dict[str, Any]]) -> dict[str, list[HistoryEvent]]:
     """Item events per stored id, attributed as training attributes them (the user id,
-    else the anonymous id), oldest first."""
+    else the anonymous id), oldest first, with their contexts."""
     found: dict[str, list[HistoryEvent]] = {}
     for r in events:
         owner = r["user_id"] or r["anonymous_id"]
         if r["item_id"] is not None and owner is not None:
-            event = HistoryEvent(r["item_id"], r["type"], r["value"], r["timestamp"])
+            event = HistoryEvent(
+                r["item_id"], r["type"], r["value"], r["timestamp"], r.get("context")
+            )
             found.setdefault(owner, []).append(event)
     return found
 

@@ -27,12 +27,17 @@ UserRow = dict[str, Any]
 
 @dataclass(frozen=True, slots=True)
 class HistoryEvent:
-    """What a user did with an item: the part of an event the decision engine needs."""
+    """What a user did with an item: the part of an event the decision engine needs.
+
+    ``context`` is the event's stored context where the reader asked for it (erasure
+    does: models that profile contexts subtract it); None otherwise. Equality ignores it.
+    """
 
     item_id: str
     type: str
     value: float | None
     timestamp: float
+    context: Mapping[str, Any] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
