@@ -405,6 +405,16 @@ def test_json_fields_round_trip(stores: Stores):
     assert stores.users.get_user("üser-1")["traits"] == {"name": "Zoë", "likes": ["a", 1, None]}
 
 
+def test_json_fields_keep_numbers_beyond_64_bits_and_non_string_keys(stores: Stores):
+    """The JSON columns' fast codec (orjson) must not round or refuse what the standard
+    library kept: integers beyond 64 bits, long decimals, integer keys (read as text)."""
+    odd = {"big": 2**70, "negative": -(2**66), "u64": 2**64 - 1, "decimal": 0.1234567890123456789}
+    stores.events.add_events([event("j2", user_id="u-odd", properties={**odd, 7: "seven"})])
+    (row,) = stores.events.user_events("u-odd")
+    assert row["properties"] == {**odd, "7": "seven"}
+    assert isinstance(row["properties"]["big"], int)
+
+
 # migrations ---------------------------------------------------------------------------------
 
 

@@ -33,7 +33,7 @@ import secrets
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -78,6 +78,8 @@ SESSION_SECONDS = 30 * 60.0
 
 SESSION_SEEDS = 5
 EXPLAIN_HISTORY = 50
+HISTORY_CATEGORY_EVENTS = 200
+"""Newest history events whose categories describe what the person follows."""
 UNAVAILABLE_REFRESH_SECONDS = 5.0
 LIKED_CATEGORY_BOOST = 1.25
 NOT_INTERESTED_FACTOR = 0.5
@@ -734,9 +736,7 @@ class DecisionEngine:
             return {}
         position = _positions(model, "similar")
         recent: dict[str, HistoryEvent] = {}
-        for event in reversed(person.history):
-            if event.type in NOT_CONSUMED or event.type in NEGATIVE:
-                continue
+        for event in _consumed(reversed(person.history)):
             if event.item_id in position and event.item_id not in recent:
                 recent[event.item_id] = event
             if len(recent) == EXPLAIN_HISTORY:
@@ -1012,13 +1012,22 @@ class DecisionEngine:
     def _history_categories(self, person: Person) -> dict[str, float]:
         weights: Counter[str] = Counter()
         facts = self.catalog.lookup()
-        for event in person.history[-200:]:
-            if event.type in NOT_CONSUMED or event.type in NEGATIVE:
-                continue
+        for event in _consumed(person.history[-HISTORY_CATEGORY_EVENTS:]):
             categories = facts.categories_of(event.item_id)
             for c in categories:
                 weights[c] += 1.0 / len(categories)
         return dict(weights)
+
+    def _followed_categories(self, person: Person) -> set[str]:
+        """Categories the person said they like or consumed items of lately (the keys of
+        :meth:`_history_categories`, without weighing them)."""
+        followed = set(person.preferences.liked_categories)
+        records = self.catalog.lookup().records
+        for event in _consumed(person.history[-HISTORY_CATEGORY_EVENTS:]):
+            record = records.get(event.item_id)
+            if record is not None and record.get("categories"):
+                followed.update(record["categories"])
+        return followed
 
     def _explore(
         self,
@@ -1034,7 +1043,7 @@ class DecisionEngine:
             return ordered
         since = time.time() - config.exploration.new_item_days * 86_400
         shown = {c.item_id for c in ordered[:n]}
-        affinity = set(person.preferences.liked_categories) | set(self._history_categories(person))
+        affinity = self._followed_categories(person)
         # among the first 50 per slot, those sharing most categories with the person win;
         # with nothing to share, the order is the newest first, so the first slots suffice
         wanted = 50 * slots if affinity else slots
@@ -1042,21 +1051,21 @@ class DecisionEngine:
         # the catalog checks only matter for an item some of them could keep out
         checks = bool(person.blocked_categories) or condition is not None
         excluded, unavailable = person.excluded, person.unavailable
-        for item_id, created, categories, record, open_to_all in self.catalog.new_items(since):
+        for item_id, _, categories, record, open_to_all in self.catalog.new_items(since):
             if item_id in shown or item_id in excluded or item_id in unavailable:
                 continue
             if (checks or not open_to_all) and not self._record_admissible(
                 record, categories, person, condition
             ):
                 continue
-            fresh.append((len(categories & affinity), created, item_id, categories))
+            fresh.append((len(categories & affinity), item_id, categories))
             if len(fresh) >= wanted:
                 break
         if not fresh:
             return ordered
-        fresh.sort(key=lambda f: (-f[0], -f[1]))
+        fresh.sort(key=lambda f: -f[0])  # stable: the newest first among equals
         chosen = []
-        for overlap, _, item_id, categories in fresh[:slots]:
+        for overlap, item_id, categories in fresh[:slots]:
             if overlap:
                 followed = sorted(categories & affinity)[0]
                 reason = _reason("new", f"New in {followed}, a category you follow")
@@ -1184,6 +1193,12 @@ def _text(value: Any) -> str | None:
 def with_clock(context: Mapping[str, str] | None) -> dict[str, str]:
     """The request context, with time of day and day of week unless the caller gave them."""
     return {**clock_context(), **(context or {})}
+
+
+def _consumed(history: Iterable[HistoryEvent]) -> Iterator[HistoryEvent]:
+    """The events of ``history`` that say the person had the item (not an impression,
+    not a "not interested")."""
+    return (e for e in history if e.type not in NOT_CONSUMED and e.type not in NEGATIVE)
 
 
 def _seen(history: list[HistoryEvent], placement: PlacementConfig) -> set[str]:

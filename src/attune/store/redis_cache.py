@@ -7,8 +7,9 @@ dropping them (new events, erasure) never scans the keyspace.
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+import orjson
 
 from attune.store.cache import USER_PREFIX, user_key, user_of
 
@@ -28,12 +29,14 @@ class RedisCache:
 
     def get(self, key: str) -> Any | None:
         raw = self.client.get(self._k(key))
-        return None if raw is None else json.loads(raw)
+        return None if raw is None else orjson.loads(raw)
 
     def set(self, key: str, value: Any, ttl_seconds: float) -> None:
         ttl_ms = max(1, int(ttl_seconds * 1000))
-        pipe = self.client.pipeline()
-        pipe.set(self._k(key), json.dumps(value), px=ttl_ms)
+        # one round trip, no MULTI/EXEC: an index entry whose value already expired
+        # costs nothing but a no-op delete later
+        pipe = self.client.pipeline(transaction=False)
+        pipe.set(self._k(key), orjson.dumps(value), px=ttl_ms)
         user = user_of(key)
         if user is not None:
             pipe.sadd(self._index(user), key)

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.schema import CreateSchema
 
 from attune.errors import ConfigurationError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+_LONG_NUMBER = 20
+_LONG_DIGITS = re.compile(rf"\d{{{_LONG_NUMBER}}}")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -24,6 +29,31 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def json_text(value: Any) -> str:
+    """A JSON column's text: orjson's (several times faster than ``json`` on event
+    contexts, log rows and catalog fields), else ``json``'s for what orjson refuses
+    (integers beyond 64 bits). NaN is written as null, which PostgreSQL accepts."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    except TypeError:
+        return json.dumps(value)
+
+
+def json_value(text: str | bytes) -> Any:
+    """A JSON column's value (reading a whole catalog decodes one per field and item).
+
+    orjson reads an integer beyond 64 bits as a float: text with a run of 20 digits
+    goes to ``json``, which keeps it exact."""
+    if isinstance(text, bytes):
+        text = text.decode()
+    if len(text) >= _LONG_NUMBER and _LONG_DIGITS.search(text):
+        return json.loads(text)
+    try:
+        return orjson.loads(text)
+    except ValueError:  # NaN or Infinity, as ``json`` wrote them before
+        return json.loads(text)
+
+
 def make_engine(url: str, schema: str | None = None) -> Engine:
     """Create an engine for ``url``; SQLite files get WAL mode and their folder created.
 
@@ -34,7 +64,12 @@ def make_engine(url: str, schema: str | None = None) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            json_serializer=json_text,
+            json_deserializer=json_value,
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if url.startswith("postgresql"):
@@ -46,7 +81,13 @@ def make_engine(url: str, schema: str | None = None) -> Engine:
             ) from exc
         connect_args = {"options": f"-csearch_path={schema}"} if schema else {}
         engine = create_engine(
-            url, pool_size=10, max_overflow=20, pool_pre_ping=True, connect_args=connect_args
+            url,
+            pool_size=10,
+            max_overflow=20,
+            pool_pre_ping=True,
+            connect_args=connect_args,
+            json_serializer=json_text,
+            json_deserializer=json_value,
         )
         if schema:
             with engine.begin() as conn:
