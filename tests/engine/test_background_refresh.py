@@ -111,22 +111,42 @@ def test_stale_trending_is_recomputed_while_callers_get_the_last_list() -> None:
         time.sleep(0.01)
 
 
-def test_building_long_lived_data_pauses_the_collector_and_freezes_what_was_built() -> None:
+class _Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_building_long_lived_data_holds_off_full_passes_and_freezes_what_was_built() -> None:
     import gc
+    import weakref
 
     from attune.engine.background import building_long_lived
 
     assert gc.isenabled()
+    thresholds = gc.get_threshold()
     frozen = gc.get_freeze_count()
     interval = sys.getswitchinterval()
+    passes: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            passes.append(info["generation"])
+
+    gc.callbacks.append(count)
     try:
         with building_long_lived():
             with building_long_lived():  # a model swap during a catalog re-read
-                kept = [[k] for k in range(1_000)]  # lists: always tracked
-                assert not gc.isenabled()
+                kept = [[k] for k in range(50_000)]  # lists: always tracked
+                garbage = _Cycle()  # a request's cyclic garbage, meanwhile
+                gone = weakref.ref(garbage)
+                del garbage
+                kept += [[k] for k in range(30_000)]  # the build goes on
                 assert sys.getswitchinterval() < interval, "requests get the GIL back sooner"
-            assert not gc.isenabled(), "paused until the outer build ends"
-        assert gc.isenabled()
+            assert gc.get_threshold()[2] > thresholds[2], "held off until the outer build ends"
+        assert 2 not in passes, "no full pass while building"
+        assert 0 in passes, "young passes go on"
+        assert gone() is None, "the requests' cyclic garbage is freed, not frozen"
+        assert gc.get_threshold() == thresholds
         assert sys.getswitchinterval() == interval
         assert gc.get_freeze_count() >= frozen + len(kept), "full passes skip what was built"
         gc.disable()  # a process that runs without the collector keeps running without it
@@ -134,5 +154,6 @@ def test_building_long_lived_data_pauses_the_collector_and_freezes_what_was_buil
             pass
         assert not gc.isenabled()
     finally:
+        gc.callbacks.remove(count)
         gc.enable()
         gc.unfreeze()
