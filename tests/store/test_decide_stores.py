@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 
@@ -99,3 +100,29 @@ def test_cache_entries_expire(live: tuple[object, object]) -> None:
     assert cache.get("k") == [1, 2]
     time.sleep(0.1)
     assert cache.get("k") is None
+
+
+def test_a_cache_entry_and_the_live_session_are_read_together(
+    live: tuple[object, object], sqlite_stores: Stores
+) -> None:
+    """A request reads both before deciding: in one Redis, one round trip (no single
+    command), the same values as two reads."""
+    cache, sessions = live
+    bundle = dataclasses.replace(sqlite_stores, cache=cache, sessions=sessions)
+    key = user_key("u:2") + "rec:abc"
+    cache.set(key, '{"items": []}', 60)
+    sessions.record("u:2", [SessionEvent("a", "view", 1.0), SessionEvent("b", "click", 2.0)])
+    commands: list[object] = []
+    client = getattr(cache, "client", None)
+    if client is not None:
+        original = client.execute_command
+        client.execute_command = lambda *a, **k: commands.append(a) or original(*a, **k)
+    try:
+        found, recent = bundle.cached_and_recent(key, "u:2")
+    finally:
+        if client is not None:
+            del client.execute_command
+    assert found == '{"items": []}'
+    assert [e.item_id for e in recent] == ["a", "b"]
+    assert commands == [], "one pipelined round trip, no command of its own"
+    assert bundle.cached_and_recent(user_key("u:3") + "rec:abc", "u:3") == (None, [])

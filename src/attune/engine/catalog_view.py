@@ -112,11 +112,15 @@ class CatalogView:
         The catalog's items by creation time, newest first, are sorted once per
         snapshot; a call slices that list (``since`` moves with the clock, and
         re-sorting a large catalog inside a request would stall it)."""
-        newest_first, negated_times = self._by_creation(self.snapshot())
+        newest_first, negated_times, _ = self._by_creation(self.snapshot())
         end = min(int(np.searchsorted(negated_times, -since, side="right")), limit)
         return itertools.islice(newest_first, end)
 
-    def _by_creation(self, snapshot: CatalogSnapshot) -> tuple[list[NewItem], np.ndarray]:
+    def most_categories(self) -> int:
+        """The most categories any dated catalog item has (what :meth:`new_items` gives)."""
+        return self._by_creation(self.snapshot())[2]  # type: ignore[no-any-return]
+
+    def _by_creation(self, snapshot: CatalogSnapshot) -> tuple[list[NewItem], np.ndarray, int]:
         key = (snapshot.token, "by-creation")
         found = self._views.get(key)
         if found is None:
@@ -133,7 +137,9 @@ class CatalogView:
                 NewItem(i, created, lookup.categories_of(i), r, _open_to_all(r))
                 for i, created, r in dated
             ]
-            found = (items, np.array([-created for _, created, _ in dated], dtype=np.float64))
+            negated_times = np.array([-created for _, created, _ in dated], dtype=np.float64)
+            widest = max((len(item.categories) for item in items), default=0)
+            found = (items, negated_times, widest)
             self._views.put(key, found)
         return found  # type: ignore[no-any-return]
 

@@ -135,6 +135,9 @@ class DecisionRequest:
     explain: bool = True
     """Work out every reason; False when the caller will not show them (the list and
     its order are the same either way: reasons never change a score)."""
+    session: list[SessionEvent] | None = None
+    """The person's live session events when the caller read them already (with the
+    cache entry, in one round trip); None: the engine reads them."""
 
 
 MODEL_REASON = "Picked for you from your activity"
@@ -328,13 +331,19 @@ class DecisionEngine:
     # -- the person ------------------------------------------------------------------------
 
     def person(
-        self, user_id: str | None, placement: PlacementConfig, context: Mapping[str, str]
+        self,
+        user_id: str | None,
+        placement: PlacementConfig,
+        context: Mapping[str, str],
+        session: list[SessionEvent] | None = None,
     ) -> Person:
+        """What the engine knows about ``user_id`` (``session``: their live events, when
+        the caller read them already)."""
         with self.stores.reads():
             history = (
                 self.stores.events.user_history(user_id, limit=HISTORY_LIMIT) if user_id else []
             )
-            return self._person(user_id, placement, context, history)
+            return self._person(user_id, placement, context, history, session)
 
     def people(
         self, user_ids: Sequence[str], placement: PlacementConfig, context: Mapping[str, str]
@@ -348,6 +357,7 @@ class DecisionEngine:
         placement: PlacementConfig,
         context: Mapping[str, str],
         history: list[HistoryEvent],
+        session: list[SessionEvent] | None = None,
     ) -> Person:
         stored = self.stores.preferences.get(user_id) if user_id else None
         preferences = Preferences.model_validate(stored) if stored else Preferences()
@@ -356,7 +366,10 @@ class DecisionEngine:
         traits = dict(profile.get("traits") or {}) if profile else {}
         if not personalized:
             history = []
-        session = self.stores.sessions.recent(user_id) if personalized and user_id else []
+        if not (personalized and user_id):
+            session = []
+        elif session is None:
+            session = self.stores.sessions.recent(user_id)
         excluded = set(preferences.blocked_items)
         excluded |= _seen(history, placement)
         excluded |= {e.item_id for e in session if e.type in NEGATIVE}
@@ -417,7 +430,7 @@ class DecisionEngine:
         name, config = self.placements.resolve(request.placement)
         context = with_clock(request.context)
         model = self.model()
-        person = self.person(request.user_id, config, context)
+        person = self.person(request.user_id, config, context, request.session)
         condition = self.condition(
             [request.filter_text, config.filter, *self._rule_filters(config, person, context)],
             context,
@@ -447,7 +460,7 @@ class DecisionEngine:
         anchor = request.anchor
         if anchor not in model.item_position and self.stores.catalog.get_item(anchor) is None:
             raise NotFoundError(f"item {anchor!r} is not in the catalog or the model")
-        person = self.person(request.user_id, config, context)
+        person = self.person(request.user_id, config, context, request.session)
         person.excluded.add(anchor)
         condition = self.condition(
             [request.filter_text, config.filter, *self._rule_filters(config, person, context)],
@@ -487,7 +500,7 @@ class DecisionEngine:
         name, config = self.placements.resolve(request.placement)
         context = with_clock(request.context)
         model = self.model()
-        person = self.person(request.user_id, config, context)
+        person = self.person(request.user_id, config, context, request.session)
         condition = self.condition(
             [request.filter_text, config.filter, *self._rule_filters(config, person, context)],
             context,
@@ -1044,10 +1057,14 @@ class DecisionEngine:
         since = time.time() - config.exploration.new_item_days * 86_400
         shown = {c.item_id for c in ordered[:n]}
         affinity = self._followed_categories(person)
-        # among the first 50 per slot, those sharing most categories with the person win;
-        # with nothing to share, the order is the newest first, so the first slots suffice
+        # among the first 50 per slot, those sharing most categories with the person win
+        # (the newest first among equals); with nothing to share, the newest win. Items
+        # sharing as many as any item can fill the slots at once: none after them can
+        # rank above them.
         wanted = 50 * slots if affinity else slots
+        most = min(len(affinity), self.catalog.most_categories())
         fresh = []
+        best = 0  # items seen sharing ``most``
         # the catalog checks only matter for an item some of them could keep out
         checks = bool(person.blocked_categories) or condition is not None
         excluded, unavailable = person.excluded, person.unavailable
@@ -1058,8 +1075,10 @@ class DecisionEngine:
                 record, categories, person, condition
             ):
                 continue
-            fresh.append((len(categories & affinity), item_id, categories))
-            if len(fresh) >= wanted:
+            overlap = len(categories & affinity)
+            fresh.append((overlap, item_id, categories))
+            best += overlap == most
+            if len(fresh) >= wanted or best >= slots:
                 break
         if not fresh:
             return ordered

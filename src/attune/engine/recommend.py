@@ -170,7 +170,10 @@ class RecommendationService:
             user_id, n, placement, filter_text, dict(context or {}), explain=explain
         )
         key = self._cache_key(request)
-        cached = self.stores.cache.get(key) if self.cache_seconds > 0 else None
+        if self.cache_seconds > 0:
+            cached, request.session = self.stores.cached_and_recent(key, user_id)
+        else:
+            cached = None
         if cached is not None:
             rec = _from_cache(cached)
         else:

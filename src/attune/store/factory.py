@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -28,7 +29,7 @@ from attune.store.protocols import (
     UserStore,
 )
 from attune.store.redis_cache import RedisCache
-from attune.store.sessions import MemorySessionStore, RedisSessionStore
+from attune.store.sessions import MemorySessionStore, RedisSessionStore, SessionEvent
 
 
 @dataclass
@@ -67,6 +68,23 @@ class Stores:
         from attune.store.sql._util import held_connection
 
         return held_connection(self.engine)
+
+    def cached_and_recent(self, key: str, user_id: str) -> tuple[Any | None, list[SessionEvent]]:
+        """The cache entry under ``key`` and the person's live session events (as
+        ``cache.get`` and ``sessions.recent`` give them): one round trip when both live
+        in one Redis, where a request would otherwise make two in a row."""
+        cache, sessions = self.cache, self.sessions
+        if (
+            isinstance(cache, RedisCache)
+            and isinstance(sessions, RedisSessionStore)
+            and cache.client is sessions.client
+        ):
+            pipe = cache.client.pipeline(transaction=False)
+            cache.queue_get(pipe, key)
+            sessions.queue_recent(pipe, user_id)
+            cached, recent = pipe.execute()
+            return cache.from_reply(cached), sessions.from_reply(recent)
+        return cache.get(key), sessions.recent(user_id)
 
     @property
     def in_process(self) -> bool:

@@ -28,7 +28,14 @@ class RedisCache:
         return f"{self.prefix}:cache-index:{user_id}"
 
     def get(self, key: str) -> Any | None:
-        raw = self.client.get(self._k(key))
+        return self.from_reply(self.client.get(self._k(key)))
+
+    def queue_get(self, pipe: Any, key: str) -> None:
+        """Add :meth:`get`'s read to a pipeline; its reply goes to :meth:`from_reply`."""
+        pipe.get(self._k(key))
+
+    @staticmethod
+    def from_reply(raw: bytes | None) -> Any | None:
         return None if raw is None else orjson.loads(raw)
 
     def set(self, key: str, value: Any, ttl_seconds: float) -> None:

@@ -91,7 +91,14 @@ class RedisSessionStore:
         pipe.execute()
 
     def recent(self, user_id: str) -> list[SessionEvent]:
-        raw = self.client.lrange(self._key(user_id), 0, self.keep - 1)
+        return self.from_reply(self.client.lrange(self._key(user_id), 0, self.keep - 1))
+
+    def queue_recent(self, pipe: Any, user_id: str) -> None:
+        """Add :meth:`recent`'s read to a pipeline; its reply goes to :meth:`from_reply`."""
+        pipe.lrange(self._key(user_id), 0, self.keep - 1)
+
+    @staticmethod
+    def from_reply(raw: list[bytes]) -> list[SessionEvent]:
         return [SessionEvent(**json.loads(r)) for r in reversed(raw)]
 
     def erase_user(self, user_id: str) -> int:
