@@ -157,3 +157,14 @@ def test_building_long_lived_data_holds_off_full_passes_and_freezes_what_was_bui
         gc.callbacks.remove(count)
         gc.enable()
         gc.unfreeze()
+
+
+def test_giving_way_shortens_the_switch_interval_until_the_last_holder_leaves() -> None:
+    from attune.engine.background import BUILD_SWITCH_SECONDS, building_long_lived, giving_way
+
+    interval = sys.getswitchinterval()
+    with giving_way():
+        with building_long_lived():  # a catalog build meanwhile
+            assert sys.getswitchinterval() == min(interval, BUILD_SWITCH_SECONDS)
+        assert sys.getswitchinterval() < interval, "still held by the outer holder"
+    assert sys.getswitchinterval() == interval

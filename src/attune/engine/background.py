@@ -21,7 +21,31 @@ FULL_PASS_HELD_OFF = 1 << 30
 _building = 0
 _building_lock = threading.Lock()
 _thresholds: tuple[int, ...] = gc.get_threshold()
+_giving_way = 0
+_giving_way_lock = threading.Lock()
 _switch_interval = 0.005
+
+
+@contextmanager
+def giving_way() -> Iterator[None]:
+    """Around long CPU work beside the requests (on a background or worker thread): the
+    interpreter hands the GIL over every :data:`BUILD_SWITCH_SECONDS` rather than every
+    5 ms. A request gives the GIL up at each database read and would otherwise wait up
+    to a whole interval to get it back from the busy thread, every time. Nestable; the
+    interval is the process's, so it is restored when the last holder leaves."""
+    global _giving_way, _switch_interval
+    with _giving_way_lock:
+        if _giving_way == 0:
+            _switch_interval = sys.getswitchinterval()
+            sys.setswitchinterval(min(_switch_interval, BUILD_SWITCH_SECONDS))
+        _giving_way += 1
+    try:
+        yield
+    finally:
+        with _giving_way_lock:
+            _giving_way -= 1
+            if _giving_way == 0:
+                sys.setswitchinterval(_switch_interval)
 
 
 @contextmanager
@@ -41,25 +65,20 @@ def building_long_lived() -> Iterator[None]:
     still freed when nothing refers to them. Use it only around a build that happens (a
     changed catalog, a new version), not around every periodic check.
 
-    While building, the interpreter also hands the GIL over every
-    :data:`BUILD_SWITCH_SECONDS` rather than every 5 ms: a request gives the GIL up at
-    each database read and would otherwise wait up to a whole interval to get it back
-    from the building thread, every time."""
-    global _building, _thresholds, _switch_interval
+    While building, the GIL changes hands sooner, as with :func:`giving_way`."""
+    global _building, _thresholds
     with _building_lock:
         if _building == 0:
             _thresholds = gc.get_threshold()
             gc.set_threshold(*_thresholds[:2], FULL_PASS_HELD_OFF)
-            _switch_interval = sys.getswitchinterval()
-            sys.setswitchinterval(min(_switch_interval, BUILD_SWITCH_SECONDS))
         _building += 1
     try:
-        yield
+        with giving_way():
+            yield
     finally:
         with _building_lock:
             _building -= 1
             if _building == 0:
-                sys.setswitchinterval(_switch_interval)
                 if gc.isenabled():
                     gc.freeze()  # first: a full pass due now would walk all that was built
                 gc.set_threshold(*_thresholds)

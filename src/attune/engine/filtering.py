@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from attune.engine.background import BackgroundRefresh, building_long_lived
+from attune.engine.background import BackgroundRefresh, building_long_lived, giving_way
 from attune.engine.expression_eval import frame_records
 from attune.engine.expressions import Filter, parse_filter
 from attune.store.protocols import CatalogStore
@@ -238,12 +238,25 @@ class CatalogFilters:
             time.monotonic(),
         )
 
+    def ready(self, condition: Filter) -> bool:
+        """Whether ``condition`` applies without being evaluated over the whole catalog
+        first: it reads no field, or the current snapshot's mask of it is cached. (A new
+        text costs one to a few microseconds per item: ~0.2 s at 100,000 items.)"""
+        if not condition.uses_fields:
+            return True
+        snapshot = self._snapshot
+        if snapshot is None:
+            return False
+        key = ("catalog", snapshot.token, condition.text, self._bucket(condition))
+        return self._masks.get(key) is not None
+
     def catalog_mask(self, condition: Filter, snapshot: CatalogSnapshot) -> np.ndarray:
         """(n_catalog_items,) bool: which rows of ``snapshot`` match ``condition``."""
         key = ("catalog", snapshot.token, condition.text, self._bucket(condition))
         mask = self._masks.get(key)
         if mask is None:
-            mask = condition.mask_records(snapshot.records)
+            with giving_way():  # requests of the process keep moving meanwhile
+                mask = condition.mask_records(snapshot.records)
             self._masks.put(key, mask)
         return mask  # type: ignore[no-any-return]
 

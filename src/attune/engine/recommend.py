@@ -34,6 +34,7 @@ from attune.engine.decide import (
 from attune.engine.lookups import placement_digest
 from attune.engine.model_holder import ModelHolder
 from attune.engine.trending import TrendingItem
+from attune.errors import AttuneError
 from attune.store.cache import user_key
 from attune.store.factory import Stores
 from attune.store.protocols import EventRow
@@ -267,6 +268,32 @@ class RecommendationService:
             if len(found) == n:
                 break
         return found
+
+    def filters_ready(
+        self,
+        filter_text: str | None,
+        placement: str | None,
+        context: Mapping[str, str] | None = None,
+    ) -> bool:
+        """Whether a list with this request filter and placement is decided without first
+        evaluating a filter over the whole catalog (a text the current catalog snapshot
+        has no mask of yet). A filter that reads the person's traits counts as not ready
+        (its text is known only once they are read); segment rules' filters, which also
+        depend on the person, are not looked at. Bad input counts as ready: deciding
+        refuses it at once."""
+        if not filter_text and placement is None:
+            return True  # the default placement has no filter
+        try:
+            _, config = self.engine.placements.resolve(placement)
+            texts = [t for t in (filter_text, config.filter) if t]
+            if any(
+                name.startswith("user.") for t in texts for name in self.filters.parse(t).externals
+            ):
+                return False
+            condition = self.engine.condition(texts, with_clock(context))
+        except AttuneError:
+            return True
+        return condition is None or self.filters.ready(condition)
 
     # -- live updates ----------------------------------------------------------------------
 
