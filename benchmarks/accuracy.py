@@ -316,8 +316,13 @@ def attune_lists(
             [cli, "stats", "--json"], env=env, check=True, capture_output=True, text=True
         ).stdout
     )
-    chosen = stats["model_versions"][0]["algorithm"] if stats["model_versions"] else "?"
-    return lists, {"chosen": chosen, "train_seconds": train_seconds}, seconds
+    version = stats["model_versions"][0] if stats["model_versions"] else {"algorithm": "?"}
+    info = {"chosen": version["algorithm"]}
+    if version.get("components"):
+        info["blend"] = version["components"]
+    if version.get("validation_ndcg@10") is not None:
+        info["validation_ndcg@10"] = version["validation_ndcg@10"]
+    return lists, {**info, "train_seconds": train_seconds}, seconds
 
 
 # ---------------------------------------------------------------- report

@@ -41,6 +41,10 @@ def test_import_train_stats_and_batch_recommend(run, events_csv, tmp_path):
     stats = json.loads(run("stats", "--json").stdout)
     assert stats["events"] == {"click": 120}
     assert stats["users"] == 40 and len(stats["model_versions"]) == 1
+    (version,) = stats["model_versions"]
+    assert version["selection"] == "validated-defaults", "how the model was chosen"
+    assert 0 < version["validation_ndcg@10"] <= 1, "and how it did on validation"
+    assert "validation NDCG@10=" in run("stats").stdout
 
     users = tmp_path / "users.txt"
     users.write_text("u0\nu1\nnobody\n\nu0\n")

@@ -392,15 +392,7 @@ def stats(
             "user_profiles": stores.users.count(),
             "items": stores.catalog.count(),
             "items_with_events": stores.events.count_items(),
-            "model_versions": [
-                {
-                    "version_id": v.version_id,
-                    "algorithm": v.algorithm,
-                    "status": v.status,
-                    "events": v.data_window.get("events"),
-                }
-                for v in versions
-            ],
+            "model_versions": [_version_summary(v) for v in versions],
         }
     if as_json:
         out.print_json(json.dumps(report))
@@ -415,7 +407,30 @@ def stats(
         table.add_row(key.replace("_", " "), f"{report[key]:,}")
     out.print(table)
     for v in report["model_versions"]:
-        out.print(f"model {v['version_id']}  {v['algorithm']}  {v['status']}  events={v['events']}")
+        line = f"model {v['version_id']}  {v['algorithm']}  {v['status']}  events={v['events']}"
+        if v.get("validation_ndcg@10") is not None:
+            line += f"  validation NDCG@10={v['validation_ndcg@10']:.4f}"
+        if v.get("components"):
+            line += "  (" + " + ".join(f"{w:g}×{a}" for a, w in v["components"].items()) + ")"
+        out.print(line)
+
+
+def _version_summary(version: Any) -> dict[str, Any]:
+    """What ``stats`` shows of a model version: how it was chosen, its validation NDCG@10
+    and, for a blend, the weight of each model in it."""
+    metrics = version.metrics or {}
+    summary = {
+        "version_id": version.version_id,
+        "algorithm": version.algorithm,
+        "status": version.status,
+        "events": version.data_window.get("events"),
+        "selection": metrics.get("selection"),
+        "validation_ndcg@10": (metrics.get("validation") or {}).get("validation_ndcg@10"),
+    }
+    if version.algorithm == "blend":
+        components = (version.params or {}).get("components") or []
+        summary["components"] = {c["algorithm"]: c.get("weight") for c in components}
+    return summary
 
 
 @app.command("batch-recommend")
