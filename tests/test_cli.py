@@ -45,6 +45,7 @@ def test_import_train_stats_and_batch_recommend(run, events_csv, tmp_path):
     assert version["selection"] == "validated-defaults", "how the model was chosen"
     assert 0 < version["validation_ndcg@10"] <= 1, "and how it did on validation"
     assert "validation NDCG@10=" in run("stats").stdout
+    assert version["serving"] is True
 
     users = tmp_path / "users.txt"
     users.write_text("u0\nu1\nnobody\n\nu0\n")
@@ -56,6 +57,10 @@ def test_import_train_stats_and_batch_recommend(run, events_csv, tmp_path):
     assert all(len(line["items"]) == 2 for line in lines)
     assert all(i.startswith("a") for i in lines[0]["items"])
     assert all(i.startswith("b") for i in lines[1]["items"])
+
+    assert run("train", "--algorithm", "popularity").exit_code == 0
+    newest, older = json.loads(run("stats", "--json").stdout)["model_versions"]
+    assert (newest["serving"], older["serving"]) == (True, False), "one version serves"
 
 
 def test_reimport_adds_nothing(run, events_csv):

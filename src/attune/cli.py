@@ -385,6 +385,8 @@ def stats(
     with _session(workspace) as (_settings, stores):
         by_type = stores.events.count_by_type()
         versions = stores.model_versions.list_versions(limit=20)
+        champion = stores.model_versions.latest("champion")
+        serving = champion.version_id if champion else None
         report = {
             "events": by_type,
             "events_total": sum(by_type.values()),
@@ -392,7 +394,7 @@ def stats(
             "user_profiles": stores.users.count(),
             "items": stores.catalog.count(),
             "items_with_events": stores.events.count_items(),
-            "model_versions": [_version_summary(v) for v in versions],
+            "model_versions": [_version_summary(v, serving) for v in versions],
         }
     if as_json:
         out.print_json(json.dumps(report))
@@ -408,6 +410,8 @@ def stats(
     out.print(table)
     for v in report["model_versions"]:
         line = f"model {v['version_id']}  {v['algorithm']}  {v['status']}  events={v['events']}"
+        if v["serving"]:
+            line += "  (serving)"
         if v.get("validation_ndcg@10") is not None:
             line += f"  validation NDCG@10={v['validation_ndcg@10']:.4f}"
         if v.get("components"):
@@ -415,14 +419,16 @@ def stats(
         out.print(line)
 
 
-def _version_summary(version: Any) -> dict[str, Any]:
-    """What ``stats`` shows of a model version: how it was chosen, its validation NDCG@10
+def _version_summary(version: Any, serving: str | None) -> dict[str, Any]:
+    """What ``stats`` shows of a model version: whether it is the one servers use (the
+    newest champion: ``serving`` is its id), how it was chosen, its validation NDCG@10
     and, for a blend, the weight of each model in it."""
     metrics = version.metrics or {}
     summary = {
         "version_id": version.version_id,
         "algorithm": version.algorithm,
         "status": version.status,
+        "serving": version.version_id == serving,
         "events": version.data_window.get("events"),
         "selection": metrics.get("selection"),
         "validation_ndcg@10": (metrics.get("validation") or {}).get("validation_ndcg@10"),
