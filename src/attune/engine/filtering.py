@@ -13,9 +13,11 @@ Three caches, from slowest to fastest to rebuild:
    (listeners of :meth:`CatalogFilters.on_snapshot`), so a catalog change never stalls
    a request (at 100,000 items they take seconds).
 2. A **catalog mask** per (filter text, snapshot token): one bool per catalog row, from
-   evaluating the filter row by row (one to a few microseconds per item). Filters that
-   read ``now`` are also keyed by a ``refresh_seconds`` time bucket, so their masks are
-   never older than that.
+   evaluating the filter row by row (one to a few microseconds per item), with the GIL
+   handed over often meanwhile (``giving_way``). Filters that read ``now`` are also
+   keyed by a ``refresh_seconds`` time bucket, so their masks are never older than
+   that. :meth:`CatalogFilters.ready` says whether a filter's mask is built: the API
+   decides a request whose filter is not ready on a worker thread, not on the loop.
 3. **Allowed items** per (filter text, snapshot token, model item space): the mask mapped
    onto one recommender's item positions, with the indices of the allowed items, ready to
    pass as ``candidates``. Building it is one numpy gather; using it costs nothing more.
