@@ -31,11 +31,11 @@ def deciding_threads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return seen
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # only embedded mode decides on the loop
 def test_a_new_filter_is_evaluated_off_the_event_loop(
     client, trained: Stores, deciding_threads: list[int]
 ) -> None:
-    if not trained.in_process:
-        pytest.skip("only embedded mode decides on the event loop")
+    assert trained.in_process
     put_catalog(client)
     url = "/v1/users/u0/recommendations"
     assert client.get(url, params={"n": 3}).status_code == 200
