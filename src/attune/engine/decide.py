@@ -1024,9 +1024,7 @@ class DecisionEngine:
 
     def _history_categories(self, person: Person) -> dict[str, float]:
         weights: Counter[str] = Counter()
-        facts = self.catalog.lookup()
-        for event in _consumed(person.history[-HISTORY_CATEGORY_EVENTS:]):
-            categories = facts.categories_of(event.item_id)
+        for categories in self._recent_categories(person):
             for c in categories:
                 weights[c] += 1.0 / len(categories)
         return dict(weights)
@@ -1035,12 +1033,16 @@ class DecisionEngine:
         """Categories the person said they like or consumed items of lately (the keys of
         :meth:`_history_categories`, without weighing them)."""
         followed = set(person.preferences.liked_categories)
-        records = self.catalog.lookup().records
-        for event in _consumed(person.history[-HISTORY_CATEGORY_EVENTS:]):
-            record = records.get(event.item_id)
-            if record is not None and record.get("categories"):
-                followed.update(record["categories"])
+        for categories in self._recent_categories(person):
+            followed |= categories
         return followed
+
+    def _recent_categories(self, person: Person) -> Iterator[frozenset[str]]:
+        """The categories of each item the person had in their newest
+        :data:`HISTORY_CATEGORY_EVENTS` events."""
+        facts = self.catalog.lookup()
+        recent = person.history[-HISTORY_CATEGORY_EVENTS:]
+        return (facts.categories_of(event.item_id) for event in _consumed(recent))
 
     def _explore(
         self,

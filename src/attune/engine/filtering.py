@@ -247,14 +247,14 @@ class CatalogFilters:
         if not condition.uses_fields:
             return True
         snapshot = self._snapshot
-        if snapshot is None:
-            return False
-        key = ("catalog", snapshot.token, condition.text, self._bucket(condition))
-        return self._masks.get(key) is not None
+        return (
+            snapshot is not None
+            and self._masks.get(self._mask_key(condition, snapshot)) is not None
+        )
 
     def catalog_mask(self, condition: Filter, snapshot: CatalogSnapshot) -> np.ndarray:
         """(n_catalog_items,) bool: which rows of ``snapshot`` match ``condition``."""
-        key = ("catalog", snapshot.token, condition.text, self._bucket(condition))
+        key = self._mask_key(condition, snapshot)
         mask = self._masks.get(key)
         if mask is None:
             with giving_way():  # requests of the process keep moving meanwhile
@@ -291,6 +291,9 @@ class CatalogFilters:
             allowed = AllowedItems(mask, np.flatnonzero(mask))
             self._masks.put(key, allowed)
         return allowed  # type: ignore[no-any-return]
+
+    def _mask_key(self, condition: Filter, snapshot: CatalogSnapshot) -> tuple[Hashable, ...]:
+        return ("catalog", snapshot.token, condition.text, self._bucket(condition))
 
     def _bucket(self, condition: Filter) -> int:
         """For filters that read ``now``, the current ``refresh_seconds`` time slot."""

@@ -116,11 +116,10 @@ class ContextProfiles:
             if not len(present):
                 continue
             frequency = pd.Series(values[present]).value_counts()
-            frequency = frequency[frequency >= MIN_VALUE_EVENTS]
-            ordered = sorted(frequency.items(), key=lambda kv: (-kv[1], str(kv[0])))
-            labels = np.array([str(v) for v, _ in ordered[:MAX_VALUES]], dtype=str)
-            if len(labels) < 2:
+            kept = _kept_values([str(v) for v in frequency.index], frequency.to_numpy())
+            if not kept:
                 continue
+            labels = np.array([str(frequency.index[j]) for j in kept], dtype=str)
             codes = pd.Index(labels).get_indexer(values[present])
             known = codes >= 0
             flat = items[present][known] * len(labels) + codes[known]
@@ -165,10 +164,8 @@ class ContextProfiles:
                     items[known] * len(labels) + codes[known], minlength=counts.size
                 ).reshape(counts.shape)
                 counts = np.maximum(counts - theirs, 0.0)
-            totals = counts.sum(axis=0)
-            order = sorted(range(len(labels)), key=lambda j: (-totals[j], str(labels[j])))
-            order = [j for j in order if totals[j] >= MIN_VALUE_EVENTS]
-            if len(order) >= 2:
+            order = _kept_values([str(label) for label in labels], counts.sum(axis=0))
+            if order:
                 found_keys.append(key)
                 found_labels.append(labels[order])
                 found_counts.append(counts[:, order])
@@ -254,3 +251,12 @@ class ContextProfiles:
             tuple(np.asarray(arrays[f"{k}_{key}_counts"], dtype=np.float64) for k, key in found),
             prior,
         )
+
+
+def _kept_values(labels: Sequence[str], totals: np.ndarray) -> list[int]:
+    """Which of a key's values a profile keeps, most events first (then by label): those
+    with at least :data:`MIN_VALUE_EVENTS` events, at most :data:`MAX_VALUES`; none when
+    fewer than two are left (the key tells nothing)."""
+    order = sorted(range(len(labels)), key=lambda j: (-totals[j], labels[j]))
+    kept = [j for j in order if totals[j] >= MIN_VALUE_EVENTS][:MAX_VALUES]
+    return kept if len(kept) >= 2 else []

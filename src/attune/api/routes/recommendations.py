@@ -154,7 +154,10 @@ _limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLi
 
 
 async def decide(
-    services: Services, function: Callable[..., T], *args: Any, quick: bool = True
+    services: Services,
+    function: Callable[..., T],
+    *args: Any,
+    quick: Callable[[], bool] = lambda: True,
 ) -> T:
     """Run ``function(*args)``, a decision (CPU work under the GIL and a few short reads).
 
@@ -162,10 +165,11 @@ async def decide(
     on the event loop: nothing in it waits on a network, so a worker thread would
     overlap nothing and only add its hand-over (waking a thread costs more than the
     database reads). Otherwise the reads wait on PostgreSQL or Redis and it goes to a
-    worker thread (:func:`decide_in_thread`), as does a decision that is not ``quick``
-    (one that first evaluates a new filter over the whole catalog: on the loop, every
-    other request of the process would wait for it; in a thread they share the GIL)."""
-    if services.stores.in_process and quick:
+    worker thread (:func:`decide_in_thread`), as does a decision ``quick()`` says is
+    not quick (one that first evaluates a new filter over the whole catalog: on the
+    loop, every other request of the process would wait for it; in a thread they share
+    the GIL). ``quick`` is asked only where the answer matters (in-process stores)."""
+    if services.stores.in_process and quick():
         return function(*args)
     return await decide_in_thread(function, *args)
 
@@ -275,7 +279,9 @@ async def user_recommendations(
         context,
         include_items,
         explain,
-        quick=services.recommendations.filters_ready(filter_text, placement, context),
+        quick=functools.partial(
+            services.recommendations.filters_ready, filter_text, placement, context
+        ),
     )
 
 
@@ -309,7 +315,8 @@ async def rank(
     """Orders the given items for the person: by the model where it knows them, then by
     popularity; candidates that are unavailable, blocked, already seen (per the
     placement) or refused by the filter are left out; nothing else is added."""
-    quick = services.recommendations.filters_ready(body.filter, body.placement, body.context)
+    ready = services.recommendations.filters_ready
+    quick = functools.partial(ready, body.filter, body.placement, body.context)
     return await decide(services, _ranked, services, body, explain, include_items, quick=quick)
 
 

@@ -8,13 +8,13 @@ the answer is exact even with concurrent writers.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Column, Connection, MetaData, Table, text
 
 from attune.store.protocols import EventRow
+from attune.store.sql.engine import json_text
 from attune.store.sql.schema import events
 
 STAGING = "staging_events"
@@ -46,7 +46,7 @@ def _stage_postgres(conn: Connection, rows: Sequence[EventRow]) -> None:
 
 def _copy_value(name: str, value: Any) -> Any:
     if name in JSON_COLUMNS and value is not None:
-        return json.dumps(value)
+        return json_text(value)
     return value
 
 
