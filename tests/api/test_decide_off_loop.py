@@ -75,3 +75,49 @@ def test_a_new_filter_is_evaluated_giving_way_to_the_requests(
     assert client.get(url, params={"filter": '"B" in categories'}).status_code == 200
     assert intervals and max(intervals) <= BUILD_SWITCH_SECONDS < before
     assert sys.getswitchinterval() == before
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_segment_rule_filters_are_built_off_the_event_loop(
+    client, trained: Stores, deciding_threads: list[int]
+) -> None:
+    """Which rules' filters join a list depends on the person: the first request of a
+    placement with filter rules goes to a worker thread, and every combination of its
+    rules is built meanwhile, so later requests (of members of either segment, or both)
+    are decided on the loop."""
+    put_catalog(client)
+    assert client.get("/v1/users/u0/recommendations", params={"n": 3}).status_code == 200
+    client.put("/v1/segments/eu", json={"rule": 'traits.region == "EU"'})
+    client.put("/v1/segments/new-visitors", json={"rule": "events < 3"})
+    rules = [
+        {"segment": "eu", "action": "filter", "filter": "price < 8"},
+        {"segment": "new-visitors", "action": "filter", "filter": '"A" in categories'},
+    ]
+    assert client.put("/v1/placements/home", json={"rules": rules}).status_code == 200
+    client.put("/v1/users/u0", json={"traits": {"region": "EU"}})
+    client.put("/v1/users/fresh-face", json={"traits": {"region": "EU"}})
+    home = {"n": 3, "placement": "home"}
+    assert client.get("/v1/users/u0/recommendations", params=home).status_code == 200
+    services = client.app.state.services
+    assert services.recommendations.filters._build_wanted.wait(10)
+    for person in ("u0", "u1", "fresh-face"):  # EU; neither; EU and new
+        assert client.get(f"/v1/users/{person}/recommendations", params=home).status_code == 200
+    loop, first, *later = deciding_threads
+    assert first != loop, "a rule filter with no mask yet is evaluated in a worker thread"
+    assert later == [loop] * 3, "every combination of the rules was built meanwhile"
+
+
+def test_rule_filter_sets_cover_every_combination_in_rule_order() -> None:
+    from attune.engine.decide import RULE_FILTERS_COMBINED, DecisionEngine
+    from attune.engine.placements import PlacementConfig
+
+    def config(n: int) -> PlacementConfig:
+        rules = [
+            {"segment": f"s{k}", "action": "filter", "filter": f"price < {k}"} for k in range(n)
+        ]
+        return PlacementConfig.model_validate({"rules": rules})
+
+    sets = DecisionEngine.rule_filter_sets(config(2))
+    assert sets == [[], ["price < 0"], ["price < 1"], ["price < 0", "price < 1"]]
+    many = DecisionEngine.rule_filter_sets(config(RULE_FILTERS_COMBINED + 1))
+    assert len(many) == RULE_FILTERS_COMBINED + 3 and many[-1] == [f"price < {k}" for k in range(5)]

@@ -65,6 +65,9 @@ from attune.store.sessions import SessionEvent
 log = logging.getLogger(__name__)
 
 HISTORY_LIMIT = 1_000
+RULE_FILTERS_COMBINED = 4
+"""Up to this many filter rules in a placement, every combination of them is known
+ahead of a request (:meth:`DecisionEngine.rule_filter_sets`)."""
 """Newest events read per request; older history rarely changes a list."""
 
 NOT_CONSUMED = frozenset({"impression", "search"})
@@ -1135,6 +1138,19 @@ class DecisionEngine:
         return self.segments.members(
             {r.segment for r in config.rules}, _user_record(person, context)
         )
+
+    @staticmethod
+    def rule_filter_sets(config: PlacementConfig) -> list[list[str]]:
+        """The lists of segment-rule filters a request of ``config`` may be given (each
+        in rule order, as :meth:`_rule_filters` gives them), the empty list first: every
+        combination of up to :data:`RULE_FILTERS_COMBINED` filter rules; beyond that,
+        each rule alone and all together."""
+        texts = [r.filter for r in config.rules if r.action == "filter" and r.filter]
+        if len(texts) > RULE_FILTERS_COMBINED:
+            return [[], *([t] for t in texts), texts]
+        return [
+            [t for k, t in enumerate(texts) if chosen >> k & 1] for chosen in range(1 << len(texts))
+        ]
 
     def _rule_filters(
         self, config: PlacementConfig, person: Person | None, context: Mapping[str, str]

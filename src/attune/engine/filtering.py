@@ -17,7 +17,9 @@ Three caches, from slowest to fastest to rebuild:
    handed over often meanwhile (``giving_way``). Filters that read ``now`` are also
    keyed by a ``refresh_seconds`` time bucket, so their masks are never older than
    that. :meth:`CatalogFilters.ready` says whether a filter's mask is built: the API
-   decides a request whose filter is not ready on a worker thread, not on the loop.
+   decides a request whose filter is not ready on a worker thread, not on the loop;
+   :meth:`CatalogFilters.build_later` builds masks a request will need (segment rules'
+   filters) on a background thread.
 3. **Allowed items** per (filter text, snapshot token, model item space): the mask mapped
    onto one recommender's item positions, with the indices of the allowed items, ready to
    pass as ``candidates``. Building it is one numpy gather; using it costs nothing more.
@@ -144,6 +146,8 @@ class CatalogFilters:
         self._token_lock = threading.Lock()
         self._in_use = _Lru(MASK_CACHE_SIZE // 4)  # (text, space) → (filter, item ids)
         self._on_snapshot: list[Callable[[CatalogSnapshot], None]] = []
+        self._wanted: dict[Hashable, Filter] = {}
+        self._build_wanted = BackgroundRefresh(self._build_masks, "filter-masks")
 
     def on_snapshot(self, listener: Callable[[CatalogSnapshot], None]) -> None:
         """Call ``listener`` with each re-read snapshot, on the background thread, before
@@ -251,6 +255,25 @@ class CatalogFilters:
             snapshot is not None
             and self._masks.get(self._mask_key(condition, snapshot)) is not None
         )
+
+    def build_later(self, conditions: list[Filter]) -> None:
+        """Evaluate the masks of ``conditions`` on a background thread (those not built
+        yet), so requests that will need them find them ready."""
+        snapshot = self._snapshot
+        if snapshot is None:
+            return
+        with self._lock:
+            for condition in conditions:
+                self._wanted.setdefault(self._mask_key(condition, snapshot), condition)
+        self._build_wanted.start()
+
+    def _build_masks(self) -> None:
+        while True:
+            with self._lock:
+                if not self._wanted:
+                    return
+                _, condition = self._wanted.popitem()
+            self.catalog_mask(condition, self.snapshot())
 
     def catalog_mask(self, condition: Filter, snapshot: CatalogSnapshot) -> np.ndarray:
         """(n_catalog_items,) bool: which rows of ``snapshot`` match ``condition``."""

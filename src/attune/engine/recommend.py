@@ -277,23 +277,34 @@ class RecommendationService:
     ) -> bool:
         """Whether a list with this request filter and placement is decided without first
         evaluating a filter over the whole catalog (a text the current catalog snapshot
-        has no mask of yet). A filter that reads the person's traits counts as not ready
-        (its text is known only once they are read); segment rules' filters, which also
-        depend on the person, are not looked at. Bad input counts as ready: deciding
-        refuses it at once."""
+        has no mask of yet). Which segment rules' filters join in depends on the person,
+        not read yet: every combination the placement allows is looked at, and those
+        not built are built on a background thread (the first request goes on with its
+        own). A filter that reads the person's traits counts as not ready (its text is
+        known only once they are read). Bad input counts as ready: deciding refuses it
+        at once."""
         if not filter_text and placement is None:
             return True  # the default placement has no filter
         try:
             _, config = self.engine.placements.resolve(placement)
             texts = [t for t in (filter_text, config.filter) if t]
+            rule_sets = self.engine.rule_filter_sets(config)
+            every = texts + [t for extra in rule_sets for t in extra]
             if any(
-                name.startswith("user.") for t in texts for name in self.filters.parse(t).externals
+                name.startswith("user.") for t in every for name in self.filters.parse(t).externals
             ):
                 return False
-            condition = self.engine.condition(texts, with_clock(context))
+            clocked = with_clock(context)
+            conditions = [self.engine.condition(texts + extra, clocked) for extra in rule_sets]
         except AttuneError:
             return True
-        return condition is None or self.filters.ready(condition)
+        missing = [
+            k for k, c in enumerate(conditions) if c is not None and not self.filters.ready(c)
+        ]
+        combined = [conditions[k] for k in missing if k > 0]  # with segment rules' filters
+        if combined:
+            self.filters.build_later(combined)  # type: ignore[arg-type]
+        return not missing
 
     # -- live updates ----------------------------------------------------------------------
 
