@@ -12,13 +12,11 @@ erasure.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import fields
 from typing import Any
 
 import orjson
@@ -46,6 +44,8 @@ log = logging.getLogger(__name__)
 
 CACHE_SECONDS = 30.0
 """How long one person's answer is reused (their own events drop it at once)."""
+DIGESTS_KEPT = 4_096
+"""Distinct (version, catalog, placement, filter, context…) cache-key digests remembered."""
 
 
 class RecommendationLog:
@@ -151,6 +151,7 @@ class RecommendationService:
         self.log = RecommendationLog(stores.recommendation_logs)
         self.log_answers = log_answers
         self.cache_seconds = float(getattr(settings, "recommendation_cache_seconds", CACHE_SECONDS))
+        self._digests: dict[tuple[Any, ...], str] = {}
 
     # -- lists ---------------------------------------------------------------------------
 
@@ -332,23 +333,28 @@ class RecommendationService:
 
     def _cache_key(self, request: DecisionRequest) -> str:
         model = self.engine.models.current()
-        # the held object changes when a person is forgotten inside the same version
-        version = f"{model.version.version_id}/{id(model):x}" if model else "-"
         _, config = self.engine.placements.resolve(request.placement)
         context = with_clock(request.context)
-        parts = [
-            version,
+        # what the answer depends on besides the person; the hashed text is remembered
+        # per distinct tuple (the clock buckets change it a few times a day)
+        parts = (
+            # the held object changes when a person is forgotten inside the same version
+            (model.version.version_id, id(model)) if model else None,
             # a catalog change (new snapshot) or availability change makes a new key
-            str(self.engine.filters.snapshot().token),
-            str(hash(self.engine.unavailable_items())),
+            self.engine.filters.snapshot().token,
+            hash(self.engine.unavailable_items()),
             request.placement or "",
             placement_digest(config),
-            str(request.n or config.n),
+            request.n or config.n,
             request.filter_text or "",
-            json.dumps(context, sort_keys=True),
-            "explained" if request.explain else "",
-        ]
-        digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:24]
+            tuple(sorted(context.items())),
+            request.explain,
+        )
+        digest = self._digests.get(parts)
+        if digest is None:
+            if len(self._digests) >= DIGESTS_KEPT:
+                self._digests.clear()
+            digest = self._digests[parts] = hashlib.sha256(repr(parts).encode()).hexdigest()[:24]
         return f"{user_key(request.user_id or '')}rec:{digest}"
 
     def _answered(
@@ -359,18 +365,13 @@ class RecommendationService:
         return rec
 
 
-ITEM_FIELDS = tuple(f.name for f in fields(ScoredItem))
-
-
 def _to_cache(rec: Recommendation) -> str:
-    """The answer as one JSON text (the fields ``dataclasses.asdict`` gives).
+    """The answer as one JSON text (orjson writes a dataclass as its fields).
 
     One string rather than nested dicts and lists: the in-process cache holds up to
     100,000 answers, and as containers they would be objects the garbage collector
     walks on every full collection (hundreds of milliseconds at that size)."""
-    data = {f.name: getattr(rec, f.name) for f in fields(rec)}
-    data["items"] = [{name: getattr(it, name) for name in ITEM_FIELDS} for it in rec.items]
-    return orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    return orjson.dumps(rec, option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
 
 def _from_cache(cached: str | Mapping[str, Any]) -> Recommendation:
