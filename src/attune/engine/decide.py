@@ -65,10 +65,10 @@ from attune.store.sessions import SessionEvent
 log = logging.getLogger(__name__)
 
 HISTORY_LIMIT = 1_000
+"""Newest events read per request; older history rarely changes a list."""
 RULE_FILTERS_COMBINED = 4
 """Up to this many filter rules in a placement, every combination of them is known
 ahead of a request (:meth:`DecisionEngine.rule_filter_sets`)."""
-"""Newest events read per request; older history rarely changes a list."""
 
 NOT_CONSUMED = frozenset({"impression", "search"})
 """Event types that do not mean the person has had the item (so it may still be shown)."""
