@@ -29,6 +29,7 @@ from attune.engine.decide import (
     new_recommendation_id,
     with_clock,
 )
+from attune.engine.filtering import _Lru
 from attune.engine.lookups import placement_digest
 from attune.engine.model_holder import ModelHolder
 from attune.engine.trending import TrendingItem
@@ -151,7 +152,7 @@ class RecommendationService:
         self.log = RecommendationLog(stores.recommendation_logs)
         self.log_answers = log_answers
         self.cache_seconds = float(getattr(settings, "recommendation_cache_seconds", CACHE_SECONDS))
-        self._digests: dict[tuple[Any, ...], str] = {}
+        self._digests = _Lru(DIGESTS_KEPT)  # cache-key ingredients → their digest
 
     # -- lists ---------------------------------------------------------------------------
 
@@ -352,9 +353,8 @@ class RecommendationService:
         )
         digest = self._digests.get(parts)
         if digest is None:
-            if len(self._digests) >= DIGESTS_KEPT:
-                self._digests.clear()
-            digest = self._digests[parts] = hashlib.sha256(repr(parts).encode()).hexdigest()[:24]
+            digest = hashlib.sha256(repr(parts).encode()).hexdigest()[:24]
+            self._digests.put(parts, digest)
         return f"{user_key(request.user_id or '')}rec:{digest}"
 
     def _answered(
