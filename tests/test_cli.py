@@ -114,3 +114,29 @@ def test_evaluate_prints_a_table_and_writes_json(run, events_csv, tmp_path):
     assert {"recall@20", "hit_rate@10", "map@10", "mrr", "coverage@10", "novelty@10"} <= set(knn)
     result = run("evaluate", "--split", "sideways")
     assert result.exit_code == 1 and "unknown split" in result.output
+
+
+def test_versions_list_and_rollback(run, events_csv):
+    assert run("import", "events", str(events_csv)).exit_code == 0
+    assert run("train", "--algorithm", "item_knn").exit_code == 0
+    assert run("train", "--algorithm", "popularity").exit_code == 0
+    newest, older = json.loads(run("versions", "list", "--json").stdout)
+    assert (newest["algorithm"], newest["status"], newest["serving"]) == (
+        "popularity",
+        "champion",
+        True,
+    )
+    assert (older["status"], older["serving"]) == ("retired", False)
+    assert "serving" in run("versions", "list").stdout
+
+    result = run("versions", "rollback")
+    assert result.exit_code == 0, result.output
+    assert older["version_id"] in result.output
+    back = json.loads(run("versions", "list", "--json").stdout)[0]
+    assert back["serving"] and back["algorithm"] == "item_knn"
+    assert back["rolled_back_to"] == older["version_id"]
+
+    refused = run("versions", "rollback", "--to", back["version_id"])
+    assert refused.exit_code == 1 and "already serving" in refused.output
+    unknown = run("versions", "rollback", "--to", "nope")
+    assert unknown.exit_code == 1 and "not found" in unknown.output

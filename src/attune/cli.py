@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from attune.auth.cli import WorkspaceOption, audit_cmd, keys_app
+from attune.cli_common import console, out
+from attune.cli_common import fail as _fail
+from attune.cli_common import session as _session
 from attune.config import Settings, get_settings
 from attune.errors import AttuneError
+from attune.training.versions_cli import version_summary, versions_app
 
 app = typer.Typer(help="Attune: an open-source AI personalization engine.", no_args_is_help=True)
 import_app = typer.Typer(
@@ -29,36 +31,7 @@ retention_app = typer.Typer(help="Delete events past their retention.", no_args_
 app.add_typer(retention_app, name="retention")
 app.add_typer(keys_app, name="keys")
 app.command("audit")(audit_cmd)
-
-console = Console(stderr=True)
-out = Console()
-
-
-def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
-    raise typer.Exit(code=1)
-
-
-@contextmanager
-def _session(workspace: str | None = None) -> Iterator[tuple[Settings, Any]]:
-    """Settings and open stores for one command, on ``workspace`` (default: the
-    ATTUNE_WORKSPACE setting); AttuneErrors become a clean exit."""
-    from attune.store.factory import open_stores
-
-    settings = get_settings()
-    stores = None
-    try:
-        settings = settings.for_workspace(workspace) if workspace else settings
-    except ValueError as exc:
-        _fail(str(exc))
-    try:
-        stores = open_stores(settings)
-        yield settings, stores
-    except AttuneError as exc:
-        _fail(exc.message)
-    finally:
-        if stores is not None:
-            stores.close()
+app.add_typer(versions_app, name="versions")
 
 
 def _progress() -> Progress:
@@ -394,7 +367,7 @@ def stats(
             "user_profiles": stores.users.count(),
             "items": stores.catalog.count(),
             "items_with_events": stores.events.count_items(),
-            "model_versions": [_version_summary(v, serving) for v in versions],
+            "model_versions": [version_summary(v, serving) for v in versions],
         }
     if as_json:
         out.print_json(json.dumps(report))
@@ -417,26 +390,6 @@ def stats(
         if v.get("components"):
             line += "  (" + " + ".join(f"{w:g}×{a}" for a, w in v["components"].items()) + ")"
         out.print(line)
-
-
-def _version_summary(version: Any, serving: str | None) -> dict[str, Any]:
-    """What ``stats`` shows of a model version: whether it is the one servers use (the
-    newest champion: ``serving`` is its id), how it was chosen, its validation NDCG@10
-    and, for a blend, the weight of each model in it."""
-    metrics = version.metrics or {}
-    summary = {
-        "version_id": version.version_id,
-        "algorithm": version.algorithm,
-        "status": version.status,
-        "serving": version.version_id == serving,
-        "events": version.data_window.get("events"),
-        "selection": metrics.get("selection"),
-        "validation_ndcg@10": (metrics.get("validation") or {}).get("validation_ndcg@10"),
-    }
-    if version.algorithm == "blend":
-        components = (version.params or {}).get("components") or []
-        summary["components"] = {c["algorithm"]: c.get("weight") for c in components}
-    return summary
 
 
 @app.command("batch-recommend")

@@ -64,8 +64,17 @@ ROUTES: dict[tuple[str, str], tuple[str, str]] = {
     ("DELETE", "/v1/segments/{name}"): (ADMIN, "-"),
     ("DELETE", "/v1/users/{user_id}"): (ADMIN, "-"),
     ("GET", "/v1/users/{user_id}/export"): (ADMIN, "-"),
+    ("GET", "/v1/models"): (ADMIN, "-"),
+    ("GET", "/v1/models/{version_id}"): (ADMIN, "-"),
+    ("POST", "/v1/models/{version_id}/rollback"): (ADMIN, "-"),
 }
-PARAMS = {"user_id": "u0", "item_id": "a0", "name": "matrix", "key_id": "0000000000000000"}
+PARAMS = {
+    "user_id": "u0",
+    "item_id": "a0",
+    "name": "matrix",
+    "key_id": "0000000000000000",
+    "version_id": "no-such-version",
+}
 BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/events"): {"events": [{"user_id": "u0", "item_id": "a0", "type": "view"}]},
     ("PUT", "/v1/items/{item_id}"): {"title": "Arrival"},

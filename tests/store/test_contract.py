@@ -349,7 +349,9 @@ def test_model_versions_sequence_and_latest(stores: Stores):
     assert one.seq < two.seq < three.seq
     assert stores.model_versions.latest().version_id == "v3"
     assert stores.model_versions.latest("candidate").version_id == "v2"
-    assert stores.model_versions.latest("retired") is None
+    # a new champion retires the one before; a candidate is left as it is
+    assert stores.model_versions.latest("retired").version_id == "v1"
+    assert stores.model_versions.get("v2").status == "candidate"
     assert [v.version_id for v in stores.model_versions.list_versions()] == ["v3", "v2", "v1"]
     got = stores.model_versions.get("v1")
     assert got.params == {"k": 20} and got.metrics == {"ndcg": 0.5} and got.seq == one.seq

@@ -26,6 +26,7 @@ from attune.api.routes import (
     health,
     items,
     keys,
+    model_versions,
     placements,
     preferences,
     privacy,
@@ -135,6 +136,7 @@ def create_app(settings: Settings | None = None, stores: Stores | None = None) -
         placements,
         keys,
         audit,
+        model_versions,
     ):
         app.include_router(module.router)
 

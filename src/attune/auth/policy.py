@@ -86,6 +86,9 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("DELETE", "/v1/segments/{name}"): ADMIN,
     ("DELETE", "/v1/users/{user_id}"): ADMIN,
     ("GET", "/v1/users/{user_id}/export"): ADMIN,
+    ("GET", "/v1/models"): ADMIN,
+    ("GET", "/v1/models/{version_id}"): ADMIN,
+    ("POST", "/v1/models/{version_id}/rollback"): ADMIN,
 }
 
 

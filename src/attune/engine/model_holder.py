@@ -110,11 +110,16 @@ class ModelHolder:
         """The held version; checks for a newer one when ``refresh_seconds`` have passed
         (inline while none is held or with ``swap_inline``, else in the background)."""
         if time.monotonic() - self._checked_at >= self.refresh_seconds:
-            if self._loaded is None or self.swap_inline:
-                self.refresh()
-            else:
-                self._background.start()
+            self.check_now()
         return self._loaded
+
+    def check_now(self) -> None:
+        """Look for a new champion now, not a period from now (e.g. after a rollback):
+        inline while none is held or with ``swap_inline``, else in the background."""
+        if self._loaded is None or self.swap_inline:
+            self.refresh()
+        else:
+            self._background.start()
 
     def wait_for_refresh(self, timeout: float | None = None) -> bool:
         """Block until no background check or load is running; False on timeout."""

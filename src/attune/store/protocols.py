@@ -185,7 +185,8 @@ class UserStore(Protocol):
 @runtime_checkable
 class ModelVersionStore(Protocol):
     def register(self, version: ModelVersion) -> ModelVersion:
-        """Store a new version (assigning its ``seq``) and return it."""
+        """Store a new version (assigning its ``seq``) and return it; a new champion
+        retires the one before (status ``retired``)."""
 
     def latest(self, status: str = "champion") -> ModelVersion | None: ...
 

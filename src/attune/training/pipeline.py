@@ -78,9 +78,20 @@ def load_training_data(
 
 
 def _last_tuned(stores: Stores) -> ModelVersion | None:
-    for version in stores.model_versions.list_versions(limit=50):
+    """The newest tuned version still in force: versions a rollback went back past are
+    skipped (see :mod:`attune.training.promotion`), so retraining after a rollback keeps
+    the configuration gone back to."""
+    versions = stores.model_versions.list_versions(limit=200)
+    seq_of = {v.version_id: v.seq for v in versions}
+    undone_above = None  # versions newer than this seq were rolled back
+    for version in versions:
+        if undone_above is not None and version.seq > undone_above:
+            continue
         if version.metrics.get("selection") == "tuned":
             return version
+        target = version.metrics.get("rolled_back_to")
+        if target is not None:
+            undone_above = seq_of.get(target, 0)
     return None
 
 

@@ -1,9 +1,30 @@
-"""Registering a new serving champion, with an audit entry saying why."""
+"""Which model version serves: registering a new champion, and going back to an earlier one.
+
+The registry is append-only: the newest version with status ``champion`` serves (every
+server picks it up within ``ATTUNE_MODEL_REFRESH_SECONDS``), and registering one retires
+the one before. Going back to an earlier version registers a new champion that shares the
+earlier version's files and records ``rolled_back_to`` and ``rolled_back_from`` in its
+metrics, so the order of what served stays readable and a concurrent training run and a
+rollback are ordered the same way on every server.
+
+A version fitted before a person was erased may still carry that person's share of what
+it learned from everyone (co-occurrence counts, factors of the items they had), even
+though their own rows were removed from its files; so no version older than the newest
+erasure can be brought back: train a new one instead.
+"""
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from attune.errors import ConflictError, NotFoundError
+from attune.privacy.erasure import ERASE_ACTION
 from attune.store.factory import Stores
 from attune.store.protocols import ModelVersion
+
+ROLLBACK_ACTION = "model.rollback"
 
 
 def register_champion(
@@ -17,3 +38,68 @@ def register_champion(
         details = {"algorithm": version.algorithm, "reason": reason, "seq": registered.seq}
         audit.record(workspace, "system", "model.promote", version.version_id, details)
     return registered
+
+
+def previous_version(stores: Stores) -> ModelVersion:
+    """The version registered before the serving one with other files: what served
+    before it (a version saved after an erasure shares nothing with the one it came
+    from, so that one counts too, and is then refused by :func:`roll_back`)."""
+    serving = _serving(stores)
+    for version in stores.model_versions.list_versions(limit=1_000):
+        if version.seq < serving.seq and version.artifact_uri != serving.artifact_uri:
+            return version
+    raise NotFoundError(f"no version before {serving.version_id} to go back to")
+
+
+def roll_back(
+    stores: Stores, to: str, workspace: str = "default", actor: str | None = None
+) -> ModelVersion:
+    """Serve version ``to`` again: register a champion sharing its files.
+
+    Raises NotFoundError for an unknown version or one whose files are gone, and
+    ConflictError for the version already serving or one older than the newest erasure.
+    """
+    target = stores.model_versions.get(to)
+    if target is None:
+        raise NotFoundError(f"model version {to!r} not found")
+    serving = _serving(stores)
+    if target.artifact_uri == serving.artifact_uri:
+        raise ConflictError(f"model version {to!r} is already serving")
+    erased_at = last_erasure(stores, workspace)
+    if erased_at is not None and target.created_at < erased_at:
+        when = datetime.fromtimestamp(erased_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        raise ConflictError(
+            f"model version {to!r} was trained before a person was erased ({when}) and may "
+            "still hold what it learned from them: train a new version instead"
+        )
+    stores.artifacts.open(target.artifact_uri)  # NotFoundError when its files are gone
+    stamp = datetime.now(UTC)
+    version = replace(
+        target,
+        version_id=f"{stamp:%Y%m%dT%H%M%S}-{target.algorithm}-{uuid.uuid4().hex[:6]}",
+        status="champion",
+        metrics={
+            **target.metrics,
+            "rolled_back_to": target.version_id,
+            "rolled_back_from": serving.version_id,
+        },
+        created_at=stamp.timestamp(),
+        seq=0,
+    )
+    registered = stores.model_versions.register(version)
+    details = {"from": serving.version_id, "to": target.version_id, "seq": registered.seq}
+    stores.audit.record(workspace, actor or "system", ROLLBACK_ACTION, version.version_id, details)
+    return registered
+
+
+def last_erasure(stores: Stores, workspace: str = "default") -> float | None:
+    """When the newest erasure in ``workspace`` happened (Unix seconds), or None."""
+    entries = stores.audit.list(1, workspace=workspace, action=ERASE_ACTION)
+    return entries[0].at if entries else None
+
+
+def _serving(stores: Stores) -> ModelVersion:
+    serving = stores.model_versions.latest("champion")
+    if serving is None:
+        raise NotFoundError("no model version is serving yet: run `attune train` first")
+    return serving

@@ -9,6 +9,10 @@ from sqlalchemy import Engine, func, select
 from attune.store.protocols import ModelVersion
 from attune.store.sql.schema import model_versions
 
+CHAMPION = "champion"
+RETIRED = "retired"
+"""A champion once, since replaced by a newer one."""
+
 
 def _version(row: Any) -> ModelVersion:
     m = row._mapping
@@ -35,6 +39,13 @@ class SqlModelVersionStore:
         with self.engine.begin() as conn:
             top = conn.execute(select(func.max(model_versions.c.seq))).scalar_one()
             version.seq = int(top or 0) + 1
+            if version.status == CHAMPION:
+                # what serves is the newest champion either way; the older ones say so
+                conn.execute(
+                    model_versions.update()
+                    .where(model_versions.c.status == CHAMPION)
+                    .values(status=RETIRED)
+                )
             conn.execute(
                 model_versions.insert().values(
                     version_id=version.version_id,
