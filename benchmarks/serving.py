@@ -139,18 +139,34 @@ def free_port() -> int:
 class Server:
     base: str
     pgid: int
+    workers: int
 
     def cpu_seconds(self) -> float:
         """User + system CPU of every process of the server (its process group)."""
-        total = 0
+        return sum(self.cpu_by_process().values())
+
+    def cpu_by_process(self) -> dict[int, float]:
+        """User + system CPU seconds of each process of the server, by pid."""
+        by_pid = {}
         for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
                 fields = stat.read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
             if int(fields[2]) == self.pgid:  # pgrp
-                total += int(fields[11]) + int(fields[12])  # utime, stime
-        return total / os.sysconf("SC_CLK_TCK")
+                ticks = int(fields[11]) + int(fields[12])  # utime, stime
+                by_pid[int(stat.parent.name)] = ticks / os.sysconf("SC_CLK_TCK")
+        return by_pid
+
+
+def cpu_split(before: dict[int, float], after: dict[int, float], workers: int) -> str:
+    """How a load's server CPU fell on the worker processes, busiest first, in percent
+    ("50/50"; "100/0": one process did all the work). wrk's few keep-alive connections
+    are accepted by whichever process wakes first, so a 4-client run may land on one."""
+    spent = sorted((after[pid] - before.get(pid, 0.0) for pid in after), reverse=True)
+    spent = (spent + [0.0] * workers)[:workers]
+    total = sum(spent) or 1.0
+    return "/".join(f"{100 * s / total:.0f}" for s in spent)
 
 
 @contextmanager
@@ -168,7 +184,7 @@ def server(data_dir: Path, workers: int, redis_url: str | None) -> Iterator[Serv
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(base, process, data_dir / "server.log")
-        yield Server(base, process.pid)
+        yield Server(base, process.pid, workers)
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:
@@ -275,13 +291,22 @@ def run_loads(running: Server, n_users: int, seconds: float, label: str) -> list
         for connections, name in plan:
             bar.update(task, description=f"wrk {name}, {connections} connections, {label}")
             wrk(running.base, ENDPOINTS[name], connections, min(3.0, seconds), n_users)  # warm
-            cpu_before = running.cpu_seconds()
+            cpu_before = running.cpu_by_process()
             result = wrk(running.base, ENDPOINTS[name], connections, seconds, n_users)
-            cpu = running.cpu_seconds() - cpu_before
+            cpu_after = running.cpu_by_process()
+            cpu = sum(cpu_after.values()) - sum(cpu_before.values())
+            split = cpu_split(cpu_before, cpu_after, running.workers)
             cpu_ms = 1000 * cpu / max(result["requests"], 1)
             load = os.getloadavg()[0]
             results.append(
-                {"endpoint": name, "config": label, "cpu_ms": cpu_ms, "load": load, **result}
+                {
+                    "endpoint": name,
+                    "config": label,
+                    "cpu_ms": cpu_ms,
+                    "cpu_split": split,
+                    "load": load,
+                    **result,
+                }
             )
             bar.advance(task)
     return results
@@ -508,21 +533,24 @@ def markdown(
         "host's memory would; cold, each person's first history read is a disk read).",
         "",
         "| server | endpoint | clients | req/s | p50 ms | p95 ms | p99 ms | errors "
-        "| server CPU ms/req |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| server CPU ms/req | CPU split over processes |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in loads:
         lines.append(
             f"| {r['config']} | {r['endpoint']} | {r['connections']} | {r['rps']:,.0f} "
             f"| {r['p50']:.2f} | {r['p95']:.2f} | {r['p99']:.2f} | {r['errors']} "
-            f"| {r['cpu_ms']:.2f} |"
+            f"| {r['cpu_ms']:.2f} | {r['cpu_split'] if '/' in r['cpu_split'] else '-'} |"
         )
     loads_seen = [r["load"] for r in loads]
     lines += [
         "",
         f"The machine was shared with other jobs: 1-minute load average "
         f"{min(loads_seen):.1f}–{max(loads_seen):.1f} on its {os.cpu_count()} cores during "
-        "the runs; the server CPU per request is the steadier measure.",
+        "the runs; the server CPU per request is the steadier measure. The CPU split is "
+        "each worker process's share of the server's CPU during the load, busiest first: "
+        "wrk keeps its connections open, and with few of them all may be accepted by one "
+        'process ("100/0"), which then does all the work.',
     ]
     lines += ["", "| server | target | met | measured |", "|---|---|---|---:|"]
     for label in dict.fromkeys(r["config"] for r in loads):
