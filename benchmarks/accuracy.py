@@ -24,8 +24,10 @@ try log1p(value) weights, chosen by validation like every other setting.
 
 ``--robustness`` runs the variants of ``benchmarks/variants.py`` (no timestamps, no item
 metadata, very sparse purchases, play counts) instead and writes a "Robustness" section.
-``--cache`` keeps the peers' results between runs (seeded; only BPR, trained on several
-threads at once, varies a little between runs), so a rerun
+``--draws N`` runs each named variant on N draws of it (another random 15% of rows as
+purchases, ...) and writes a "Robustness across draws" section: one draw of a small,
+noisy variant says little. ``--cache`` keeps the peers' results between runs (seeded;
+only BPR, trained on several threads at once, varies a little between runs), so a rerun
 after a change to Attune only re-runs Attune.
 """
 
@@ -329,13 +331,18 @@ def attune_lists(
 
 
 def run_dataset(
-    name: str, budget: str, variant: Variant | None = None, cache: Path | None = None
+    name: str,
+    budget: str,
+    variant: Variant | None = None,
+    cache: Path | None = None,
+    seed: int = 0,
 ) -> dict:
-    """Attune and every peer on one data set (or robustness variant of one)."""
+    """Attune and every peer on one data set (or robustness variant of one, drawn with
+    ``seed``)."""
     frame, items = load(variant.base if variant else name)
     if variant is not None:
-        frame = derive(variant, frame)
-        name = variant.name
+        frame = derive(variant, frame, seed)
+        name = variant.name if seed == 0 else f"{variant.name}@{seed}"
     train, test = temporal_user_split(frame)
     inner, valid = temporal_user_split(train)
     test_users = sorted(set(test["user_id"]))
@@ -466,6 +473,60 @@ def robustness_markdown(results: list[dict], budget: str) -> str:
     return "\n".join(lines)
 
 
+def draws_markdown(results: list[dict], budget: str, draws: int) -> str:
+    """The "Robustness across draws" section: each draw of a random variant, then every
+    system's mean over the draws."""
+    names = " ".join(dict.fromkeys(r["dataset"].split("@")[0] for r in results))
+    lines = [
+        "## Robustness across draws",
+        "",
+        f"Command: `.venv/bin/python benchmarks/accuracy.py --robustness {names} --draws "
+        f"{draws} --budget {budget}`; {_machine()}. Each draw is another instance of the "
+        "variant (seeds 0 to "
+        f"{draws - 1} of `benchmarks/variants.py`; draw 0 is the one above), with Attune and "
+        "every peer tuned and scored on it as above. NDCG@10:",
+        "",
+    ]
+    by_variant: dict[str, list[dict]] = {}
+    for result in results:
+        by_variant.setdefault(result["dataset"].split("@")[0], []).append(result)
+    for variant, runs in by_variant.items():
+        systems = [r["system"] for r in runs[0]["rows"]]
+        header = ["draw", "Attune (chosen)", *systems[1:], "best peer", "×", "Attune − best"]
+        lines += [f"### {variant}", "", "| " + " | ".join(header) + " |"]
+        lines.append("|---|" + "---:|" * (len(header) - 3) + "---|---:|---:|")
+        for draw, run in enumerate(runs):
+            scores = {r["system"]: r["ndcg@10"] for r in run["rows"]}
+            attune = run["rows"][0]
+            best = max(run["rows"][1:], key=lambda r: r["ndcg@10"])
+            gap = run["gap_vs_best_peer"]
+            cells = [
+                str(draw),
+                f"{attune['ndcg@10']:.4f} ({attune['params'].get('chosen')})",
+                *(f"{scores[s]:.4f}" for s in systems[1:]),
+                best["system"],
+                f"{attune['ndcg@10'] / best['ndcg@10']:.2f}",
+                f"{gap['mean']:+.4f} ± {gap['ci95']:.4f}",
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+        means = {
+            s: np.mean([run["rows"][i]["ndcg@10"] for run in runs]) for i, s in enumerate(systems)
+        }
+        oracle = np.mean([max(r["ndcg@10"] for r in run["rows"][1:]) for run in runs])
+        cells = ["mean", f"{means[systems[0]]:.4f}", *(f"{means[s]:.4f}" for s in systems[1:])]
+        cells += ["(best of each draw)", f"{means[systems[0]] / oracle:.2f}", f"{oracle:.4f}"]
+        lines += ["| " + " | ".join(cells) + " |", ""]
+        peer_means = {s: means[s] for s in systems[1:]}
+        top = max(peer_means, key=peer_means.__getitem__)
+        lines += [
+            f"Over {len(runs)} draws: Attune {means[systems[0]]:.4f}; the best single peer "
+            f"{top} {peer_means[top]:.4f} (× {means[systems[0]] / peer_means[top]:.2f}); the "
+            f"best peer of each draw, named after seeing TEST, {oracle:.4f}.",
+            "",
+        ]
+    return "\n".join(lines)
+
+
 def _tables(results: list[dict]) -> list[str]:
     lines: list[str] = []
     for result in results:
@@ -509,11 +570,26 @@ def main() -> None:
         choices=list(VARIANTS),
         help="Run these robustness variants (all when none named) instead of --datasets",
     )
+    parser.add_argument(
+        "--draws",
+        type=int,
+        help="With --robustness: run each variant on this many draws (seeds 0 to N - 1) "
+        "and write a 'Robustness across draws' section",
+    )
     parser.add_argument("--cache", type=Path, help="Keep and reuse peer results in this JSON")
     parser.add_argument("--write", type=Path, help="Replace the section of this file")
     parser.add_argument("--json", type=Path, help="Also write raw results here")
     args = parser.parse_args()
-    if args.robustness is not None:
+    if args.robustness is not None and args.draws:
+        chosen = [VARIANTS[name] for name in (args.robustness or VARIANTS)]
+        results = [
+            run_dataset(v.name, args.budget, v, args.cache, seed)
+            for v in chosen
+            for seed in range(args.draws)
+        ]
+        text = draws_markdown(results, args.budget, args.draws)
+        heading = "## Robustness across draws"
+    elif args.robustness is not None:
         chosen = [VARIANTS[name] for name in (args.robustness or VARIANTS)]
         results = [run_dataset(v.name, args.budget, v, args.cache) for v in chosen]
         text, heading = robustness_markdown(results, args.budget), "## Robustness"

@@ -3,7 +3,8 @@
 Attune is judged on data it has not seen: play counts, purchases, ratings; dense and
 very sparse; some without meaningful timestamps, some without item metadata. Each
 variant here derives one such kind from the shared data, deterministically (seed 0), so
-``benchmarks/accuracy.py --robustness`` can run Attune and the tuned peers on it.
+``benchmarks/accuracy.py --robustness`` can run Attune and the tuned peers on it (and
+``--draws N`` on N instances of a random variant, seeds 0 to N - 1).
 
 A variant's frame has columns user_id, item_id, timestamp, value (strings for ids);
 ``event_type`` is the type Attune imports its rows as, ``with_items`` whether the
@@ -117,6 +118,8 @@ VARIANTS: dict[str, Variant] = {
 }
 
 
-def derive(variant: Variant, frame: pd.DataFrame) -> pd.DataFrame:
-    """The variant's rows from its base frame (columns user_id, item_id, timestamp, value)."""
-    return variant.transform(frame, np.random.default_rng(SEED))
+def derive(variant: Variant, frame: pd.DataFrame, seed: int = SEED) -> pd.DataFrame:
+    """The variant's rows from its base frame (columns user_id, item_id, timestamp, value);
+    another ``seed`` draws another instance of a random variant (e.g. another 15% of rows
+    as purchases)."""
+    return variant.transform(frame, np.random.default_rng(seed))

@@ -8,13 +8,14 @@ The durable history stays in the event store: this is a fast, bounded view of "n
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
+
+import orjson
 
 RECENT_EVENTS = 50
 """Events kept per person."""
@@ -85,7 +86,7 @@ class RedisSessionStore:
         key = self._key(user_id)
         ordered = sorted(events, key=lambda e: e.timestamp)
         pipe = self.client.pipeline()
-        pipe.lpush(key, *(json.dumps(asdict(e)) for e in ordered))
+        pipe.lpush(key, *(orjson.dumps(asdict(e)) for e in ordered))
         pipe.ltrim(key, 0, self.keep - 1)
         pipe.expire(key, int(IDLE_SECONDS))
         pipe.execute()
@@ -99,7 +100,7 @@ class RedisSessionStore:
 
     @staticmethod
     def from_reply(raw: list[bytes]) -> list[SessionEvent]:
-        return [SessionEvent(**json.loads(r)) for r in reversed(raw)]
+        return [SessionEvent(**orjson.loads(r)) for r in reversed(raw)]
 
     def erase_user(self, user_id: str) -> int:
         return int(self.client.delete(self._key(user_id)))

@@ -450,11 +450,10 @@ def _confirmed(
             log.warning("confirming %s failed: %s", trial.algorithm, exc)
     again = {name: second.ndcg(value) for name, value in scores.items()}
     if blend is not None and all(c["algorithm"] in scores for c in blend[0]["components"]):
-        total = sum(
-            c["weight"] * np.where(np.isfinite(scores[c["algorithm"]]), scores[c["algorithm"]], 0)
-            for c in blend[0]["components"]
-        )
-        again["blend"] = second.ndcg(np.where(second.seen, -np.inf, total))
+        components = blend[0]["components"]
+        matrices = [_scorable(scores[c["algorithm"]]) for c in components]
+        weights = [c["weight"] for c in components]
+        again["blend"] = second.ndcg(_weighted(weights, matrices, second.seen))
     tell(f"second window: {', '.join(f'{k} {v:.4f}' for k, v in again.items())}", 1.0)
     confirmed = [
         ((ndcg + again[name]) / 2.0, name, params, cost)
@@ -561,14 +560,10 @@ def _search_blend(
     top = [t for t in sorted(best.values(), key=lambda t: t.ndcg, reverse=True) if t.ndcg > 0][:3]
     if len(top) < 2:
         return None
-    matrices = [
-        np.where(np.isfinite(best_scores[t.algorithm]), best_scores[t.algorithm], 0.0) for t in top
-    ]
-    seen = vset.seen
+    matrices = [_scorable(best_scores[t.algorithm]) for t in top]
 
     def blend_scores(weights: Sequence[float]) -> np.ndarray:
-        total = sum(w * m for w, m in zip(weights, matrices, strict=True))
-        return np.where(seen, -np.inf, total)
+        return _weighted(weights, matrices, vset.seen)
 
     def blended(weights: Sequence[float]) -> float:
         return vset.ndcg(blend_scores(weights))
@@ -600,3 +595,16 @@ def _search_blend(
         if w > 0
     ]
     return {"components": components}, best_value
+
+
+def _scorable(scores: np.ndarray) -> np.ndarray:
+    """Scores with the cells a model could not score (-inf) counted as 0 in a blend."""
+    return np.where(np.isfinite(scores), scores, 0.0)
+
+
+def _weighted(
+    weights: Sequence[float], matrices: Sequence[np.ndarray], seen: np.ndarray
+) -> np.ndarray:
+    """A blend's scores: the weighted sum of :func:`_scorable` matrices, seen items -inf."""
+    total = sum(w * m for w, m in zip(weights, matrices, strict=True))
+    return np.where(seen, -np.inf, total)
