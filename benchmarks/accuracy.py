@@ -494,7 +494,7 @@ def draws_markdown(results: list[dict], budget: str, draws: int) -> str:
         systems = [r["system"] for r in runs[0]["rows"]]
         header = ["draw", "Attune (chosen)", *systems[1:], "best peer", "×", "Attune − best"]
         lines += [f"### {variant}", "", "| " + " | ".join(header) + " |"]
-        lines.append("|---|" + "---:|" * (len(header) - 3) + "---|---:|---:|")
+        lines.append("|---|" + "---:|" * (len(header) - 4) + "---|---:|---:|")
         for draw, run in enumerate(runs):
             scores = {r["system"]: r["ndcg@10"] for r in run["rows"]}
             attune = run["rows"][0]
@@ -514,7 +514,7 @@ def draws_markdown(results: list[dict], budget: str, draws: int) -> str:
         }
         oracle = np.mean([max(r["ndcg@10"] for r in run["rows"][1:]) for run in runs])
         cells = ["mean", f"{means[systems[0]]:.4f}", *(f"{means[s]:.4f}" for s in systems[1:])]
-        cells += ["(best of each draw)", f"{means[systems[0]] / oracle:.2f}", f"{oracle:.4f}"]
+        cells += [f"{oracle:.4f} (best of each draw)", f"{means[systems[0]] / oracle:.2f}", ""]
         lines += ["| " + " | ".join(cells) + " |", ""]
         peer_means = {s: means[s] for s in systems[1:]}
         top = max(peer_means, key=peer_means.__getitem__)
