@@ -18,7 +18,8 @@ from attune.cli_common import fail as _fail
 from attune.cli_common import session as _session
 from attune.config import Settings, get_settings
 from attune.errors import AttuneError
-from attune.training.versions_cli import version_summary, versions_app
+from attune.training.promotion import version_summary
+from attune.training.versions_cli import versions_app
 
 app = typer.Typer(help="Attune: an open-source AI personalization engine.", no_args_is_help=True)
 import_app = typer.Typer(

@@ -18,6 +18,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 from attune.errors import ConflictError, NotFoundError
 from attune.privacy.erasure import ERASE_ACTION
@@ -96,6 +97,30 @@ def last_erasure(stores: Stores, workspace: str = "default") -> float | None:
     """When the newest erasure in ``workspace`` happened (Unix seconds), or None."""
     entries = stores.audit.list(1, workspace=workspace, action=ERASE_ACTION)
     return entries[0].at if entries else None
+
+
+def version_summary(version: Any, serving: str | None) -> dict[str, Any]:
+    """What the CLI and the API show of a model version: whether it is the one servers use (the
+    newest champion: ``serving`` is its id), how it was chosen, its validation NDCG@10,
+    what it came from (a rollback, an erasure) and, for a blend, each model's weight."""
+    metrics = version.metrics or {}
+    summary = {
+        "version_id": version.version_id,
+        "seq": version.seq,
+        "algorithm": version.algorithm,
+        "status": version.status,
+        "serving": version.version_id == serving,
+        "created_at": datetime.fromtimestamp(version.created_at, UTC).isoformat(),
+        "events": version.data_window.get("events"),
+        "selection": metrics.get("selection"),
+        "validation_ndcg@10": (metrics.get("validation") or {}).get("validation_ndcg@10"),
+        "rolled_back_to": metrics.get("rolled_back_to"),
+        "forgotten_from": metrics.get("forgotten_from"),
+    }
+    if version.algorithm == "blend":
+        components = (version.params or {}).get("components") or []
+        summary["components"] = {c["algorithm"]: c.get("weight") for c in components}
+    return summary
 
 
 def _serving(stores: Stores) -> ModelVersion:

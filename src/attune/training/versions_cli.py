@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -12,34 +11,11 @@ from rich.table import Table
 
 from attune.auth.cli import WorkspaceOption
 from attune.cli_common import console, out, session
+from attune.training.promotion import version_summary
 
 versions_app = typer.Typer(
     help="Model versions: list them, go back to an earlier one.", no_args_is_help=True
 )
-
-
-def version_summary(version: Any, serving: str | None) -> dict[str, Any]:
-    """What the CLI shows of a model version: whether it is the one servers use (the
-    newest champion: ``serving`` is its id), how it was chosen, its validation NDCG@10,
-    what it came from (a rollback, an erasure) and, for a blend, each model's weight."""
-    metrics = version.metrics or {}
-    summary = {
-        "version_id": version.version_id,
-        "seq": version.seq,
-        "algorithm": version.algorithm,
-        "status": version.status,
-        "serving": version.version_id == serving,
-        "created_at": datetime.fromtimestamp(version.created_at, UTC).isoformat(),
-        "events": version.data_window.get("events"),
-        "selection": metrics.get("selection"),
-        "validation_ndcg@10": (metrics.get("validation") or {}).get("validation_ndcg@10"),
-        "rolled_back_to": metrics.get("rolled_back_to"),
-        "forgotten_from": metrics.get("forgotten_from"),
-    }
-    if version.algorithm == "blend":
-        components = (version.params or {}).get("components") or []
-        summary["components"] = {c["algorithm"]: c.get("weight") for c in components}
-    return summary
 
 
 def _origin(summary: dict[str, Any]) -> str:

@@ -15,8 +15,7 @@ from pydantic import BaseModel
 
 from attune.api.deps import PrincipalDep, ServicesDep
 from attune.errors import NotFoundError
-from attune.training.promotion import roll_back
-from attune.training.versions_cli import version_summary
+from attune.training.promotion import roll_back, version_summary
 
 router = APIRouter(tags=["models"])
 
