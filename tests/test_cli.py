@@ -140,3 +140,14 @@ def test_versions_list_and_rollback(run, events_csv):
     assert refused.exit_code == 1 and "already serving" in refused.output
     unknown = run("versions", "rollback", "--to", "nope")
     assert unknown.exit_code == 1 and "not found" in unknown.output
+
+    assert run("train", "--algorithm", "ease").exit_code == 0
+    dry = run("versions", "prune", "--keep", "2", "--dry-run")
+    assert dry.exit_code == 0 and f"would prune {newest['version_id']}" in dry.output
+    assert run("versions", "prune", "--keep", "1").exit_code != 0, "at least two are kept"
+    assert run("versions", "prune", "--keep", "2").exit_code == 0
+    statuses = {
+        v["version_id"]: v["status"] for v in json.loads(run("versions", "list", "--json").stdout)
+    }
+    assert statuses[newest["version_id"]] == "pruned"
+    assert statuses[older["version_id"]] == "retired", "shared by the kept rollback"

@@ -352,6 +352,10 @@ def test_model_versions_sequence_and_latest(stores: Stores):
     # a new champion retires the one before; a candidate is left as it is
     assert stores.model_versions.latest("retired").version_id == "v1"
     assert stores.model_versions.get("v2").status == "candidate"
+    # a status change never touches the serving champion
+    assert stores.model_versions.set_status(["v3", "v1"], "pruned") == 1
+    assert stores.model_versions.get("v3").status == "champion"
+    assert stores.model_versions.get("v1").status == "pruned"
     assert [v.version_id for v in stores.model_versions.list_versions()] == ["v3", "v2", "v1"]
     got = stores.model_versions.get("v1")
     assert got.params == {"k": 20} and got.metrics == {"ndcg": 0.5} and got.seq == one.seq

@@ -107,3 +107,38 @@ def test_rolling_back_to_an_untuned_version_drops_the_newer_tuned_one(any_settin
     _mark_tuned(stores, tuned)
     roll_back(stores, plain.version_id)
     assert _last_tuned(stores) is None
+
+
+def test_pruning_deletes_old_files_but_never_what_serves_or_is_shared(any_settings, stores):
+    from pathlib import Path
+
+    from attune.errors import ValidationError
+    from attune.training.promotion import prune
+
+    IngestService(any_settings, stores).ingest_events(two_taste_events())
+    first = train(any_settings, stores, algorithm="item_knn")
+    second = train(any_settings, stores, algorithm="popularity")
+    back = roll_back(stores, first.version_id)  # shares first's folder
+    third = train(any_settings, stores, algorithm="ease")
+    folder = {v.version_id: Path(stores.artifacts.open(v.artifact_uri)) for v in (first, second)}
+
+    with pytest.raises(ValidationError):
+        prune(stores, keep=1)
+    dry = prune(stores, keep=2, dry_run=True)
+    assert dry.pruned == [second.version_id] and folder[second.version_id].is_dir()
+
+    report = prune(stores, keep=2)
+    assert report.pruned == [second.version_id] and report.freed_bytes > 0
+    assert not folder[second.version_id].exists()
+    assert folder[first.version_id].is_dir(), "the kept rollback shares it"
+    statuses = {v.version_id: v.status for v in stores.model_versions.list_versions()}
+    assert statuses == {
+        third.version_id: "champion",
+        back.version_id: "retired",
+        second.version_id: "pruned",
+        first.version_id: "retired",
+    }
+    with pytest.raises(NotFoundError):
+        roll_back(stores, second.version_id)  # its files are gone
+    assert previous_version(stores).version_id == back.version_id
+    assert prune(stores, keep=2).pruned == [], "nothing more to do"

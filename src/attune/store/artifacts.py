@@ -36,6 +36,18 @@ class LocalArtifactStore:
             raise NotFoundError(f"model artifact {uri} is missing")
         return path
 
+    def delete(self, uri: str) -> int:
+        """Remove the folder at ``uri`` (only one under this store's root)."""
+        try:
+            path = self.open(uri)
+        except NotFoundError:
+            return 0
+        if self.root not in path.resolve().parents:
+            raise ValueError(f"{uri} is not an artifact of this store")
+        freed = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        shutil.rmtree(path)
+        return freed
+
     def erase_user(self, user_id: str) -> int:
         """Drop ``user_id``'s rows from every saved model; returns the rows removed.
 

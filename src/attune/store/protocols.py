@@ -194,6 +194,9 @@ class ModelVersionStore(Protocol):
 
     def list_versions(self, limit: int = 50) -> list[ModelVersion]: ...
 
+    def set_status(self, version_ids: Sequence[str], status: str) -> int:
+        """Give these versions ``status`` (never the serving champion's); rows changed."""
+
     def erase_user(self, user_id: str) -> int: ...
 
 
@@ -206,6 +209,9 @@ class ArtifactStore(Protocol):
         """A local folder holding the files of the artifact at ``uri``."""
 
     def uri_for(self, version_id: str) -> str: ...
+
+    def delete(self, uri: str) -> int:
+        """Remove the artifact at ``uri``; the bytes freed (0 when it was gone)."""
 
     def erase_user(self, user_id: str) -> int: ...
 

@@ -11,21 +11,30 @@ A version fitted before a person was erased may still carry that person's share 
 it learned from everyone (co-occurrence counts, factors of the items they had), even
 though their own rows were removed from its files; so no version older than the newest
 erasure can be brought back: train a new one instead.
+
+Every version's files stay until :func:`prune` deletes those of all but the newest few
+(``attune versions prune``); the rows stay, marked ``pruned``.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from attune.errors import ConflictError, NotFoundError
+from attune.errors import ConflictError, NotFoundError, ValidationError
 from attune.privacy.erasure import ERASE_ACTION
 from attune.store.factory import Stores
 from attune.store.protocols import ModelVersion
 
 ROLLBACK_ACTION = "model.rollback"
+PRUNED = "pruned"
+"""A version whose files were deleted by :func:`prune`: listed, never served again."""
+MIN_KEEP = 2
+""":func:`prune` keeps at least this many newest versions: a server may still hold the
+one before the newest for up to ``ATTUNE_MODEL_REFRESH_SECONDS``, and saving its
+forgotten copy after an erasure reads that version's files."""
 
 
 def register_champion(
@@ -47,7 +56,11 @@ def previous_version(stores: Stores) -> ModelVersion:
     from, so that one counts too, and is then refused by :func:`roll_back`)."""
     serving = _serving(stores)
     for version in stores.model_versions.list_versions(limit=1_000):
-        if version.seq < serving.seq and version.artifact_uri != serving.artifact_uri:
+        if (
+            version.seq < serving.seq
+            and version.artifact_uri != serving.artifact_uri
+            and version.status != PRUNED
+        ):
             return version
     raise NotFoundError(f"no version before {serving.version_id} to go back to")
 
@@ -91,6 +104,34 @@ def roll_back(
     details = {"from": serving.version_id, "to": target.version_id, "seq": registered.seq}
     stores.audit.record(workspace, actor or "system", ROLLBACK_ACTION, version.version_id, details)
     return registered
+
+
+@dataclass(frozen=True)
+class PruneReport:
+    pruned: list[str]
+    """Versions whose files were deleted (now status ``pruned``)."""
+    kept: list[str]
+    freed_bytes: int
+
+
+def prune(stores: Stores, keep: int, dry_run: bool = False) -> PruneReport:
+    """Delete the files of every version but the newest ``keep`` (at least
+    :data:`MIN_KEEP`) and the serving one; a folder a kept version shares (after a
+    rollback) stays, and so do the rows sharing it. The pruned versions stay listed, with
+    status ``pruned``; going back to one is refused (its files are gone)."""
+    if keep < MIN_KEEP:
+        raise ValidationError(f"keep: at least {MIN_KEEP} versions must be kept")
+    versions = stores.model_versions.list_versions(limit=100_000)
+    serving = stores.model_versions.latest("champion")
+    kept = versions[:keep] + ([serving] if serving and serving not in versions[:keep] else [])
+    kept_uris = {v.artifact_uri for v in kept}
+    doomed = [v for v in versions if v.artifact_uri not in kept_uris and v.status != PRUNED]
+    freed = 0
+    if not dry_run:
+        for uri in dict.fromkeys(v.artifact_uri for v in doomed):
+            freed += stores.artifacts.delete(uri)
+        stores.model_versions.set_status([v.version_id for v in doomed], PRUNED)
+    return PruneReport([v.version_id for v in doomed], [v.version_id for v in kept], freed)
 
 
 def last_erasure(stores: Stores, workspace: str = "default") -> float | None:

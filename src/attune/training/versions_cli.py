@@ -1,5 +1,5 @@
-"""``attune versions list|rollback``: the registered model versions and going back to one
-(mounted by :mod:`attune.cli`)."""
+"""``attune versions list|rollback|prune``: the registered model versions, going back to one,
+and deleting the files of old ones (mounted by :mod:`attune.cli`)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from attune.cli_common import console, out, session
 from attune.training.promotion import version_summary
 
 versions_app = typer.Typer(
-    help="Model versions: list them, go back to an earlier one.", no_args_is_help=True
+    help="Model versions: list them, go back to an earlier one, delete old files.",
+    no_args_is_help=True,
 )
 
 
@@ -85,4 +86,27 @@ def versions_rollback(
         f"now serving [bold]{target}[/] again (registered as {version.version_id}; was "
         f"{was}); servers switch on their next model check",
         soft_wrap=True,
+    )
+
+
+@versions_app.command("prune")
+def versions_prune(
+    keep: Annotated[
+        int, typer.Option(min=2, help="How many of the newest versions keep their files")
+    ] = 5,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would go")] = False,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Delete the files of older model versions (never the serving one's); they stay
+    listed as `pruned` and can no longer be rolled back to."""
+    from attune.training.promotion import prune
+
+    with session(workspace) as (_settings, stores):
+        report = prune(stores, keep, dry_run=dry_run)
+    verb = "would prune" if dry_run else "pruned"
+    for version_id in report.pruned:
+        out.print(f"{verb} {version_id}")
+    freed = f", {report.freed_bytes / 1e6:,.1f} MB freed" if not dry_run else ""
+    console.print(
+        f"{verb} {len(report.pruned)} version(s), kept {len(report.kept)}{freed}", soft_wrap=True
     )

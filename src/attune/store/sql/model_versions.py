@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Engine, func, select
@@ -82,6 +83,20 @@ class SqlModelVersionStore:
         query = select(model_versions).order_by(model_versions.c.seq.desc()).limit(limit)
         with self.engine.connect() as conn:
             return [_version(r) for r in conn.execute(query)]
+
+    def set_status(self, version_ids: Sequence[str], status: str) -> int:
+        if not version_ids:
+            return 0
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                model_versions.update()
+                .where(
+                    model_versions.c.version_id.in_(list(version_ids)),
+                    model_versions.c.status != CHAMPION,
+                )
+                .values(status=status)
+            )
+            return int(result.rowcount)
 
     def erase_user(self, user_id: str) -> int:
         """Version metadata holds no personal data (the artifacts may; see ArtifactStore)."""
