@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import shutil
-import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -21,7 +20,7 @@ from attune.models.forgetting import ErasedPerson
 from attune.store.factory import Stores
 from attune.store.protocols import HistoryEvent, ModelVersion
 from attune.training.pipeline import SERVING_FILE
-from attune.training.promotion import register_champion
+from attune.training.promotion import new_version_id, register_champion
 
 if TYPE_CHECKING:
     from attune.engine.model_holder import LoadedModel
@@ -107,7 +106,7 @@ def publish_version(
     """
     old = loaded.version
     stamp = datetime.now(UTC)
-    version_id = f"{stamp:%Y%m%dT%H%M%S}-{old.algorithm}-{uuid.uuid4().hex[:6]}"
+    version_id = new_version_id(old.algorithm, stamp)
     folder = stores.artifacts.path_for(version_id)
     loaded.main.save(folder / "main")
     loaded.fallback.save(folder / "fallback")

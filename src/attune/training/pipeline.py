@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -27,7 +26,7 @@ from attune.models.registry import create_model
 from attune.privacy.consent import personalizable
 from attune.store.factory import Stores
 from attune.store.protocols import ModelVersion
-from attune.training.promotion import register_champion
+from attune.training.promotion import new_version_id, register_champion
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +236,7 @@ def train(
 
     tell("saving", 0.97)
     stamp = datetime.now(UTC)
-    version_id = f"{stamp:%Y%m%dT%H%M%S}-{algorithm}-{uuid.uuid4().hex[:6]}"
+    version_id = new_version_id(algorithm, stamp)
     folder = stores.artifacts.path_for(version_id)
     model.save(folder / "main")
     fallback.save(folder / "fallback")

@@ -37,6 +37,12 @@ one before the newest for up to ``ATTUNE_MODEL_REFRESH_SECONDS``, and saving its
 forgotten copy after an erasure reads that version's files."""
 
 
+def new_version_id(algorithm: str, stamp: datetime) -> str:
+    """A new version's id: when it was made, what it is, and a random suffix
+    (``20261128T061502-item_knn-82c212``)."""
+    return f"{stamp:%Y%m%dT%H%M%S}-{algorithm}-{uuid.uuid4().hex[:6]}"
+
+
 def register_champion(
     stores: Stores, version: ModelVersion, reason: str, workspace: str = "default"
 ) -> ModelVersion:
@@ -90,7 +96,7 @@ def roll_back(
     stamp = datetime.now(UTC)
     version = replace(
         target,
-        version_id=f"{stamp:%Y%m%dT%H%M%S}-{target.algorithm}-{uuid.uuid4().hex[:6]}",
+        version_id=new_version_id(target.algorithm, stamp),
         status="champion",
         metrics={
             **target.metrics,

@@ -78,13 +78,11 @@ def versions_rollback(
     from attune.training.promotion import previous_version, roll_back
 
     with session(workspace) as (settings, stores):
-        serving = stores.model_versions.latest("champion")
         target = to or previous_version(stores).version_id
         version = roll_back(stores, target, settings.workspace, actor=CLI_ACTOR)
-    was = serving.version_id if serving else "-"
     console.print(
         f"now serving [bold]{target}[/] again (registered as {version.version_id}; was "
-        f"{was}); servers switch on their next model check",
+        f"{version.metrics['rolled_back_from']}); servers switch on their next model check",
         soft_wrap=True,
     )
 
