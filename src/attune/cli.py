@@ -505,7 +505,7 @@ def _prepare_workers(settings: Settings) -> None:
 def worker(
     once: Annotated[bool, typer.Option("--once", help="Run every job once, then exit")] = False,
 ) -> None:
-    """Run the scheduled jobs (retention) until stopped (Ctrl-C or SIGTERM)."""
+    """Run the scheduled jobs (retention, retraining) until stopped (Ctrl-C or SIGTERM)."""
     import signal
     import threading
 

@@ -155,11 +155,45 @@ class Settings(BaseSettings):
     retention_interval_seconds: float = Field(
         default=3600.0, gt=0, description="How often the worker applies retention_days."
     )
+    retrain_interval_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        description="How often the worker retrains the serving configuration on every "
+        "stored event (e.g. 86400: daily); 0: never (run `attune train` yourself).",
+    )
+    retrain_min_new_events: int = Field(
+        default=1,
+        ge=1,
+        description="A scheduled retrain is skipped until at least this many events "
+        "arrived since the serving version was made.",
+    )
+    retune_interval_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        description="A scheduled retrain also re-tunes (as `attune train --tune`) when the "
+        "last tuning is older than this (e.g. 604800: weekly); 0: never re-tune.",
+    )
+    retune_budget_seconds: float = Field(
+        default=600.0, gt=0, le=86_400, description="The time budget of a scheduled re-tune."
+    )
+    keep_model_versions: int = Field(
+        default=0,
+        ge=0,
+        description="After a scheduled retrain, delete the files of all but this many newest "
+        "versions (as `attune versions prune --keep N`; at least 2); 0: keep every version.",
+    )
     embedded_worker: bool = Field(
         default=True,
-        description="Run the scheduled jobs (retention) in a background thread of `attune "
-        "serve`; turn off when a separate `attune worker` runs them.",
+        description="Run the scheduled jobs (retention, retraining) in a background thread of "
+        "`attune serve`; turn off when a separate `attune worker` runs them.",
     )
+
+    @field_validator("keep_model_versions", mode="after")
+    @classmethod
+    def _keep_at_least_two(cls, value: int) -> int:
+        if value == 1:
+            raise ValueError("keep_model_versions must be 0 (keep all) or at least 2")
+        return value
 
     @field_validator("retention_days", mode="after")
     @classmethod

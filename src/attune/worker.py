@@ -1,6 +1,7 @@
 """``attune worker``: run the scheduled jobs of a deployment in a loop.
 
-Jobs today: retention (``retention_days``, every ``retention_interval_seconds``). The
+Jobs: retention (``retention_days``, every ``retention_interval_seconds``) and
+retraining (every ``retrain_interval_seconds``; see :mod:`attune.training.schedule`). The
 same scheduler runs as a background thread of ``attune serve`` (embedded mode) unless
 ``embedded_worker`` is off, which is what to do once a separate worker runs.
 
@@ -85,12 +86,16 @@ class Scheduler:
 
 def wanted_jobs(settings: Settings) -> list[str]:
     """Names of the jobs these settings ask for."""
-    return ["retention"] if settings.retention_days else []
+    wanted = ["retention"] if settings.retention_days else []
+    if settings.retrain_interval_seconds:
+        wanted.append("retrain")
+    return wanted
 
 
 def scheduled_jobs(settings: Settings, stores: Stores) -> list[Job]:
     """The jobs these settings ask for (:func:`wanted_jobs`), bound to ``stores``."""
     from attune.privacy.retention import run_retention
+    from attune.training.schedule import retrain
 
     jobs = []
     if "retention" in wanted_jobs(settings):
@@ -100,6 +105,10 @@ def scheduled_jobs(settings: Settings, stores: Stores) -> list[Job]:
                 settings.retention_interval_seconds,
                 lambda: run_retention(settings, stores),
             )
+        )
+    if "retrain" in wanted_jobs(settings):
+        jobs.append(
+            Job("retrain", settings.retrain_interval_seconds, lambda: retrain(settings, stores))
         )
     return jobs
 

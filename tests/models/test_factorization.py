@@ -88,6 +88,21 @@ def test_same_random_state_same_factors(fitted, name):
     assert not np.array_equal(other.item_factors, fitted[name].item_factors)
 
 
+def test_default_bpr_on_small_data_gives_the_same_model_every_run():
+    """Without a configured thread count, BPR on small data trains on one thread, so
+    retraining on the same events gives the same factors (several lock-free threads
+    would give another model each time, and tuning would chase that noise)."""
+    from attune.models.implicit_mf import BPR_SHARED_THREADS_FROM, _bpr_threads
+
+    data = checkerboard()
+    first = create_model("bpr", {"factors": 8, "iterations": 30}).fit(data)
+    again = create_model("bpr", {"factors": 8, "iterations": 30}).fit(data)
+    np.testing.assert_array_equal(again.item_factors, first.item_factors)
+    assert _bpr_threads(None, BPR_SHARED_THREADS_FROM - 1) == 1
+    assert _bpr_threads(None, BPR_SHARED_THREADS_FROM) == 0  # one per core on large data
+    assert _bpr_threads(3, 10) == 3  # a configured count is kept
+
+
 def test_factors_are_float32_and_shaped_by_the_data(fitted):
     data = checkerboard()
     als, bpr = fitted["als"], fitted["bpr"]

@@ -83,30 +83,30 @@ def _mark_tuned(stores, version) -> None:
 
 
 def test_retraining_after_a_rollback_keeps_the_configuration_gone_back_to(any_settings, stores):
-    from attune.training.pipeline import _last_tuned
+    from attune.training.pipeline import last_tuned
 
     IngestService(any_settings, stores).ingest_events(two_taste_events())
     first = train(any_settings, stores, algorithm="item_knn")
     second = train(any_settings, stores, algorithm="ease", params={"l2": 50.0})
     _mark_tuned(stores, first)
     _mark_tuned(stores, second)
-    assert _last_tuned(stores).version_id == second.version_id
+    assert last_tuned(stores).version_id == second.version_id
     back = roll_back(stores, first.version_id)
-    assert _last_tuned(stores).version_id == back.version_id
-    assert _last_tuned(stores).algorithm == "item_knn"
+    assert last_tuned(stores).version_id == back.version_id
+    assert last_tuned(stores).algorithm == "item_knn"
     # a plain retrain now fits what was gone back to, not the configuration rolled back from
     assert train(any_settings, stores).algorithm == "item_knn"
 
 
 def test_rolling_back_to_an_untuned_version_drops_the_newer_tuned_one(any_settings, stores):
-    from attune.training.pipeline import _last_tuned
+    from attune.training.pipeline import last_tuned
 
     IngestService(any_settings, stores).ingest_events(two_taste_events())
     plain = train(any_settings, stores, algorithm="item_knn")
     tuned = train(any_settings, stores, algorithm="ease", params={"l2": 50.0})
     _mark_tuned(stores, tuned)
     roll_back(stores, plain.version_id)
-    assert _last_tuned(stores) is None
+    assert last_tuned(stores) is None
 
 
 def test_pruning_deletes_old_files_but_never_what_serves_or_is_shared(any_settings, stores):

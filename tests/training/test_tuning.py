@@ -172,6 +172,28 @@ def test_tuning_measures_both_ways_bpr_places_people():
     assert tried == {"mean", "mapped"}
 
 
+def test_tuning_on_small_data_is_repeatable_and_counts_its_trials():
+    """On data where every candidate gets its full count of trials within the budget,
+    the same events give the same choice and parameters however the machine's speed
+    varies; the version records how many configurations each candidate was given."""
+    from attune.training.tuning import MAX_TRIALS
+
+    frame = _frame(two_taste_events(40))
+    runs = [
+        select_model(frame, WeightPolicy(), budget_seconds=60, algorithms=["item_knn", "bpr"])
+        for _ in range(2)
+    ]
+    first, second = runs
+    assert (first.algorithm, first.params) == (second.algorithm, second.params)
+    assert [(t.algorithm, t.params, t.ndcg) for t in first.trials] == [
+        (t.algorithm, t.params, t.ndcg) for t in second.trials
+    ]
+    counts = first.summary()["trials_per_algorithm"]
+    assert {"item_knn", "bpr"} <= set(counts)
+    assert sum(counts.values()) == first.summary()["trials"]
+    assert all(1 <= n <= MAX_TRIALS for n in counts.values())
+
+
 class FewLevels(Recommender):
     """Scores on three levels only, so most items tie (as a few neighbours' votes do)."""
 

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 FOLD_MAP_RIDGE = 1e-3
 """Ridge of BPR's fold-in map, relative to the mean eigenvalue of its Gram matrix."""
 NUM_THREADS_DESCRIPTION = "Training threads handed to implicit; 0 means one per core."
+BPR_SHARED_THREADS_FROM = 1_000_000
+"""BPR trains on one thread (repeatable) below this many interactions, unless configured."""
 
 
 class ALSConfig(ModelConfig):
@@ -73,12 +75,14 @@ class BPRConfig(ModelConfig):
     )
     iterations: int = Field(default=100, ge=1, le=2_000, description="Epochs over the data.")
     random_state: int = Field(default=42, ge=0, description="Seed of factors and sampling.")
-    num_threads: int = Field(
-        default=0,
+    num_threads: int | None = Field(
+        default=None,
         ge=0,
         le=1_024,
         description=NUM_THREADS_DESCRIPTION + " Threads update the factors without locks, so "
-        "only 1 thread gives the same factors for the same random_state.",
+        "only 1 thread gives the same factors for the same random_state. None: 1 thread "
+        f"below {BPR_SHARED_THREADS_FROM:,} interactions (where one thread takes seconds, "
+        "and the same data gives the same model), one per core from there.",
     )
     fold_in: Literal["mean", "mapped"] = Field(
         default="mean",
@@ -103,6 +107,14 @@ class BPRConfig(ModelConfig):
 def _people_per_item(user_items: sp.csr_matrix) -> np.ndarray:
     """(n_items,) int64: how many training users had each item."""
     return np.bincount(user_items.indices, minlength=user_items.shape[1]).astype(np.int64)
+
+
+def _bpr_threads(configured: int | None, interactions: int) -> int:
+    """Threads BPR trains on: as configured, else 1 on data small enough for one thread
+    to be quick (its lock-free updates make more threads give another model each run)."""
+    if configured is not None:
+        return configured
+    return 1 if interactions < BPR_SHARED_THREADS_FROM else 0
 
 
 def _training_matrix(dataset: InteractionDataset, model_name: str) -> sp.csr_matrix:
@@ -215,7 +227,7 @@ class BPRRecommender(MatrixFactorizationBase):
                 regularization=self.config.regularization,
                 dtype=np.float32,
                 iterations=self.config.iterations,
-                num_threads=self.config.num_threads,
+                num_threads=_bpr_threads(self.config.num_threads, user_items.nnz),
                 random_state=self.config.random_state,
             )
             with suppress(OutOfTime):  # at a fit deadline the epochs done so far are kept

@@ -116,6 +116,9 @@ class EventStore(Protocol):
 
     def count_by_type(self) -> dict[str, int]: ...
 
+    def count_received_since(self, since: float) -> int:
+        """Events the server accepted after ``since`` (UTC Unix seconds, ``received_at``)."""
+
     def count_users(self) -> int:
         """Distinct people (user or anonymous id) with at least one event."""
 

@@ -76,7 +76,7 @@ def load_training_data(
     return frame, stores.catalog.item_frame(), users
 
 
-def _last_tuned(stores: Stores) -> ModelVersion | None:
+def last_tuned(stores: Stores) -> ModelVersion | None:
     """The newest tuned version still in force: versions a rollback went back past are
     skipped (see :mod:`attune.training.promotion`), so retraining after a rollback keeps
     the configuration gone back to."""
@@ -108,7 +108,7 @@ def _choose(
     from attune.training.tuning import select_model
 
     if not tune_budget_seconds:
-        tuned = _last_tuned(stores)
+        tuned = last_tuned(stores)
         if tuned is not None:
             tell(f"reusing the configuration tuned in {tuned.version_id}", 0.3)
             return (

@@ -21,6 +21,7 @@ import json
 import logging
 import math
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,6 +86,11 @@ PLAIN_VARIANTS: dict[str, list[dict[str, Any]]] = {
     "popularity": [{"half_life_days": None}],
 }
 """Without a budget, configurations tried beside a cheap candidate's defaults."""
+MAX_TRIALS = 30
+"""The most trials one candidate gets: TPE has settled on a handful of parameters by then,
+and on small data, where every candidate gets this many within the budget, the same data
+gives the same choice however fast the machine is (more trials mostly fit the noise of a
+small validation window)."""
 REPEATS_TO_STOP = 5
 """A study ends after this many trials in a row repeat configurations already measured."""
 PROBES: dict[str, list[dict[str, Any]]] = {
@@ -132,6 +138,7 @@ class Selection:
             "validation_ndcg@10": round(self.validation_ndcg, 5),
             "best_per_algorithm": {k: round(v, 5) for k, v in self.best_per_algorithm.items()},
             "trials": len(self.trials),
+            "trials_per_algorithm": dict(Counter(t.algorithm for t in self.trials)),
         }
         if self.value_evidence:
             summary["value_modes"] = self.value_evidence
@@ -403,7 +410,7 @@ class _Search:
             timeout = max(borrowed - time.monotonic(), 0.0)
             self.repeats = 0
             if self.best or share > 0:
-                study.optimize(objective, timeout=timeout, n_trials=60, catch=(Exception,))
+                study.optimize(objective, timeout=timeout, n_trials=MAX_TRIALS, catch=(Exception,))
             else:  # no time at all: still measure one candidate's defaults
                 study.optimize(objective, n_trials=1, catch=(Exception,))
 

@@ -170,6 +170,11 @@ class SqlEventStore:
         with self.engine.connect() as conn:
             return {row[0]: int(row[1]) for row in conn.execute(query)}
 
+    def count_received_since(self, since: float) -> int:
+        query = select(func.count()).select_from(events).where(events.c.received_at > since)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
     def count_users(self) -> int:
         user = func.coalesce(events.c.user_id, events.c.anonymous_id)
         with self.engine.connect() as conn:
