@@ -37,7 +37,12 @@ def test_import_train_stats_and_batch_recommend(run, events_csv, tmp_path):
     result = run("import", "events", str(events_csv), "--type", "click")
     assert result.exit_code == 0, result.output
     assert "120" in result.output
-    assert run("train").exit_code == 0
+    trained = run("train")
+    assert trained.exit_code == 0
+    # each candidate's validation score and how many configurations it was given
+    table = trained.output[trained.output.index("validation NDCG@10") :]
+    assert "trials" in table and "chosen:" in table
+    assert any("item_knn" in line and "█" in line for line in table.splitlines())
     stats = json.loads(run("stats", "--json").stdout)
     assert stats["events"] == {"click": 120}
     assert stats["users"] == 40 and len(stats["model_versions"]) == 1

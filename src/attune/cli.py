@@ -198,22 +198,31 @@ def train(
         )
         validation = version.metrics.get("validation") or {}
         if validation.get("best_per_algorithm"):
-            table = Table(title="validation NDCG@10 (temporal split)")
-            table.add_column("model")
-            table.add_column("NDCG@10", justify="right")
-            for name, value in sorted(
-                validation["best_per_algorithm"].items(), key=lambda kv: -kv[1]
-            ):
-                table.add_row(name, f"{value:.4f}")
-            table.add_row(
-                f"[bold]chosen: {version.algorithm}",
-                f"[bold]{validation['validation_ndcg@10']:.4f}",
-            )
-            console.print(table)
+            console.print(_validation_table(version.algorithm, validation))
         for event_type, measured in (validation.get("value_modes") or {}).items():
             chosen = (version.metrics.get("value_modes") or {}).get(event_type, "ignore")
             tried = ", ".join(f"{mode} {value:.4f}" for mode, value in measured.items())
             console.print(f"value of {event_type!r} events counts as {chosen} ({tried})")
+
+
+def _validation_table(chosen: str, validation: dict[str, Any]) -> Table:
+    """Each candidate's best validation NDCG@10 (with a bar) and how many configurations
+    it was given; the chosen model or blend last."""
+    best = validation["best_per_algorithm"]
+    trials = validation.get("trials_per_algorithm") or {}
+    top = max([*best.values(), validation["validation_ndcg@10"], 1e-9])
+    table = Table(title="validation NDCG@10 (temporal split)")
+    table.add_column("model")
+    table.add_column("NDCG@10", justify="right")
+    table.add_column("trials", justify="right")
+    table.add_column("")
+    for name, value in sorted(best.items(), key=lambda kv: -kv[1]):
+        bar = "█" * max(round(24 * max(value, 0.0) / top), 0)
+        table.add_row(name, f"{value:.4f}", str(trials.get(name, "")), f"[cyan]{bar}")
+    chosen_value = validation["validation_ndcg@10"]
+    bar = "█" * max(round(24 * max(chosen_value, 0.0) / top), 0)
+    table.add_row(f"[bold]chosen: {chosen}", f"[bold]{chosen_value:.4f}", "", f"[bold green]{bar}")
+    return table
 
 
 def _parse_duration(text: str) -> float:
