@@ -35,6 +35,7 @@ from attune.models.registry import model_class
 from attune.training.validation_set import (
     QUERY_TIME_RECENCY,
     ValidationSet,
+    clear_gain,
     order_is_meaningful,
     with_recency,
 )
@@ -524,11 +525,7 @@ NON_PERSONAL = frozenset({"popularity", "trending"})
 def _clearly_better(vset: ValidationSet, scores: np.ndarray, than: np.ndarray) -> bool:
     """Whether ``scores`` beat ``than`` on validation NDCG@10 by more than
     :data:`MARGIN_SE` paired (per-person) standard errors."""
-    gain = vset.user_ndcg(scores) - vset.user_ndcg(than)
-    if len(gain) < 2:
-        return bool(gain.sum() > 0)
-    error = gain.std(ddof=1) / math.sqrt(len(gain))
-    return bool(gain.mean() > MARGIN_SE * error)
+    return clear_gain(vset.user_ndcg(scores) - vset.user_ndcg(than), MARGIN_SE)
 
 
 def _personal_first(

@@ -10,6 +10,7 @@ one fit and one scoring pass.
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any
 
 import numpy as np
@@ -148,3 +149,14 @@ def order_is_meaningful(frame: pd.DataFrame, min_share: float = 0.25) -> bool:
     if steps.sum() == 0:
         return False
     return bool((np.maximum(distinct - 1.0, 0.0).sum() / steps.sum()) >= min_share)
+
+
+def clear_gain(gain: np.ndarray, standard_errors: float) -> bool:
+    """Whether per-person gains (one model's NDCG minus another's, same people) are
+    positive by more than ``standard_errors`` standard errors of their mean; with fewer
+    than two people, whether their sum is positive."""
+    if len(gain) < 2:
+        return bool(gain.sum() > 0)
+    error = gain.std(ddof=1) / math.sqrt(len(gain))
+    mean = gain.mean()
+    return bool(mean > 0 and mean > standard_errors * error)

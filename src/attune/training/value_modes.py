@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from attune.features.interactions import WeightPolicy
-from attune.training.validation_set import ValidationSet
+from attune.training.validation_set import ValidationSet, clear_gain
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +69,7 @@ def _panel_ndcg(vset: ValidationSet) -> np.ndarray:
 def clearly_better(candidate: np.ndarray, incumbent: np.ndarray) -> bool:
     """Whether per-person scores ``candidate`` beat ``incumbent`` (same people) by more
     than :data:`CONFIDENCE` standard errors of the mean paired difference."""
-    if len(candidate) < 2:
-        return False
-    gain = candidate - incumbent
-    error = gain.std(ddof=1) / np.sqrt(len(gain))
-    return bool(gain.mean() > CONFIDENCE * error and gain.mean() > 0)
+    return clear_gain(candidate - incumbent, CONFIDENCE)
 
 
 def choose_value_modes(
