@@ -102,3 +102,21 @@ def test_an_overrun_budget_keeps_the_best_model_not_the_cheapest(settings, sqlit
     choice = select_model(frame, weight_policy(settings), budget_seconds=0.001)
     assert choice.algorithm not in ("trending", "popularity")
     assert choice.validation_ndcg == max(choice.best_per_algorithm.values())
+
+
+def test_tuning_starts_from_the_serving_configuration(settings, sqlite_stores, monkeypatch):
+    from attune.training import tuning
+
+    IngestService(settings, sqlite_stores).ingest_events(two_taste_events())
+    serving = train(settings, sqlite_stores, "item_knn", {"neighbors": 17})
+    seen = {}
+    real = tuning.select_model
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tuning, "select_model", spy)
+    train(settings, sqlite_stores, tune_budget_seconds=8)
+    assert seen["start_from"] == {"item_knn": serving.params}
+    assert seen["start_from"]["item_knn"]["neighbors"] == 17

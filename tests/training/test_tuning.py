@@ -194,6 +194,35 @@ def test_tuning_on_small_data_is_repeatable_and_counts_its_trials():
     assert all(1 <= n <= MAX_TRIALS for n in counts.values())
 
 
+def test_a_retune_measures_the_serving_configuration_right_after_the_defaults():
+    """Re-tuning weighs what serves now against what it finds: the serving model's
+    configuration (or each component's, for a serving blend) is the second trial of its
+    candidate's study, whatever the sampler would have tried."""
+    from attune.training.tuning import serving_configs
+
+    serving = {"neighbors": 17, "shrinkage": 3.5, "weighting": "log"}
+    blend = {
+        "components": [
+            {"algorithm": "item_knn", "params": serving, "weight": 1.0},
+            {"algorithm": "popularity", "params": {}, "weight": 0.3},
+        ]
+    }
+    assert serving_configs("blend", blend) == {"item_knn": serving, "popularity": {}}
+    assert serving_configs("item_knn", serving) == {"item_knn": serving}
+    frame = _frame(two_taste_events(40))
+    choice = select_model(
+        frame,
+        WeightPolicy(),
+        budget_seconds=20,
+        algorithms=["item_knn"],
+        start_from=serving_configs("blend", blend),
+    )
+    knn = [t.params for t in choice.trials if t.algorithm == "item_knn"]
+    assert len(knn) >= 2
+    assert {k: knn[1][k] for k in serving} == serving
+    assert knn[0]["neighbors"] != 17  # the defaults come first
+
+
 class FewLevels(Recommender):
     """Scores on three levels only, so most items tie (as a few neighbours' votes do)."""
 

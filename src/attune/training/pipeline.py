@@ -105,7 +105,7 @@ def _choose(
     started: float,
 ) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """(algorithm, params, selection metrics) for a run without an explicit algorithm."""
-    from attune.training.tuning import select_model
+    from attune.training.tuning import select_model, serving_configs
 
     if not tune_budget_seconds:
         tuned = last_tuned(stores)
@@ -140,7 +140,15 @@ def _choose(
     def progress(message: str, fraction: float) -> None:
         tell(message, 0.05 + scale * fraction)
 
-    choice = select_model(frame, weight_policy(settings), budget, progress=progress, items=items)
+    serving = stores.model_versions.latest("champion") if budget else None
+    choice = select_model(
+        frame,
+        weight_policy(settings),
+        budget,
+        progress=progress,
+        items=items,
+        start_from=serving_configs(serving.algorithm, serving.params) if serving else None,
+    )
     return (
         choice.algorithm,
         choice.params,

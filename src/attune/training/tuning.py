@@ -226,8 +226,13 @@ def select_model(
     progress: Progress | None = None,
     seed: int = 0,
     items: pd.DataFrame | None = None,
+    start_from: dict[str, dict[str, Any]] | None = None,
 ) -> Selection:
     """Pick the best single model or blend by validation NDCG@10.
+
+    ``start_from``: per candidate, a configuration measured right after its defaults
+    (:func:`serving_configs` of the serving version), so a re-tune weighs what serves
+    now against what it finds.
 
     First, how each event type's ``value`` counts is chosen by validation
     (:mod:`attune.training.value_modes`); ``Selection.value_modes`` holds the outcome.
@@ -246,6 +251,7 @@ def select_model(
         frame, policy, seed, items, lambda message: tell(message, 0.0)
     )
     search = _Search(vset, started, budget_seconds, tell)
+    search.start_from = dict(start_from or {})
     names = _candidates(vset, algorithms, items, budget_seconds)
     if not budget_seconds:
         for name in names:
@@ -304,6 +310,8 @@ class _Search:
         self.best_scores: dict[str, np.ndarray] = {}
         self.measured: dict[str, float] = {}  # (algorithm, params) as JSON → NDCG
         self.repeats = 0  # trials in a row that asked for a configuration measured before
+        self.start_from: dict[str, dict[str, Any]] = {}
+        """Per candidate, a configuration queued right after its defaults (what serves)."""
 
     def used(self) -> float:
         if not self.budget_seconds:
@@ -386,21 +394,27 @@ class _Search:
             study = optuna.create_study(
                 direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed)
             )
-            study.enqueue_trial(_as_trial_params(name), skip_if_exists=True)
-            probes = PROBES.get(name, [])
-            for probe in probes:
-                study.enqueue_trial({**_as_trial_params(name), **probe}, skip_if_exists=True)
-            # the probes may borrow up to one more share from the candidates still to come
-            borrowed = deadline + (max(share, 0.0) if probes else 0.0)
+            queued = [_as_trial_params(name)]
+            if name in self.start_from:  # what serves now is measured again, first
+                queued.append(_as_trial_params(name, self.start_from[name]))
+            queued += [{**_as_trial_params(name), **probe} for probe in PROBES.get(name, [])]
+            for params in queued:
+                study.enqueue_trial(params, skip_if_exists=True)
+            # the queued trials may borrow up to one more share from the candidates to come
+            borrowed = deadline + (max(share, 0.0) if len(queued) > 1 else 0.0)
 
             def objective(
-                trial: Any, name: str = name, deadline: float = deadline, borrowed: float = borrowed
+                trial: Any,
+                name: str = name,
+                deadline: float = deadline,
+                borrowed: float = borrowed,
+                queued: int = len(queued),
             ) -> float:
                 if self.repeats >= REPEATS_TO_STOP:
                     trial.study.stop()  # the sampler keeps asking for what it has seen
                     raise optuna.TrialPruned()
                 slowest = max((t.seconds for t in self.trials if t.algorithm == name), default=0)
-                end = borrowed if trial.number <= len(PROBES.get(name, [])) else deadline
+                end = borrowed if trial.number < queued else deadline
                 if trial.number > 0 and time.monotonic() + slowest > end:
                     trial.study.stop()  # the next fit would overrun this candidate's share
                     raise optuna.TrialPruned()
@@ -471,6 +485,18 @@ def _confirmed(
     return confirmed or None
 
 
+def serving_configs(algorithm: str, params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Configurations a re-tune starts from, per candidate: the serving model's own, or
+    each component's of a serving blend."""
+    if algorithm == "blend":
+        return {
+            c["algorithm"]: c.get("params") or {}
+            for c in params.get("components", [])
+            if isinstance(c, dict) and "algorithm" in c
+        }
+    return {algorithm: params}
+
+
 def _expected_seconds(name: str, trials: Sequence[Trial]) -> float:
     """How long the first fit of ``name`` should take, judged from the fits so far.
 
@@ -487,9 +513,10 @@ def _expected_seconds(name: str, trials: Sequence[Trial]) -> float:
     return 2.0 * sum(fastest.get(part, 0.0) for part in parts)
 
 
-def _as_trial_params(name: str) -> dict[str, Any]:
-    """The candidate's defaults under the search-space names used by :func:`_space`, so
-    the first trial of every study measures exactly what an untuned run would fit."""
+def _as_trial_params(name: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The candidate's defaults (or ``params``, a configuration of it) under the
+    search-space names used by :func:`_space`, so the first trial of every study
+    measures exactly what an untuned run would fit."""
     config = model_class(name).config_class
     fields = (
         {
@@ -501,6 +528,11 @@ def _as_trial_params(name: str) -> dict[str, Any]:
         else {}
     )
     defaults = {**fields, **DEFAULTS.get(name, {})}
+    if params is not None:
+        scalars = {k: v for k, v in params.items() if isinstance(v, int | float | str | bool)}
+        defaults = {**defaults, **scalars}
+        if "recency_half_life_events" in params:
+            defaults["recency_half_life_events"] = params["recency_half_life_events"]
     params = {k: v for k, v in defaults.items() if k != "recency_half_life_events"}
     if "recency_half_life_events" in defaults:
         recency = defaults["recency_half_life_events"]
