@@ -518,6 +518,7 @@ def worker(
     import signal
     import threading
 
+    from attune.training.schedule import RetrainOutcome
     from attune.worker import run_worker, wanted_jobs
 
     settings = get_settings()
@@ -534,7 +535,8 @@ def worker(
     except AttuneError as exc:
         _fail(exc.message)
     for job in jobs:
-        console.print(f"{job.name}: {job.runs} run(s), {job.failures} failed")
+        last = f": {job.last_result}" if isinstance(job.last_result, RetrainOutcome) else ""
+        console.print(f"{job.name}: {job.runs} run(s), {job.failures} failed{last}")
     if any(job.failures for job in jobs):
         raise typer.Exit(code=1)
 

@@ -42,6 +42,8 @@ class Job:
     next_at: float = 0.0
     runs: int = 0
     failures: int = 0
+    last_result: Any = None
+    """What the last successful run returned (e.g. a retrain's outcome)."""
 
 
 class Scheduler:
@@ -61,7 +63,7 @@ class Scheduler:
             if self.clock() < job.next_at:
                 continue
             try:
-                job.run()
+                job.last_result = job.run()
                 job.runs += 1
             except Exception:
                 job.failures += 1

@@ -53,7 +53,7 @@ def test_retrain_waits_for_enough_new_events_then_serves_a_new_version(
     _more_events(settings, stores, 4, 1_800_000_000)  # 12 events: fewer than 20
     waiting = retrain(settings, stores, trainer)
     assert (waiting.action, waiting.new_events) == ("skipped", 12)
-    assert "from 20" in waiting.reason
+    assert str(waiting) == "skipped (12 new events since the serving version, 20 needed)"
 
     _more_events(settings, stores, 10, 1_800_100_000)
     again = retrain(settings, stores, trainer)
@@ -127,6 +127,7 @@ def test_worker_retrains_in_a_child_process(tmp_path: Path) -> None:
         jobs = run_worker(settings, threading.Event(), once=True)
         assert [(j.name, j.runs, j.failures) for j in jobs] == [("retrain", 1, 0)]
         version = stores.model_versions.latest("champion")
+        assert str(jobs[0].last_result).startswith(f"trained {version.version_id} (120 new")
         assert version is not None and version.data_window["users"] == 40
     finally:
         stores.close()

@@ -41,6 +41,11 @@ class RetrainOutcome:
     version_id: str | None = None
     pruned: list[str] = field(default_factory=list)
 
+    def __str__(self) -> str:
+        done = self.action if self.version_id is None else f"{self.action} {self.version_id}"
+        pruned = f"; files of {len(self.pruned)} older versions deleted" if self.pruned else ""
+        return f"{done} ({self.reason}){pruned}"
+
 
 def train_in_child(settings: Settings, tune_budget_seconds: float | None) -> str:
     """Train (and register) a version in a fresh process; returns its id. The process
@@ -126,7 +131,7 @@ def retrain(
     if new_events == 0 or (serving is not None and new_events < settings.retrain_min_new_events):
         reason = f"{new_events} new events since the serving version"
         if serving is not None:
-            reason += f" (retraining from {settings.retrain_min_new_events})"
+            reason += f", {settings.retrain_min_new_events} needed"
         return RetrainOutcome("skipped", reason, new_events)
     tune = tuning_due(settings, stores, now)
     budget = settings.retune_budget_seconds if tune else None
