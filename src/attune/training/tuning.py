@@ -88,10 +88,10 @@ PLAIN_VARIANTS: dict[str, list[dict[str, Any]]] = {
 }
 """Without a budget, configurations tried beside a cheap candidate's defaults."""
 MAX_TRIALS = 30
-"""The most trials one candidate gets: TPE has settled on a handful of parameters by then,
-and on small data, where every candidate gets this many within the budget, the same data
-gives the same choice however fast the machine is (more trials mostly fit the noise of a
-small validation window)."""
+"""The most trials one candidate gets: TPE has settled on a handful of parameters by then
+(more trials mostly fit the noise of a small validation window), and a candidate that
+gets this many within its share of the budget gives the same result however fast the
+machine is."""
 REPEATS_TO_STOP = 5
 """A study ends after this many trials in a row repeat configurations already measured."""
 PROBES: dict[str, list[dict[str, Any]]] = {
