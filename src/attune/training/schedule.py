@@ -85,6 +85,7 @@ def _train(send: Connection, settings: Settings, tune_budget_seconds: float | No
             stores.close()
         send.send(("ok", version.version_id))
     except Exception as exc:  # reported to the parent, which logs it as the job's failure
+        log.exception("scheduled training failed")  # the traceback, on this process's stderr
         send.send(("error", f"{type(exc).__name__}: {exc}"))
     finally:
         send.close()
