@@ -185,6 +185,11 @@ def test_counts(stores: Stores):
     assert stores.events.count_users() == 3
     assert stores.events.count_items() == 2
     assert stores.events.count() == 4
+    # what arrived after a moment (a model version's creation): received_at, not timestamp
+    stores.events.add_events([event("c5", received_at=T0 + 100, timestamp=T0 - 1_000)])
+    assert stores.events.count_received_since(T0 + 5) == 1
+    assert stores.events.count_received_since(T0) == 5
+    assert stores.events.count_received_since(T0 + 100) == 0
 
 
 def test_erase_user_removes_everything_of_that_user_only(stores: Stores):
