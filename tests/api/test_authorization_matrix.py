@@ -67,6 +67,8 @@ ROUTES: dict[tuple[str, str], tuple[str, str]] = {
     ("GET", "/v1/models"): (ADMIN, "-"),
     ("GET", "/v1/models/{version_id}"): (ADMIN, "-"),
     ("POST", "/v1/models/{version_id}/rollback"): (ADMIN, "-"),
+    ("POST", "/v1/models/train"): (ADMIN, "-"),
+    ("GET", "/v1/models/train/{job_id}"): (ADMIN, "-"),
 }
 PARAMS = {
     "user_id": "u0",
@@ -74,8 +76,11 @@ PARAMS = {
     "name": "matrix",
     "key_id": "0000000000000000",
     "version_id": "no-such-version",
+    "job_id": "train-000000000000",
 }
 BODIES: dict[tuple[str, str], Any] = {
+    # refused after access is granted (422), so the matrix starts no training process
+    ("POST", "/v1/models/train"): {"tune_budget_seconds": 1},
     ("POST", "/v1/events"): {"events": [{"user_id": "u0", "item_id": "a0", "type": "view"}]},
     ("PUT", "/v1/items/{item_id}"): {"title": "Arrival"},
     ("POST", "/v1/items:batch"): {"items": [{"item_id": "z9", "title": "Z"}]},

@@ -61,3 +61,83 @@ def test_rollback_errors_name_the_reason(client, stores, any_settings):
     assert client.get("/v1/models/nope").status_code == 404
     bad_id = client.post("/v1/models/has%20space/rollback")
     assert bad_id.status_code == 422
+
+
+def _wait_for_job(client, job_id: str, seconds: float = 120.0) -> dict:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while True:
+        job = client.get(f"/v1/models/train/{job_id}").json()
+        if job["status"] != "running" or time.monotonic() > deadline:
+            return job
+        time.sleep(0.1)
+
+
+def test_training_over_the_api_is_a_job_that_ends_in_a_served_version(client, stores):
+    """The real path: the job fits in a child process; the request answers at once,
+    and the version the job made serves as soon as the job says it succeeded."""
+    empty = client.post("/v1/models/train")
+    assert empty.status_code == 202, empty.text
+    failed = _wait_for_job(client, empty.json()["job_id"])
+    assert failed["status"] == "failed" and "no events" in failed["error"]
+    assert failed["finished_at"] is not None and failed["version_id"] is None
+
+    assert client.post("/v1/events", json={"events": two_taste_events()}).status_code == 200
+    started = client.post("/v1/models/train", json={})
+    assert started.status_code == 202
+    job = started.json()
+    assert job["status"] == "running" and job["tune_budget_seconds"] is None
+    done = _wait_for_job(client, job["job_id"])
+    assert done["status"] == "succeeded", done
+    served = client.get("/v1/users/u0/recommendations").json()
+    assert served["model_version"] == done["version_id"], "this server loaded it at once"
+    assert client.get(f"/v1/models/{done['version_id']}").json()["serving"] is True
+    # with a version held, the next one is loaded beside it before the job says so
+    again = _wait_for_job(client, client.post("/v1/models/train").json()["job_id"])
+    assert again["status"] == "succeeded" and again["version_id"] != done["version_id"]
+    served = client.get("/v1/users/u0/recommendations").json()
+    assert served["model_version"] == again["version_id"]
+    entries = client.get("/v1/audit", params={"action": "model.train"}).json()["data"]
+    assert [e["details"]["status"] for e in entries if e["target"] == job["job_id"]] == [
+        "succeeded",
+        "running",
+    ]
+
+
+def test_one_training_job_at_a_time_and_clear_refusals(client, stores, any_settings):
+    import threading
+
+    release = threading.Event()
+
+    def slow_trainer(_settings, budget):
+        release.wait(30)
+        raise RuntimeError(f"stopped by the test (budget {budget})")
+
+    client.app.state.train_jobs.trainer = slow_trainer
+    first = client.post("/v1/models/train", json={"tune_budget_seconds": 60})
+    assert first.status_code == 202 and first.json()["tune_budget_seconds"] == 60
+    second = client.post("/v1/models/train")
+    assert second.status_code == 409
+    assert first.json()["job_id"] in second.json()["error"]["message"]
+    release.set()
+    ended = _wait_for_job(client, first.json()["job_id"])
+    assert ended["status"] == "failed" and "budget 60" in ended["error"]
+
+    too_short = client.post("/v1/models/train", json={"tune_budget_seconds": 1})
+    assert too_short.status_code == 422
+    assert "tune_budget_seconds" in str(too_short.json()["error"]["details"])
+    unknown_field = client.post("/v1/models/train", json={"budget": 60})
+    assert unknown_field.status_code == 422
+    assert client.get("/v1/models/train/train-0123456789ab").status_code == 404
+    assert client.get("/v1/models/train/not-a-job").status_code == 422
+
+
+def test_a_job_whose_server_stopped_is_lost(stores):
+    from attune.training.jobs import LOST_AFTER_SECONDS, TRAIN_ACTION, find_job
+
+    stores.audit.record("default", "k", TRAIN_ACTION, "train-abc", {"status": "running"})
+    entry = stores.audit.list(1, action=TRAIN_ACTION)[0]
+    assert find_job(stores, "default", "train-abc", now=entry.at + 60).status == "running"
+    later = entry.at + LOST_AFTER_SECONDS + 1
+    assert find_job(stores, "default", "train-abc", now=later).status == "lost"

@@ -131,5 +131,5 @@ def test_worker_retrains_in_a_child_process(tmp_path: Path) -> None:
         assert version is not None and version.data_window["users"] == 40
     finally:
         stores.close()
-    with pytest.raises(AttuneError, match=r"scheduled training failed: .*no events"):
+    with pytest.raises(AttuneError, match=r"training failed: .*no events"):
         train_in_child(Settings(data_dir=tmp_path / "empty"), None)

@@ -44,6 +44,7 @@ from attune.ingest.service import IngestService
 from attune.privacy.erasure import ForgettingModels
 from attune.privacy.service import PrivacyService
 from attune.store.factory import Stores, open_stores
+from attune.training.jobs import TrainJobs
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None, stores: Stores | None = None) -
             settings, app.state.services, functools.partial(build_services, broadcast=broadcast)
         )
         app.state.erasure_broadcast = broadcast
+        app.state.train_jobs = TrainJobs()
         if broadcast is not None:
             broadcast.start()
         try:

@@ -89,6 +89,8 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/models"): ADMIN,
     ("GET", "/v1/models/{version_id}"): ADMIN,
     ("POST", "/v1/models/{version_id}/rollback"): ADMIN,
+    ("POST", "/v1/models/train"): ADMIN,
+    ("GET", "/v1/models/train/{job_id}"): ADMIN,
 }
 
 

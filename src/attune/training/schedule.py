@@ -69,7 +69,7 @@ def train_in_child(settings: Settings, tune_budget_seconds: float | None) -> str
         receive.close()
     child.join()
     if kind == "error":
-        raise AttuneError(f"scheduled training failed: {value}")
+        raise AttuneError(f"training failed: {value}")
     return str(value)
 
 
@@ -85,7 +85,7 @@ def _train(send: Connection, settings: Settings, tune_budget_seconds: float | No
             stores.close()
         send.send(("ok", version.version_id))
     except Exception as exc:  # reported to the parent, which logs it as the job's failure
-        log.exception("scheduled training failed")  # the traceback, on this process's stderr
+        log.exception("training failed")  # the traceback, on this process's stderr
         send.send(("error", f"{type(exc).__name__}: {exc}"))
     finally:
         send.close()

@@ -1,4 +1,8 @@
-"""``/v1/models``: the workspace's model versions, and serving an earlier one again. Admin.
+"""``/v1/models``: the workspace's model versions, training a new one, and serving an
+earlier one again. Admin.
+
+Training over the API is :mod:`attune.training.jobs`: the request starts a job and
+returns; the job's state is read back by its id.
 
 Going back is :func:`attune.training.promotion.roll_back`: a new champion sharing the
 earlier version's files, recorded in the audit log as ``model.rollback``. The server
@@ -10,11 +14,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel
+from fastapi import APIRouter, Path, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
 
 from attune.api.deps import PrincipalDep, ServicesDep
 from attune.errors import NotFoundError
+from attune.training.jobs import TrainJob, find_job
 from attune.training.promotion import roll_back, version_summary
 
 router = APIRouter(tags=["models"])
@@ -51,6 +56,40 @@ class VersionDetail(VersionOut):
 
 class VersionList(BaseModel):
     data: list[VersionOut]
+
+
+class TrainIn(BaseModel):
+    """What to train: the serving configuration again, or a new one by tuning."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tune_budget_seconds: float | None = Field(
+        default=None,
+        ge=10,
+        le=86_400,
+        description="Tune every candidate within this many seconds, then pick or blend (as "
+        "`attune train --tune`); none: refit the last tuned configuration or validated "
+        "defaults on every stored event (as `attune train`)",
+    )
+
+
+class TrainJobOut(BaseModel):
+    job_id: str
+    status: str = Field(description="running, succeeded, failed, or lost (its server stopped)")
+    started_at: datetime
+    tune_budget_seconds: float | None
+    finished_at: datetime | None = None
+    version_id: str | None = Field(default=None, description="The version it made (succeeded)")
+    error: str | None = Field(default=None, description="Why it failed")
+
+
+JobPath = Annotated[
+    str, Path(min_length=1, max_length=64, pattern=r"^train-[0-9a-f]+$", description="job id")
+]
+
+
+def _job(job: TrainJob) -> dict[str, Any]:
+    return dict(vars(job))
 
 
 def _out(version: Any, serving: str | None, detail: bool = False) -> dict[str, Any]:
@@ -102,3 +141,40 @@ def post_rollback(
     services.models.check_now()
     services.models.wait_for_refresh(timeout=LOAD_WAIT_SECONDS)
     return _out(version, version.version_id, detail=True)
+
+
+@router.post(
+    "/v1/models/train",
+    status_code=202,
+    response_model=TrainJobOut,
+    summary="Train a new model version (a job)",
+)
+def post_train(
+    request: Request, services: ServicesDep, principal: PrincipalDep, body: TrainIn | None = None
+) -> dict[str, Any]:
+    """Starts training on every stored event in a separate process and answers at once
+    (202) with the job; follow it at ``GET /v1/models/train/{job_id}``. When the job says
+    it succeeded, this server serves the version it made; the others switch within
+    ``ATTUNE_MODEL_REFRESH_SECONDS``. 409 while this server runs another job of the
+    workspace."""
+    budget = body.tune_budget_seconds if body is not None else None
+
+    def load_it() -> None:
+        services.models.check_now()
+        services.models.wait_for_refresh(timeout=LOAD_WAIT_SECONDS)
+
+    job = request.app.state.train_jobs.start(
+        services.settings, services.stores, principal.key_id, budget, load_it
+    )
+    return _job(job)
+
+
+@router.get("/v1/models/train/{job_id}", response_model=TrainJobOut, summary="A training job")
+def get_train_job(
+    job_id: JobPath, services: ServicesDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    """Its state: ``running``; ``succeeded`` with the version it made; ``failed`` with the
+    reason (e.g. no events to train on); ``lost`` when the server running it stopped
+    before it ended. Any server of the deployment answers (the state is in the audit
+    log)."""
+    return _job(find_job(services.stores, principal.workspace, job_id))
