@@ -128,6 +128,10 @@ def get_version(version_id: VersionPath, services: ServicesDep) -> dict[str, Any
     "/v1/models/{version_id}/rollback",
     response_model=VersionDetail,
     summary="Serve an earlier model version again",
+    responses={
+        404: {"description": "No such version, or its files are gone"},
+        409: {"description": "It is serving already, or was trained before an erasure"},
+    },
 )
 def post_rollback(
     version_id: VersionPath, services: ServicesDep, principal: PrincipalDep
@@ -148,6 +152,7 @@ def post_rollback(
     status_code=202,
     response_model=TrainJobOut,
     summary="Train a new model version (a job)",
+    responses={409: {"description": "This server runs another training job of the workspace"}},
 )
 def post_train(
     request: Request, services: ServicesDep, principal: PrincipalDep, body: TrainIn | None = None
