@@ -518,7 +518,6 @@ def worker(
     import signal
     import threading
 
-    from attune.training.schedule import RetrainOutcome
     from attune.worker import run_worker, wanted_jobs
 
     settings = get_settings()
@@ -535,8 +534,10 @@ def worker(
     except AttuneError as exc:
         _fail(exc.message)
     for job in jobs:
-        last = f": {job.last_result}" if isinstance(job.last_result, RetrainOutcome) else ""
-        console.print(f"{job.name}: {job.runs} run(s), {job.failures} failed{last}")
+        console.print(f"{job.name}: {job.runs} run(s), {job.failures} failed")
+        if job.name == "retrain" and isinstance(job.last_result, dict):
+            for workspace, outcome in job.last_result.items():
+                console.print(f"  workspace {workspace}: {outcome}")
     if any(job.failures for job in jobs):
         raise typer.Exit(code=1)
 

@@ -97,7 +97,7 @@ def wanted_jobs(settings: Settings) -> list[str]:
 def scheduled_jobs(settings: Settings, stores: Stores) -> list[Job]:
     """The jobs these settings ask for (:func:`wanted_jobs`), bound to ``stores``."""
     from attune.privacy.retention import run_retention
-    from attune.training.schedule import retrain
+    from attune.training.schedule import retrain_all
 
     jobs = []
     if "retention" in wanted_jobs(settings):
@@ -110,7 +110,7 @@ def scheduled_jobs(settings: Settings, stores: Stores) -> list[Job]:
         )
     if "retrain" in wanted_jobs(settings):
         jobs.append(
-            Job("retrain", settings.retrain_interval_seconds, lambda: retrain(settings, stores))
+            Job("retrain", settings.retrain_interval_seconds, lambda: retrain_all(settings, stores))
         )
     return jobs
 

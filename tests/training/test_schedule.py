@@ -13,7 +13,14 @@ from attune.errors import AttuneError, NotFoundError
 from attune.ingest.service import IngestService
 from attune.store.factory import Stores, open_stores
 from attune.training.pipeline import train
-from attune.training.schedule import last_tuned_at, retrain, train_in_child, tuning_due
+from attune.training.schedule import (
+    last_tuned_at,
+    retrain,
+    retrain_all,
+    train_in_child,
+    tuning_due,
+    workspaces,
+)
 from attune.worker import run_worker, wanted_jobs
 from tests.conftest import two_taste_events
 
@@ -127,9 +134,49 @@ def test_worker_retrains_in_a_child_process(tmp_path: Path) -> None:
         jobs = run_worker(settings, threading.Event(), once=True)
         assert [(j.name, j.runs, j.failures) for j in jobs] == [("retrain", 1, 0)]
         version = stores.model_versions.latest("champion")
-        assert str(jobs[0].last_result).startswith(f"trained {version.version_id} (120 new")
+        outcome = jobs[0].last_result["default"]
+        assert str(outcome).startswith(f"trained {version.version_id} (120 new")
         assert version is not None and version.data_window["users"] == 40
     finally:
         stores.close()
     with pytest.raises(AttuneError, match=r"training failed: .*no events"):
         train_in_child(Settings(data_dir=tmp_path / "empty"), None)
+
+
+def test_every_workspace_with_a_key_is_retrained_and_one_failing_spares_the_others(
+    settings: Settings, sqlite_stores: Stores
+) -> None:
+    from attune.auth.manage import create_key
+    from attune.auth.signing import master_secret
+
+    stores = sqlite_stores
+    for workspace, people in (("shop2", 10), ("broken", 4)):
+        master = master_secret(settings)
+        create_key(stores.keys, stores.audit, master, actor="t", name="k", workspace=workspace)
+        own = settings.for_workspace(workspace)
+        opened = open_stores(own)
+        try:
+            IngestService(own, opened).ingest_events(two_taste_events(people))
+        finally:
+            opened.close()
+    assert workspaces(stores) == ["default", "broken", "shop2"]
+    shop = settings.for_workspace("shop2")
+    IngestService(settings, stores).ingest_events(two_taste_events())
+
+    def trainer(own: Settings, budget: float | None) -> str:
+        if own.workspace == "broken":
+            raise RuntimeError("disk full")
+        opened = open_stores(own)
+        try:
+            return train(own, opened, tune_budget_seconds=budget).version_id
+        finally:
+            opened.close()
+
+    with pytest.raises(AttuneError, match="workspace broken: disk full"):
+        retrain_all(settings, stores, trainer)
+    assert stores.model_versions.latest("champion").data_window["users"] == 40
+    shop_stores = open_stores(shop)
+    try:
+        assert shop_stores.model_versions.latest("champion").data_window["users"] == 10
+    finally:
+        shop_stores.close()
