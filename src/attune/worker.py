@@ -18,7 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from attune.config import Settings
+from attune.config import DEFAULT_WORKSPACE, Settings
+from attune.errors import AttuneError
 from attune.store.factory import Stores, open_stores
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,39 @@ class Scheduler:
             stop.wait(min(self.seconds_until_next(), MAX_SLEEP_SECONDS))
 
 
+def workspaces(stores: Stores) -> list[str]:
+    """The default workspace and every one an active API key belongs to (keys live in
+    the default workspace's store)."""
+    found = {key.workspace for key in stores.keys.list_keys(include_revoked=False)}
+    return [DEFAULT_WORKSPACE, *sorted(found - {DEFAULT_WORKSPACE})]
+
+
+def in_every_workspace(
+    settings: Settings, stores: Stores, run: Callable[[Settings, Stores], Any]
+) -> dict[str, Any]:
+    """``run`` for every workspace (``stores``: the default one's), one after another,
+    returning each one's result; one workspace failing does not keep the others from
+    their turn, and the whole then fails naming it."""
+    results: dict[str, Any] = {}
+    failed: dict[str, str] = {}
+    for name in workspaces(stores):
+        own = settings if name == DEFAULT_WORKSPACE else settings.for_workspace(name)
+        opened = stores if name == DEFAULT_WORKSPACE else open_stores(own)
+        try:
+            results[name] = run(own, opened)
+        except Exception as exc:  # the next workspace still gets its turn
+            log.exception("scheduled job failed in workspace %s", name)
+            failed[name] = str(exc)
+        finally:
+            if opened is not stores:
+                opened.close()
+    if failed:
+        raise AttuneError(
+            "failed in " + "; ".join(f"workspace {name}: {error}" for name, error in failed.items())
+        )
+    return results
+
+
 def wanted_jobs(settings: Settings) -> list[str]:
     """Names of the jobs these settings ask for."""
     wanted = ["retention"] if settings.retention_days else []
@@ -97,7 +131,7 @@ def wanted_jobs(settings: Settings) -> list[str]:
 def scheduled_jobs(settings: Settings, stores: Stores) -> list[Job]:
     """The jobs these settings ask for (:func:`wanted_jobs`), bound to ``stores``."""
     from attune.privacy.retention import run_retention
-    from attune.training.schedule import retrain_all
+    from attune.training.schedule import retrain
 
     jobs = []
     if "retention" in wanted_jobs(settings):
@@ -105,12 +139,16 @@ def scheduled_jobs(settings: Settings, stores: Stores) -> list[Job]:
             Job(
                 "retention",
                 settings.retention_interval_seconds,
-                lambda: run_retention(settings, stores),
+                lambda: in_every_workspace(settings, stores, run_retention),
             )
         )
     if "retrain" in wanted_jobs(settings):
         jobs.append(
-            Job("retrain", settings.retrain_interval_seconds, lambda: retrain_all(settings, stores))
+            Job(
+                "retrain",
+                settings.retrain_interval_seconds,
+                lambda: in_every_workspace(settings, stores, retrain),
+            )
         )
     return jobs
 

@@ -13,15 +13,8 @@ from attune.errors import AttuneError, NotFoundError
 from attune.ingest.service import IngestService
 from attune.store.factory import Stores, open_stores
 from attune.training.pipeline import train
-from attune.training.schedule import (
-    last_tuned_at,
-    retrain,
-    retrain_all,
-    train_in_child,
-    tuning_due,
-    workspaces,
-)
-from attune.worker import run_worker, wanted_jobs
+from attune.training.schedule import last_tuned_at, retrain, train_in_child, tuning_due
+from attune.worker import in_every_workspace, run_worker, wanted_jobs, workspaces
 from tests.conftest import two_taste_events
 
 
@@ -173,10 +166,30 @@ def test_every_workspace_with_a_key_is_retrained_and_one_failing_spares_the_othe
             opened.close()
 
     with pytest.raises(AttuneError, match="workspace broken: disk full"):
-        retrain_all(settings, stores, trainer)
+        in_every_workspace(settings, stores, lambda own, opened: retrain(own, opened, trainer))
     assert stores.model_versions.latest("champion").data_window["users"] == 40
     shop_stores = open_stores(shop)
     try:
         assert shop_stores.model_versions.latest("champion").data_window["users"] == 10
     finally:
         shop_stores.close()
+
+
+def test_retention_reaches_every_workspace_too(settings: Settings, sqlite_stores: Stores) -> None:
+    from attune.auth.manage import create_key
+    from attune.auth.signing import master_secret
+    from attune.privacy.retention import run_retention
+
+    settings = settings.model_copy(update={"retention_days": {"*": 30}})
+    master = master_secret(settings)
+    create_key(sqlite_stores.keys, sqlite_stores.audit, master, actor="t", name="k", workspace="eu")
+    eu = settings.for_workspace("eu")
+    old = [{**e, "timestamp": time.time() - 40 * 86_400} for e in two_taste_events(2)]
+    eu_stores = open_stores(eu)
+    try:
+        IngestService(eu, eu_stores).ingest_events(old)
+        reports = in_every_workspace(settings, sqlite_stores, run_retention)
+        assert set(reports) == {"default", "eu"} and reports["eu"].total == len(old)
+        assert eu_stores.events.count() == 0
+    finally:
+        eu_stores.close()

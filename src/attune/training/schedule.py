@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Literal
 
-from attune.config import DEFAULT_WORKSPACE, Settings
+from attune.config import Settings
 from attune.errors import AttuneError
 from attune.store.factory import Stores
 
@@ -153,42 +153,3 @@ def retrain(
         len(outcome.pruned),
     )
     return outcome
-
-
-def workspaces(stores: Stores) -> list[str]:
-    """The default workspace and every one an active API key belongs to (keys live in
-    the default workspace's store)."""
-    found = {key.workspace for key in stores.keys.list_keys(include_revoked=False)}
-    return [DEFAULT_WORKSPACE, *sorted(found - {DEFAULT_WORKSPACE})]
-
-
-def retrain_all(
-    settings: Settings, stores: Stores, trainer: object = train_in_child
-) -> dict[str, RetrainOutcome]:
-    """:func:`retrain` for every workspace (``stores``: the default one's), one after
-    another; one workspace failing does not keep the others from their turn, and the
-    run then fails naming it."""
-    from attune.store.factory import open_stores
-
-    outcomes: dict[str, RetrainOutcome] = {}
-    failed: dict[str, str] = {}
-    for name in workspaces(stores):
-        if name == DEFAULT_WORKSPACE:
-            own, mine = settings, stores
-        else:
-            own = settings.for_workspace(name)
-            mine = open_stores(own)
-        try:
-            outcomes[name] = retrain(own, mine, trainer)
-        except Exception as exc:  # the next workspace still gets its turn
-            log.exception("scheduled retrain of workspace %s failed", name)
-            failed[name] = str(exc)
-        finally:
-            if mine is not stores:
-                mine.close()
-    if failed:
-        raise AttuneError(
-            "scheduled retrain failed in "
-            + "; ".join(f"workspace {name}: {error}" for name, error in failed.items())
-        )
-    return outcomes
