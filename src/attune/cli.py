@@ -211,17 +211,24 @@ def _validation_table(chosen: str, validation: dict[str, Any]) -> Table:
     best = validation["best_per_algorithm"]
     trials = validation.get("trials_per_algorithm") or {}
     top = max([*best.values(), validation["validation_ndcg@10"], 1e-9])
+
+    def bar(value: float) -> str:
+        return "█" * round(24 * max(value, 0.0) / top)
+
     table = Table(title="validation NDCG@10 (temporal split)")
     table.add_column("model")
     table.add_column("NDCG@10", justify="right")
     table.add_column("trials", justify="right")
     table.add_column("")
     for name, value in sorted(best.items(), key=lambda kv: -kv[1]):
-        bar = "█" * max(round(24 * max(value, 0.0) / top), 0)
-        table.add_row(name, f"{value:.4f}", str(trials.get(name, "")), f"[cyan]{bar}")
+        table.add_row(name, f"{value:.4f}", str(trials.get(name, "")), f"[cyan]{bar(value)}")
     chosen_value = validation["validation_ndcg@10"]
-    bar = "█" * max(round(24 * max(chosen_value, 0.0) / top), 0)
-    table.add_row(f"[bold]chosen: {chosen}", f"[bold]{chosen_value:.4f}", "", f"[bold green]{bar}")
+    table.add_row(
+        f"[bold]chosen: {chosen}",
+        f"[bold]{chosen_value:.4f}",
+        "",
+        f"[bold green]{bar(chosen_value)}",
+    )
     return table
 
 

@@ -23,7 +23,7 @@ from typing import Any
 from attune.config import Settings
 from attune.errors import ConflictError, NotFoundError
 from attune.store.factory import Stores
-from attune.training.schedule import train_in_child
+from attune.training.schedule import Trainer, train_in_child
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +32,6 @@ LOST_AFTER_SECONDS = 6 * 3600.0
 """A job with no outcome this long after its budget (or its start, untuned) is lost."""
 SEARCH_ENTRIES = 5_000
 """How far back in the audit log a job is looked for."""
-
-Trainer = Callable[[Settings, float | None], str]
 
 
 @dataclass
@@ -107,10 +105,6 @@ class TrainJobs:
         finally:
             with self._lock:
                 self._running.pop(settings.workspace, None)
-
-    def running(self, workspace: str) -> str | None:
-        with self._lock:
-            return self._running.get(workspace)
 
 
 def find_job(stores: Stores, workspace: str, job_id: str, now: float | None = None) -> TrainJob:

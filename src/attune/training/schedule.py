@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Literal
@@ -29,6 +30,8 @@ from attune.store.factory import Stores
 log = logging.getLogger(__name__)
 
 Action = Literal["skipped", "trained", "tuned"]
+Trainer = Callable[[Settings, float | None], str]
+"""Trains and registers a version (settings, tune budget or None) and returns its id."""
 
 
 @dataclass
@@ -116,7 +119,7 @@ def tuning_due(settings: Settings, stores: Stores, now: float) -> bool:
 def retrain(
     settings: Settings,
     stores: Stores,
-    trainer: object = train_in_child,
+    trainer: Trainer = train_in_child,
     now: float | None = None,
 ) -> RetrainOutcome:
     """One run of the scheduled job: skip, retrain or re-tune, then prune.
@@ -136,12 +139,12 @@ def retrain(
         return RetrainOutcome("skipped", reason, new_events)
     tune = tuning_due(settings, stores, now)
     budget = settings.retune_budget_seconds if tune else None
-    version_id = trainer(settings, budget)  # type: ignore[operator]
+    version_id = trainer(settings, budget)
     outcome = RetrainOutcome(
         "tuned" if tune else "trained",
         f"{new_events} new events since the serving version",
         new_events,
-        str(version_id),
+        version_id,
     )
     if settings.keep_model_versions:
         outcome.pruned = prune(stores, settings.keep_model_versions).pruned

@@ -250,8 +250,7 @@ def select_model(
     vset, policy, value_evidence = choose_value_modes(
         frame, policy, seed, items, lambda message: tell(message, 0.0)
     )
-    search = _Search(vset, started, budget_seconds, tell)
-    search.start_from = dict(start_from or {})
+    search = _Search(vset, started, budget_seconds, tell, start_from)
     names = _candidates(vset, algorithms, items, budget_seconds)
     if not budget_seconds:
         for name in names:
@@ -302,6 +301,7 @@ class _Search:
         started: float,
         budget_seconds: float | None,
         tell: Progress,
+        start_from: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         self.vset, self.started, self.tell = vset, started, tell
         self.budget_seconds = budget_seconds
@@ -310,7 +310,7 @@ class _Search:
         self.best_scores: dict[str, np.ndarray] = {}
         self.measured: dict[str, float] = {}  # (algorithm, params) as JSON → NDCG
         self.repeats = 0  # trials in a row that asked for a configuration measured before
-        self.start_from: dict[str, dict[str, Any]] = {}
+        self.start_from = dict(start_from or {})
         """Per candidate, a configuration queued right after its defaults (what serves)."""
 
     def used(self) -> float:

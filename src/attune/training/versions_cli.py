@@ -11,7 +11,7 @@ from rich.table import Table
 
 from attune.auth.cli import WorkspaceOption
 from attune.cli_common import console, out, session
-from attune.training.promotion import version_summary
+from attune.training.promotion import MIN_KEEP, version_summary
 
 versions_app = typer.Typer(
     help="Model versions: list them, go back to an earlier one, delete old files.",
@@ -90,7 +90,7 @@ def versions_rollback(
 @versions_app.command("prune")
 def versions_prune(
     keep: Annotated[
-        int, typer.Option(min=2, help="How many of the newest versions keep their files")
+        int, typer.Option(min=MIN_KEEP, help="How many of the newest versions keep their files")
     ] = 5,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would go")] = False,
     workspace: WorkspaceOption = None,
