@@ -27,8 +27,8 @@ metadata, very sparse purchases, play counts) instead and writes a "Robustness" 
 ``--draws N`` runs each named variant on N draws of it (another random 15% of rows as
 purchases, ...) and writes a "Robustness across draws" section: one draw of a small,
 noisy variant says little. ``--cache`` keeps the peers' results between runs (seeded;
-only BPR, trained on several threads at once, varies a little between runs), so a rerun
-after a change to Attune only re-runs Attune.
+BPR trains on one thread, as several threads racing on its factors would give another
+model every run), so a rerun after a change to Attune only re-runs Attune.
 """
 
 from __future__ import annotations
@@ -172,6 +172,7 @@ def peer_bpr(params: dict) -> Callable[[Matrix], Callable]:
             regularization=params["regularization"],
             iterations=100,
             random_state=42,
+            num_threads=1,  # several threads race on the factors: another model every run
         )
         model.fit(matrix.matrix, show_progress=False)
         return implicit_scores(model, matrix)

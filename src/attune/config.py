@@ -176,6 +176,12 @@ class Settings(BaseSettings):
     retune_budget_seconds: float = Field(
         default=600.0, gt=0, le=86_400, description="The time budget of a scheduled re-tune."
     )
+    retrain_gate: bool = Field(
+        default=True,
+        description="A scheduled retrain serves its new version only if, judged on the newest "
+        "events against the serving version, it is not clearly worse (champion/challenger "
+        "check); otherwise it is kept as a candidate and the serving version stays.",
+    )
     keep_model_versions: int = Field(
         default=0,
         ge=0,

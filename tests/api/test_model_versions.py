@@ -110,7 +110,7 @@ def test_one_training_job_at_a_time_and_clear_refusals(client, stores, any_setti
 
     release = threading.Event()
 
-    def slow_trainer(_settings, budget):
+    def slow_trainer(_settings, budget, _gate):
         release.wait(30)
         raise RuntimeError(f"stopped by the test (budget {budget})")
 
@@ -141,3 +141,38 @@ def test_a_job_whose_server_stopped_is_lost(stores):
     assert find_job(stores, "default", "train-abc", now=entry.at + 60).status == "running"
     later = entry.at + LOST_AFTER_SECONDS + 1
     assert find_job(stores, "default", "train-abc", now=later).status == "lost"
+
+
+def test_a_held_candidate_is_listed_never_served_and_can_be_rolled_forward_to(
+    client, stores, any_settings
+):
+    from dataclasses import replace
+
+    assert client.post("/v1/events", json={"events": two_taste_events()}).status_code == 200
+    fitted = train(any_settings, stores, algorithm="popularity")
+    serving = train(any_settings, stores, algorithm="item_knn")
+    gate = {"verdict": "held", "reason": "the serving version predicts … clearly better"}
+    held = stores.model_versions.register(  # as if the check had held it back
+        replace(
+            fitted,
+            version_id="held-one",
+            status="candidate",
+            metrics={"gate": gate},
+            seq=0,
+        )
+    )
+    client.app.state.services.models.refresh()
+
+    listed = {v["version_id"]: v for v in client.get("/v1/models").json()["data"]}
+    assert (listed["held-one"]["status"], listed["held-one"]["serving"]) == ("candidate", False)
+    assert listed["held-one"]["gate"] == "held" and listed[serving.version_id]["serving"]
+    detail = client.get("/v1/models/held-one").json()
+    assert detail["metrics"]["gate"]["verdict"] == "held"
+    answer = client.get("/v1/users/u0/recommendations").json()
+    assert answer["model_version"] == serving.version_id
+
+    forward = client.post(f"/v1/models/{held.version_id}/rollback")
+    assert forward.status_code == 200 and forward.json()["rolled_back_to"] == "held-one"
+    assert forward.json()["gate"] is None  # the verdict stays with the version it judged
+    answer = client.get("/v1/users/u0/recommendations").json()
+    assert answer["model_version"] == forward.json()["version_id"]

@@ -21,9 +21,9 @@ from tests.conftest import two_taste_events
 def _in_process(settings: Settings, stores: Stores, calls: list) -> object:
     """A trainer that trains here (the child process is tested once, below)."""
 
-    def trainer(_settings: Settings, budget: float | None) -> str:
+    def trainer(_settings: Settings, budget: float | None, gate: bool) -> str:
         calls.append(budget)
-        return train(settings, stores, tune_budget_seconds=budget).version_id
+        return train(settings, stores, tune_budget_seconds=budget, gate=gate).version_id
 
     return trainer
 
@@ -133,7 +133,7 @@ def test_worker_retrains_in_a_child_process(tmp_path: Path) -> None:
     finally:
         stores.close()
     with pytest.raises(AttuneError, match=r"training failed: .*no events"):
-        train_in_child(Settings(data_dir=tmp_path / "empty"), None)
+        train_in_child(Settings(data_dir=tmp_path / "empty"), None, gate=True)
 
 
 def test_every_workspace_with_a_key_is_retrained_and_one_failing_spares_the_others(
@@ -156,7 +156,7 @@ def test_every_workspace_with_a_key_is_retrained_and_one_failing_spares_the_othe
     shop = settings.for_workspace("shop2")
     IngestService(settings, stores).ingest_events(two_taste_events())
 
-    def trainer(own: Settings, budget: float | None) -> str:
+    def trainer(own: Settings, budget: float | None, _gate: bool) -> str:
         if own.workspace == "broken":
             raise RuntimeError("disk full")
         opened = open_stores(own)

@@ -21,6 +21,23 @@ def _hits(ranked: Sequence[str], relevant: set[str], k: int, seen: set[str]) -> 
     return hits
 
 
+def ndcg_per_user(
+    recommendations: Mapping[str, Sequence[str]],
+    relevant: Mapping[str, set[str]],
+    k: int = 10,
+) -> np.ndarray:
+    """NDCG@k of each user in ``relevant`` with something relevant, in its order (paired
+    comparisons of two models need each person's score, not the mean)."""
+    discount = 1.0 / np.log2(np.arange(2, k + 2))
+    scores = []
+    for user, rel in relevant.items():
+        if not rel:
+            continue
+        hits = _hits(list(recommendations.get(user, ())), rel, k, set())
+        scores.append(float((hits * discount).sum() / discount[: min(len(rel), k)].sum()))
+    return np.asarray(scores, dtype=np.float64)
+
+
 def ranking_metrics(
     recommendations: Mapping[str, Sequence[str]],
     relevant: Mapping[str, set[str]],

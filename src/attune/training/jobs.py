@@ -91,7 +91,7 @@ class TrainJobs:
         on_success: Callable[[], Any],
     ) -> None:
         try:
-            version_id = self.trainer(settings, budget)
+            version_id = self.trainer(settings, budget, False)  # asked for: no check
             details: dict[str, Any] = {"status": "succeeded", "version_id": version_id}
         except Exception as exc:  # the job's outcome, for whoever asks
             details = {"status": "failed", "error": str(exc)[:500]}

@@ -68,7 +68,7 @@ def evaluate_models(
             chosen = {"algorithm": choice.algorithm, "params": choice.params}
         model, dataset = fit_candidate(candidate, train, policy, items)
         tell(f"{name}: recommending for {len(users):,} people", (position + 0.5) * share)
-        lists = recommend_lists(model, dataset, train, users, policy, max(ks))
+        lists = recommend_lists(model, dataset.item_position, train, users, policy, max(ks))
         report = evaluation_report(lists, train, test, ks, item_categories)
         report["seconds"] = round(time.perf_counter() - started, 2)
         if chosen:

@@ -26,7 +26,14 @@ from attune.models.registry import create_model
 from attune.privacy.consent import personalizable
 from attune.store.factory import Stores
 from attune.store.protocols import ModelVersion
-from attune.training.promotion import new_version_id, register_champion
+from attune.training.gate import GateResult, forward_check, served
+from attune.training.promotion import (
+    CANDIDATE,
+    hold_candidate,
+    new_version_id,
+    register_champion,
+)
+from attune.training.validation import Candidate
 
 log = logging.getLogger(__name__)
 
@@ -79,13 +86,16 @@ def load_training_data(
 def last_tuned(stores: Stores) -> ModelVersion | None:
     """The newest tuned version still in force: versions a rollback went back past are
     skipped (see :mod:`attune.training.promotion`), so retraining after a rollback keeps
-    the configuration gone back to."""
+    the configuration gone back to, and versions the champion/challenger check held
+    back are never in force."""
     versions = stores.model_versions.list_versions(limit=200)
     seq_of = {v.version_id: v.seq for v in versions}
     undone_above = None  # versions newer than this seq were rolled back
     for version in versions:
         if undone_above is not None and version.seq > undone_above:
             continue
+        if version.status == CANDIDATE:
+            continue  # held back by the champion/challenger check: never in force
         if version.metrics.get("selection") == "tuned":
             return version
         target = version.metrics.get("rolled_back_to")
@@ -161,6 +171,21 @@ def _choose(
     )
 
 
+def _gate(
+    stores: Stores,
+    frame: pd.DataFrame,
+    policy: WeightPolicy,
+    items: pd.DataFrame,
+    candidate: Candidate,
+) -> GateResult | None:
+    """The champion/challenger check of ``candidate`` (None when nothing serves yet)."""
+    champion = served(stores)
+    if champion is None:
+        return None
+    kept = frame.loc[frame["type"].map(lambda t: policy.type_weights.get(t, 1.0) > 0)]
+    return forward_check(kept, candidate, policy, champion, items)
+
+
 def train(
     settings: Settings,
     stores: Stores,
@@ -169,6 +194,7 @@ def train(
     progress: Progress | None = None,
     tune_budget_seconds: float | None = None,
     like: ModelVersion | None = None,
+    gate: bool = False,
 ) -> ModelVersion:
     """Fit a model on every stored event and register it as the serving champion.
 
@@ -181,6 +207,10 @@ def train(
     ``like``: refit as that version was fitted: with an explicit ``algorithm`` and
     ``params``, also its validated data handling (how values count, whether the
     fallback decays), e.g. to refit a served version after an erasure.
+
+    ``gate``: first judge the new configuration against the serving champion on the
+    newest events (:mod:`attune.training.gate`); when the champion is clearly better the
+    new version is registered as a ``candidate`` and the champion keeps serving.
     """
     tell = progress or (lambda _message, _fraction: None)
     started = time.perf_counter()
@@ -242,6 +272,10 @@ def train(
     # "similar items" always has an item-to-item model, whatever the main model is
     similar = model if algorithm == "item_knn" else create_model("item_knn").fit(dataset)
 
+    checked = None
+    if gate:
+        tell("checking it against the serving version on the newest events", 0.93)
+        checked = _gate(stores, frame, policy, items, Candidate(algorithm, params))
     tell("saving", 0.97)
     stamp = datetime.now(UTC)
     version_id = new_version_id(algorithm, stamp)
@@ -262,11 +296,20 @@ def train(
         params=model.config.model_dump(mode="json"),
         data_window=dataset.window(),
         artifact_uri=stores.artifacts.uri_for(version_id),
-        status="champion",
-        metrics={**selection, "train_seconds": round(time.perf_counter() - started, 3)},
+        status="candidate" if checked is not None and checked.held else "champion",
+        metrics={
+            **selection,
+            "train_seconds": round(time.perf_counter() - started, 3),
+            **({"gate": checked.as_metrics()} if checked is not None else {}),
+        },
         created_at=stamp.timestamp(),
     )
     reason = "tune" if tune_budget_seconds else ("refit" if like is not None else "train")
+    if checked is not None and checked.held:
+        version = hold_candidate(stores, version, reason, checked, settings.workspace)
+        tell("held back: the serving version stays", 1.0)
+        log.warning("held %s back: %s", version_id, checked.reason)
+        return version
     version = register_champion(stores, version, reason, settings.workspace)
     tell("done", 1.0)
     log.info("trained %s on %s", version_id, version.data_window)

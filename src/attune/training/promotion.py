@@ -12,6 +12,10 @@ it learned from everyone (co-occurrence counts, factors of the items they had), 
 though their own rows were removed from its files; so no version older than the newest
 erasure can be brought back: train a new one instead.
 
+A retrain that the champion/challenger check (:mod:`attune.training.gate`) holds back
+is registered as a ``candidate``: listed with its files, never served unless someone
+rolls forward to it with :func:`roll_back`.
+
 Every version's files stay until :func:`prune` deletes those of all but the newest few
 (``attune versions prune``); the rows stay, marked ``pruned``.
 """
@@ -29,6 +33,9 @@ from attune.store.factory import Stores
 from attune.store.protocols import ModelVersion
 
 ROLLBACK_ACTION = "model.rollback"
+HOLD_ACTION = "model.hold"
+CANDIDATE = "candidate"
+"""A version held back by the champion/challenger check: it never served."""
 PRUNED = "pruned"
 """A version whose files were deleted by :func:`prune`: listed, never served again."""
 MIN_KEEP = 2
@@ -56,6 +63,20 @@ def register_champion(
     return registered
 
 
+def hold_candidate(
+    stores: Stores, version: ModelVersion, reason: str, gate: Any, workspace: str = "default"
+) -> ModelVersion:
+    """Register ``version`` as a ``candidate`` that did not pass the champion/challenger
+    check (``gate``, an :class:`attune.training.gate.GateResult`): listed with its files,
+    never served unless someone rolls forward to it (:func:`roll_back` to its id)."""
+    registered = stores.model_versions.register(replace(version, status=CANDIDATE))
+    audit = getattr(stores, "audit", None)
+    if audit is not None:
+        details = {"algorithm": version.algorithm, "reason": reason, "gate": gate.reason}
+        audit.record(workspace, "system", HOLD_ACTION, version.version_id, details)
+    return registered
+
+
 def previous_version(stores: Stores) -> ModelVersion:
     """The version registered before the serving one with other files: what served
     before it (a version saved after an erasure shares nothing with the one it came
@@ -65,7 +86,7 @@ def previous_version(stores: Stores) -> ModelVersion:
         if (
             version.seq < serving.seq
             and version.artifact_uri != serving.artifact_uri
-            and version.status != PRUNED
+            and version.status not in (PRUNED, CANDIDATE)
         ):
             return version
     raise NotFoundError(f"no version before {serving.version_id} to go back to")
@@ -99,7 +120,8 @@ def roll_back(
         version_id=new_version_id(target.algorithm, stamp),
         status="champion",
         metrics={
-            **target.metrics,
+            # what the champion/challenger check said stays with the version it judged
+            **{k: v for k, v in target.metrics.items() if k != "gate"},
             "rolled_back_to": target.version_id,
             "rolled_back_from": serving.version_id,
         },
@@ -149,7 +171,8 @@ def last_erasure(stores: Stores, workspace: str = "default") -> float | None:
 def version_summary(version: Any, serving: str | None) -> dict[str, Any]:
     """What the CLI and the API show of a model version: whether it is the one servers use (the
     newest champion: ``serving`` is its id), how it was chosen, its validation NDCG@10,
-    what it came from (a rollback, an erasure) and, for a blend, each model's weight."""
+    what it came from (a rollback, an erasure), what the champion/challenger check said
+    and, for a blend, each model's weight."""
     metrics = version.metrics or {}
     summary = {
         "version_id": version.version_id,
@@ -163,6 +186,7 @@ def version_summary(version: Any, serving: str | None) -> dict[str, Any]:
         "validation_ndcg@10": (metrics.get("validation") or {}).get("validation_ndcg@10"),
         "rolled_back_to": metrics.get("rolled_back_to"),
         "forgotten_from": metrics.get("forgotten_from"),
+        "gate": (metrics.get("gate") or {}).get("verdict"),
     }
     if version.algorithm == "blend":
         components = (version.params or {}).get("components") or []

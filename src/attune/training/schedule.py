@@ -6,8 +6,11 @@ validated defaults), once at least ``retrain_min_new_events`` events arrived sin
 serving version was made; when the last tuning is older than
 ``retune_interval_seconds`` it tunes again instead (``attune train --tune``, within
 ``retune_budget_seconds``), so the choice of model follows the data as it changes.
-The new version becomes the champion and servers load it within seconds; with
-``keep_model_versions`` the files of older versions are then pruned.
+The new version becomes the champion and servers load it within seconds, unless the
+champion/challenger check (``retrain_gate``, :mod:`attune.training.gate`) finds the
+serving version clearly better on the newest events: then it is kept as a
+``candidate`` and the champion goes on serving. With ``keep_model_versions`` the files
+of older versions are then pruned.
 
 Training runs in a child process: a fit holds the interpreter for long stretches, and
 in the serving process (embedded mode) every request would wait behind it.
@@ -29,9 +32,10 @@ from attune.store.factory import Stores
 
 log = logging.getLogger(__name__)
 
-Action = Literal["skipped", "trained", "tuned"]
-Trainer = Callable[[Settings, float | None], str]
-"""Trains and registers a version (settings, tune budget or None) and returns its id."""
+Action = Literal["skipped", "trained", "tuned", "held"]
+Trainer = Callable[[Settings, float | None, bool], str]
+"""Trains and registers a version (settings, tune budget or None, whether the
+champion/challenger check decides if it serves) and returns its id."""
 
 
 @dataclass
@@ -50,13 +54,16 @@ class RetrainOutcome:
         return f"{done} ({self.reason}){pruned}"
 
 
-def train_in_child(settings: Settings, tune_budget_seconds: float | None) -> str:
+def train_in_child(
+    settings: Settings, tune_budget_seconds: float | None, gate: bool = False
+) -> str:
     """Train (and register) a version in a fresh process; returns its id. The process
-    is a daemon: a server shutting down does not wait for a fit to end."""
+    is a daemon: a server shutting down does not wait for a fit to end. ``gate``: as
+    :func:`attune.training.pipeline.train`'s."""
     context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
     child = context.Process(
-        target=_train, args=(send, settings, tune_budget_seconds), name="attune-retrain"
+        target=_train, args=(send, settings, tune_budget_seconds, gate), name="attune-retrain"
     )
     child.daemon = True
     child.start()
@@ -76,14 +83,16 @@ def train_in_child(settings: Settings, tune_budget_seconds: float | None) -> str
     return str(value)
 
 
-def _train(send: Connection, settings: Settings, tune_budget_seconds: float | None) -> None:
+def _train(
+    send: Connection, settings: Settings, tune_budget_seconds: float | None, gate: bool
+) -> None:
     from attune.store.factory import open_stores
     from attune.training.pipeline import train
 
     try:
         stores = open_stores(settings)
         try:
-            version = train(settings, stores, tune_budget_seconds=tune_budget_seconds)
+            version = train(settings, stores, tune_budget_seconds=tune_budget_seconds, gate=gate)
         finally:
             stores.close()
         send.send(("ok", version.version_id))
@@ -126,7 +135,7 @@ def retrain(
 
     ``trainer(settings, tune_budget_seconds) -> version id`` does the training (a child
     process by default)."""
-    from attune.training.promotion import prune
+    from attune.training.promotion import CANDIDATE, prune
 
     now = time.time() if now is None else now
     serving = stores.model_versions.latest("champion")
@@ -139,13 +148,16 @@ def retrain(
         return RetrainOutcome("skipped", reason, new_events)
     tune = tuning_due(settings, stores, now)
     budget = settings.retune_budget_seconds if tune else None
-    version_id = trainer(settings, budget)
-    outcome = RetrainOutcome(
-        "tuned" if tune else "trained",
-        f"{new_events} new events since the serving version",
-        new_events,
-        version_id,
-    )
+    version_id = trainer(settings, budget, settings.retrain_gate)
+    reason = f"{new_events} new events since the serving version"
+    made = stores.model_versions.get(version_id)
+    gate = (made.metrics.get("gate") if made is not None else None) or {}
+    if made is not None and made.status == CANDIDATE:
+        outcome = RetrainOutcome("held", f"{reason}; {gate.get('reason')}", new_events, version_id)
+    else:
+        checked = f"; check {gate['verdict']}" if gate else ""
+        action: Action = "tuned" if tune else "trained"
+        outcome = RetrainOutcome(action, reason + checked, new_events, version_id)
     if settings.keep_model_versions:
         outcome.pruned = prune(stores, settings.keep_model_versions).pruned
     log.info(

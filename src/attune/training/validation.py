@@ -7,7 +7,7 @@ weighted by the candidate's :class:`WeightPolicy`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,14 +49,15 @@ def fit_candidate(
 
 def recommend_lists(
     model: Recommender,
-    dataset: InteractionDataset,
+    item_position: Mapping[str, int],
     history: pd.DataFrame,
     users: Sequence[str],
     policy: WeightPolicy,
     n: int,
 ) -> dict[str, list[str]]:
-    """Top-``n`` lists for ``users`` given their events in ``history`` (serving's path)."""
-    position = dataset.item_position
+    """Top-``n`` lists for ``users`` given their events in ``history`` (serving's path);
+    ``item_position``: the model's item id → position."""
+    position = item_position
     out: dict[str, list[str]] = {}
     by_user = history[history["user_id"].astype(str).isin(set(users))]
     for start in range(0, len(users), CHUNK_USERS):
@@ -80,7 +81,7 @@ def score_candidate(
     """NDCG@k and friends of ``candidate`` trained on ``train``, judged on ``valid``."""
     model, dataset = fit_candidate(candidate, train, policy, items)
     users = sorted(set(valid["user_id"].astype(str)))
-    lists = recommend_lists(model, dataset, train, users, policy, max(k, 20))
+    lists = recommend_lists(model, dataset.item_position, train, users, policy, max(k, 20))
     train_items = {u: set(g) for u, g in train.groupby("user_id")["item_id"]}
     relevant = {u: set(g) for u, g in valid.groupby("user_id")["item_id"]}
     metrics = ranking_metrics(lists, relevant, k, train_items)

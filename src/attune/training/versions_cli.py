@@ -24,7 +24,10 @@ def _origin(summary: dict[str, Any]) -> str:
         return f"rollback to {summary['rolled_back_to']}"
     if summary["forgotten_from"]:
         return f"{summary['forgotten_from']} after an erasure"
-    return summary["selection"] or ""
+    origin = summary["selection"] or ""
+    if summary["gate"] == "held":
+        return f"{origin}, held back by the champion/challenger check".lstrip(", ")
+    return origin
 
 
 @versions_app.command("list")

@@ -45,6 +45,11 @@ class VersionOut(BaseModel):
     validation_ndcg_at_10: float | None
     rolled_back_to: str | None
     forgotten_from: str | None
+    gate: str | None = Field(
+        default=None,
+        description="What the champion/challenger check of a scheduled retrain said: "
+        "promoted, held (status candidate: never served) or inconclusive",
+    )
     components: dict[str, float | None] | None = None
 
 
