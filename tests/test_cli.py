@@ -68,6 +68,17 @@ def test_import_train_stats_and_batch_recommend(run, events_csv, tmp_path):
     assert (newest["serving"], older["serving"]) == (True, False), "one version serves"
 
 
+def test_train_gate_says_what_the_check_found(run, events_csv):
+    run("import", "events", str(events_csv))
+    first = run("train", "--algorithm", "item_knn", "--gate")
+    assert first.exit_code == 0 and "check" not in first.output  # nothing served: no check
+    again = run("train", "--algorithm", "item_knn", "--gate")
+    assert again.exit_code == 0
+    assert "check inconclusive: no events newer than the serving version's data" in again.output
+    newest = json.loads(run("stats", "--json").stdout)["model_versions"][0]
+    assert newest["serving"] is True  # inconclusive: the new version serves
+
+
 def test_reimport_adds_nothing(run, events_csv):
     run("import", "events", str(events_csv))
     result = run("import", "events", str(events_csv))

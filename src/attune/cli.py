@@ -171,6 +171,14 @@ def train(
         bool, typer.Option("--tune", help="Tune every candidate, then pick or blend")
     ] = False,
     budget: Annotated[str, typer.Option(help="Tuning time budget, e.g. 90s, 10m, 1h")] = "10m",
+    gate: Annotated[
+        bool,
+        typer.Option(
+            "--gate",
+            help="Serve it only if, on the newest events, it is not clearly worse than the "
+            "serving version (else keep it as a candidate), as scheduled retrains do",
+        ),
+    ] = False,
     workspace: WorkspaceOption = None,
 ) -> None:
     """Fit a model on every stored event and register it as the serving version."""
@@ -186,7 +194,13 @@ def train(
                 progress.update(task, completed=int(1000 * fraction), description=message[:60])
 
             version = run_training(
-                settings, stores, algorithm, params, progress=tell, tune_budget_seconds=seconds
+                settings,
+                stores,
+                algorithm,
+                params,
+                progress=tell,
+                tune_budget_seconds=seconds,
+                gate=gate,
             )
         window = version.data_window
         console.print(
@@ -196,6 +210,13 @@ def train(
             f"in {version.metrics['train_seconds']:.1f} s",
             soft_wrap=True,
         )
+        checked = version.metrics.get("gate")
+        if checked:
+            held = checked["verdict"] == "held"
+            style = "bold red" if held else "green"
+            console.print(f"[{style}]check {checked['verdict']}[/]: {checked['reason']}")
+            if held:
+                console.print("it is kept as a candidate; the serving version stays")
         validation = version.metrics.get("validation") or {}
         if validation.get("best_per_algorithm"):
             console.print(_validation_table(version.algorithm, validation))

@@ -176,3 +176,34 @@ def test_a_held_candidate_is_listed_never_served_and_can_be_rolled_forward_to(
     assert forward.json()["gate"] is None  # the verdict stays with the version it judged
     answer = client.get("/v1/users/u0/recommendations").json()
     assert answer["model_version"] == forward.json()["version_id"]
+
+
+def test_a_gated_training_job_that_the_check_holds_back_leaves_the_champion_serving(
+    stores, any_settings
+):
+    """The real path (child process): a job asked to pass the champion/challenger check,
+    after a scraper flooded the events, succeeds with a held candidate."""
+    import random
+
+    from attune.api.app import create_app
+    from attune.ingest.service import IngestService
+    from tests.training.test_gate import START, _own_taste_events, _scraper_flood
+
+    settings = any_settings.model_copy(update={"default_algorithm": "item_knn"})
+    seen: dict[int, set[str]] = {u: set() for u in range(200)}
+    rng = random.Random(3)
+    IngestService(settings, stores).ingest_events(_own_taste_events(200, 8, START, rng, seen))
+    champion = train(settings, stores)
+    polluted = _scraper_flood(5_000, START + 10_000)
+    polluted += _own_taste_events(200, 4, START + 20_000, rng, seen)
+    IngestService(settings, stores).ingest_events(polluted)
+
+    with TestClient(create_app(settings, stores), headers=AUTH) as client:
+        started = client.post("/v1/models/train", json={"gate": True})
+        assert started.status_code == 202 and started.json()["gate"] is True
+        done = _wait_for_job(client, started.json()["job_id"])
+        assert (done["status"], done["held"]) == ("succeeded", True), done
+        held = client.get(f"/v1/models/{done['version_id']}").json()
+        assert (held["status"], held["gate"], held["serving"]) == ("candidate", "held", False)
+        served = client.get("/v1/users/u0/recommendations").json()
+        assert served["model_version"] == champion.version_id

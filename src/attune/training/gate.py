@@ -5,8 +5,9 @@ A new version is fitted on every stored event, so no held-out data is left to ju
 on. The check therefore fits the challenger's configuration once more on the events up
 to a cut time and lets both it and the serving champion (as it serves, fitted on what
 it saw) recommend for the people active after the cut, from their history up to it.
-The cut is the later of the champion's newest training event and the time before which
-``1 - GATE_SHARE`` of the events fall, so neither model has seen what it is judged on.
+The cut lies halfway (by count) through the events newer than the champion's newest
+training event: the challenger learns from the first half of what is new, neither
+model has seen the second half, and what the new events teach (or spoil) shows.
 
 Both models are scored per person (NDCG@10 of the items new to them after the cut), and
 the challenger is held back only when the champion is clearly better: by more than
@@ -31,8 +32,6 @@ from attune.models.base import Recommender
 from attune.training.validation import Candidate, fit_candidate, recommend_lists
 from attune.training.validation_set import MAX_VALID_USERS, clear_gain
 
-GATE_SHARE = 0.1
-"""The newest share of events (at most) the check judges on."""
 GATE_MIN_PEOPLE = 30
 """Fewer people active after the cut with something new: the check says nothing."""
 GATE_STANDARD_ERRORS = 2.0
@@ -95,9 +94,11 @@ def forward_check(
     the events after it. ``frame``: every stored event (user_id, item_id, type, value,
     timestamp), as training reads them; ``policy``: the candidate's weighting."""
     times = frame["timestamp"].to_numpy(dtype=np.float64)
-    if not len(times):
-        return GateResult("inconclusive", "no events", champion=champion.version_id)
-    cut = max(champion.trained_until, float(np.quantile(times, 1.0 - GATE_SHARE)))
+    newer = times[times > champion.trained_until]
+    if not len(newer):
+        reason = "no events newer than the serving version's data"
+        return GateResult("inconclusive", reason, champion=champion.version_id)
+    cut = float(np.quantile(newer, 0.5, method="lower"))
     before, after = frame.loc[times <= cut], frame.loc[times > cut]
     relevant = _new_items(before, after)
     if len(relevant) > MAX_VALID_USERS:

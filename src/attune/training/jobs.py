@@ -23,6 +23,7 @@ from typing import Any
 from attune.config import Settings
 from attune.errors import ConflictError, NotFoundError
 from attune.store.factory import Stores
+from attune.training.promotion import CANDIDATE
 from attune.training.schedule import Trainer, train_in_child
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,10 @@ class TrainJob:
     finished_at: datetime | None = None
     version_id: str | None = None
     error: str | None = None
+    gate: bool = False
+    """Whether the champion/challenger check decides if the version serves."""
+    held: bool | None = None
+    """Whether the check held the version back (status ``candidate``), once it succeeded."""
 
 
 class TrainJobs:
@@ -61,6 +66,7 @@ class TrainJobs:
         actor: str | None,
         tune_budget_seconds: float | None,
         on_success: Callable[[], Any] = lambda: None,
+        gate: bool = False,
     ) -> TrainJob:
         """Record and start a job; 409 while another of the workspace runs here."""
         workspace = settings.workspace
@@ -70,16 +76,16 @@ class TrainJobs:
                 raise ConflictError(f"training job {running} is still running")
             job_id = f"train-{secrets.token_hex(6)}"
             self._running[workspace] = job_id
-        details = {"status": "running", "tune_budget_seconds": tune_budget_seconds}
+        details = {"status": "running", "tune_budget_seconds": tune_budget_seconds, "gate": gate}
         stores.audit.record(workspace, actor, TRAIN_ACTION, job_id, details)
         thread = threading.Thread(
             target=self._run,
-            args=(job_id, settings, stores, actor, tune_budget_seconds, on_success),
+            args=(job_id, settings, stores, actor, tune_budget_seconds, gate, on_success),
             name=f"attune-{job_id}",
             daemon=True,
         )
         thread.start()
-        return TrainJob(job_id, "running", datetime.now(UTC), tune_budget_seconds)
+        return TrainJob(job_id, "running", datetime.now(UTC), tune_budget_seconds, gate=gate)
 
     def _run(
         self,
@@ -88,15 +94,22 @@ class TrainJobs:
         stores: Stores,
         actor: str | None,
         budget: float | None,
+        gate: bool,
         on_success: Callable[[], Any],
     ) -> None:
         try:
-            version_id = self.trainer(settings, budget, False)  # asked for: no check
-            details: dict[str, Any] = {"status": "succeeded", "version_id": version_id}
+            version_id = self.trainer(settings, budget, gate)
+            made = stores.model_versions.get(version_id)
+            held = made is not None and made.status == CANDIDATE
+            details: dict[str, Any] = {
+                "status": "succeeded",
+                "version_id": version_id,
+                "held": held,
+            }
         except Exception as exc:  # the job's outcome, for whoever asks
             details = {"status": "failed", "error": str(exc)[:500]}
         try:
-            if details["status"] == "succeeded":
+            if details["status"] == "succeeded" and not details["held"]:
                 try:
                     on_success()  # e.g. this server loads the version before it says so
                 except Exception:
@@ -123,11 +136,13 @@ def find_job(stores: Stores, workspace: str, job_id: str, now: float | None = No
         str(last.details.get("status", "running")),
         datetime.fromtimestamp(first.at, UTC),
         budget,
+        gate=bool(first.details.get("gate", False)),
     )
     if last is not first:
         job.finished_at = datetime.fromtimestamp(last.at, UTC)
         job.version_id = last.details.get("version_id")
         job.error = last.details.get("error")
+        job.held = last.details.get("held")
     elif (time.time() if now is None else now) - first.at > (budget or 0) + LOST_AFTER_SECONDS:
         job.status = "lost"
     return job

