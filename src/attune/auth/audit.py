@@ -4,7 +4,9 @@ Actions are dotted names, ``<object>.<verb>``. The ones Attune records:
 
 * ``key.create``, ``key.revoke`` — API keys (CLI and API);
 * ``user.erase`` — an erasure (target: :meth:`AuditStore.user_target`, never the id);
-* ``model.promote``, ``model.rollback`` — serving model changes;
+* ``model.promote``, ``model.rollback`` — serving model changes; ``model.hold`` — a
+  retrain the champion/challenger check kept from serving; ``model.train`` — training
+  jobs started over the API;
 * ``placement.put``, ``placement.delete``, ``segment.put``, ``segment.delete``.
 
 ``actor`` is the key id that acted (``env-admin`` for ``ATTUNE_ADMIN_KEY``) or ``cli``.
