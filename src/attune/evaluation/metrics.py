@@ -21,6 +21,11 @@ def _hits(ranked: Sequence[str], relevant: set[str], k: int, seen: set[str]) -> 
     return hits
 
 
+def _ndcg(hits: np.ndarray, n_relevant: int, discount: np.ndarray) -> float:
+    """NDCG of one list's hits (binary relevance; ideal DCG over min(k, n_relevant))."""
+    return float((hits * discount).sum() / discount[: min(n_relevant, len(discount))].sum())
+
+
 def ndcg_per_user(
     recommendations: Mapping[str, Sequence[str]],
     relevant: Mapping[str, set[str]],
@@ -34,7 +39,7 @@ def ndcg_per_user(
         if not rel:
             continue
         hits = _hits(list(recommendations.get(user, ())), rel, k, set())
-        scores.append(float((hits * discount).sum() / discount[: min(len(rel), k)].sum()))
+        scores.append(_ndcg(hits, len(rel), discount))
     return np.asarray(scores, dtype=np.float64)
 
 
@@ -53,7 +58,7 @@ def ranking_metrics(
         seen = train_items.get(user, set()) if train_items else set()
         hits = _hits(list(recommendations.get(user, ())), rel, k, seen)
         ideal = min(len(rel), k)
-        totals["ndcg"] += float((hits * discount).sum() / discount[:ideal].sum())
+        totals["ndcg"] += _ndcg(hits, len(rel), discount)
         totals["recall"] += hits.sum() / ideal
         totals["hit_rate"] += float(hits.any())
         if hits.any():

@@ -47,6 +47,11 @@ class WeightPolicy:
     value_modes: Mapping[str, str] = field(default_factory=dict)
     half_life_days: float | None = None
 
+    def counted(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The events of ``frame`` whose type has a positive weight (value and age aside)."""
+        dropped = [t for t, w in self.type_weights.items() if w <= 0]
+        return frame.loc[~frame["type"].isin(dropped)]
+
     def weights(self, types: np.ndarray, values: np.ndarray, ages_days: np.ndarray) -> np.ndarray:
         """Weights of events given their type, value and age (all arrays of one length)."""
         if len(types) <= SMALL:  # one person's history: a lookup each beats sorting

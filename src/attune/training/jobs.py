@@ -23,7 +23,7 @@ from typing import Any
 from attune.config import Settings
 from attune.errors import ConflictError, NotFoundError
 from attune.store.factory import Stores
-from attune.training.promotion import CANDIDATE
+from attune.training.promotion import was_held
 from attune.training.schedule import Trainer, train_in_child
 
 log = logging.getLogger(__name__)
@@ -99,8 +99,7 @@ class TrainJobs:
     ) -> None:
         try:
             version_id = self.trainer(settings, budget, gate)
-            made = stores.model_versions.get(version_id)
-            held = made is not None and made.status == CANDIDATE
+            held = was_held(stores.model_versions.get(version_id))
             details: dict[str, Any] = {
                 "status": "succeeded",
                 "version_id": version_id,

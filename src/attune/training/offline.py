@@ -50,7 +50,7 @@ def evaluate_models(
     if split not in SPLITS:
         raise ValidationError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
     tell = progress or (lambda _message, _fraction: None)
-    kept = frame.loc[frame["type"].map(lambda t: policy.type_weights.get(t, 1.0) > 0)]
+    kept = policy.counted(frame)
     train, test = SPLITS[split](kept)
     if train.empty or test.empty:
         raise ValidationError("too little data to split into a past and a future")

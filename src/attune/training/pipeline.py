@@ -28,10 +28,10 @@ from attune.store.factory import Stores
 from attune.store.protocols import ModelVersion
 from attune.training.gate import GateResult, forward_check, served
 from attune.training.promotion import (
-    CANDIDATE,
     hold_candidate,
     new_version_id,
     register_champion,
+    was_held,
 )
 from attune.training.validation import Candidate
 
@@ -94,7 +94,7 @@ def last_tuned(stores: Stores) -> ModelVersion | None:
     for version in versions:
         if undone_above is not None and version.seq > undone_above:
             continue
-        if version.status == CANDIDATE:
+        if was_held(version):
             continue  # held back by the champion/challenger check: never in force
         if version.metrics.get("selection") == "tuned":
             return version
@@ -182,8 +182,7 @@ def _gate(
     champion = served(stores)
     if champion is None:
         return None
-    kept = frame.loc[frame["type"].map(lambda t: policy.type_weights.get(t, 1.0) > 0)]
-    return forward_check(kept, candidate, policy, champion, items)
+    return forward_check(policy.counted(frame), candidate, policy, champion, items)
 
 
 def train(
@@ -238,9 +237,15 @@ def train(
             kept_choices = ("value_modes", "popularity_decays")
             selection.update({k: like.metrics[k] for k in kept_choices if k in like.metrics})
     else:
-        kept = frame.loc[frame["type"].map(lambda t: policy.type_weights.get(t, 1.0) > 0)]
         algorithm, params, selection = _choose(
-            settings, stores, kept, items, dataset.n_users, tune_budget_seconds, tell, started
+            settings,
+            stores,
+            policy.counted(frame),
+            items,
+            dataset.n_users,
+            tune_budget_seconds,
+            tell,
+            started,
         )
     chosen_modes = selection.get("value_modes")
     if chosen_modes is not None and chosen_modes != dict(policy.value_modes):

@@ -77,6 +77,11 @@ def hold_candidate(
     return registered
 
 
+def was_held(version: ModelVersion | None) -> bool:
+    """Whether ``version`` is a candidate the champion/challenger check held back."""
+    return version is not None and version.status == CANDIDATE
+
+
 def previous_version(stores: Stores) -> ModelVersion:
     """The version registered before the serving one with other files: what served
     before it (a version saved after an erasure shares nothing with the one it came

@@ -133,9 +133,9 @@ def retrain(
 ) -> RetrainOutcome:
     """One run of the scheduled job: skip, retrain or re-tune, then prune.
 
-    ``trainer(settings, tune_budget_seconds) -> version id`` does the training (a child
-    process by default)."""
-    from attune.training.promotion import CANDIDATE, prune
+    ``trainer(settings, tune_budget_seconds, gate) -> version id`` does the training (a
+    child process by default)."""
+    from attune.training.promotion import prune, was_held
 
     now = time.time() if now is None else now
     serving = stores.model_versions.latest("champion")
@@ -152,7 +152,7 @@ def retrain(
     reason = f"{new_events} new events since the serving version"
     made = stores.model_versions.get(version_id)
     gate = (made.metrics.get("gate") if made is not None else None) or {}
-    if made is not None and made.status == CANDIDATE:
+    if was_held(made):
         outcome = RetrainOutcome("held", f"{reason}; {gate.get('reason')}", new_events, version_id)
     else:
         checked = f"; check {gate['verdict']}" if gate else ""

@@ -57,12 +57,11 @@ def recommend_lists(
 ) -> dict[str, list[str]]:
     """Top-``n`` lists for ``users`` given their events in ``history`` (serving's path);
     ``item_position``: the model's item id → position."""
-    position = item_position
     out: dict[str, list[str]] = {}
     by_user = history[history["user_id"].astype(str).isin(set(users))]
     for start in range(0, len(users), CHUNK_USERS):
         part = list(users[start : start + CHUNK_USERS])
-        rows = frame_history(by_user, part, position, model.n_items, policy)
+        rows = frame_history(by_user, part, item_position, model.n_items, policy)
         # like serving: every person is scored from their history (models fold them in)
         index, _ = model.recommend(rows, n)
         for r, user in enumerate(part):
