@@ -276,6 +276,24 @@ def test_new_items_get_the_exploration_share(client, trained):
     assert "a-new" not in ids(recs(client, "u0", n=10, placement="quiet"))
 
 
+def test_untried_items_without_dates_are_explored_when_the_placement_asks(client, trained):
+    put_catalog(client)  # a0..b4: every one of them in the trained model's data
+    client.put("/v1/items/a-untried", json={"categories": ["A"], "title": "Never tried"})
+    client.put("/v1/items/c-untried", json={"categories": ["C"], "title": "Elsewhere"})
+    # undated and never interacted with: plain exploration has nothing to offer
+    assert not {"a-untried", "c-untried"} & set(ids(recs(client, "u0", n=10)))
+    client.put("/v1/placements/cold", json={"exploration": {"share": 0.5, "untried_items": True}})
+    items = recs(client, "u0", n=10, placement="cold", explain="true")
+    explored = [it for it in items if it["source"] == "exploration"]
+    # five slots, but only the two untried items may take them (the model was trained on
+    # every other item); u0 follows "A", so the one sharing it comes first
+    assert [it["item_id"] for it in explored] == ["a-untried", "c-untried"]
+    assert [it["reasons"][0]["text"] for it in explored] == [
+        "New in A, a category you follow",
+        "New arrival",
+    ]
+
+
 def test_answers_are_logged_with_positions(client, trained):
     body = client.get("/v1/users/u0/recommendations", params={"n": 3}).json()
     service = client.app.state.services.recommendations

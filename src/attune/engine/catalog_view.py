@@ -116,6 +116,31 @@ class CatalogView:
         end = min(int(np.searchsorted(negated_times, -since, side="right")), limit)
         return itertools.islice(newest_first, end)
 
+    def untried_items(self, tried: frozenset[str], key: str) -> list[NewItem]:
+        """Catalog items whose id is not in ``tried`` (a model version's interacted items;
+        ``key`` names the version), newest first where dated, then in catalog order.
+        Built once per (snapshot, version): a pass over the catalog, tens of
+        milliseconds at 100,000 items, paid by the first request that asks."""
+        snapshot = self.snapshot()
+        view_key = (snapshot.token, "untried", key)
+        found = self._views.get(view_key)
+        if found is None:
+            lookup = self._lookup_for(snapshot)
+            untried = [r for r in snapshot.records if str(r["item_id"]) not in tried]
+            untried.sort(key=lambda r: -float(r.get("created_at") or float("-inf")))
+            found = [
+                NewItem(
+                    str(r["item_id"]),
+                    float(r.get("created_at") or 0.0),
+                    lookup.categories_of(str(r["item_id"])),
+                    r,
+                    _open_to_all(r),
+                )
+                for r in untried
+            ]
+            self._views.put(view_key, found)
+        return found  # type: ignore[no-any-return]
+
     def most_categories(self) -> int:
         """The most categories any dated catalog item has (what :meth:`new_items` gives)."""
         return self._by_creation(self.snapshot())[2]  # type: ignore[no-any-return]
@@ -164,7 +189,8 @@ class CatalogView:
 
 
 class NewItem(NamedTuple):
-    """A recently created catalog item, with what exploration checks about it."""
+    """A new catalog item (recently created, or untried), with what exploration checks
+    about it."""
 
     item_id: str
     created_at: float

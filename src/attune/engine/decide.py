@@ -27,6 +27,7 @@ similar to one item, a re-ranked candidate list, trending) through the same step
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import secrets
@@ -42,7 +43,7 @@ import scipy.sparse as sp
 
 from attune.engine import diversity
 from attune.engine.background import BackgroundRefresh
-from attune.engine.catalog_view import CatalogView, SpaceView, clock_context
+from attune.engine.catalog_view import CatalogView, NewItem, SpaceView, clock_context
 from attune.engine.expressions import Filter
 from attune.engine.filtering import CatalogFilters
 from attune.engine.lookups import (
@@ -50,6 +51,7 @@ from attune.engine.lookups import (
     empty_history_ranking,
     first_allowed,
     placement_digest,
+    tried_items,
 )
 from attune.engine.model_holder import LoadedModel, ModelHolder
 from attune.engine.placements import DEFAULT_PLACEMENT, Exploration, PlacementConfig
@@ -695,7 +697,7 @@ class DecisionEngine:
         self._apply_factors(pool, person, config, segments, context)
         ranked = pool.ranked()
         ordered = self._rerank(ranked, n if not keep_all else len(ranked), level, config, person)
-        ordered = self._explore(ordered, person, config, condition, n)
+        ordered = self._explore(ordered, model, person, config, condition, n)
         ordered = self._pin(ordered, person, config, condition)
         final = ordered[:n]
         if explain:
@@ -1050,12 +1052,15 @@ class DecisionEngine:
     def _explore(
         self,
         ordered: list[Candidate],
+        model: LoadedModel,
         person: Person,
         config: PlacementConfig,
         condition: Filter | None,
         n: int,
     ) -> list[Candidate]:
-        """Give new items the reserved share of slots, spread through the list."""
+        """Give new items the reserved share of slots, spread through the list: items
+        created within ``new_item_days``, newest first, then (``untried_items``) those the
+        model has seen no interaction with."""
         slots = round(config.exploration.share * n)
         if slots <= 0:
             return ordered
@@ -1073,9 +1078,14 @@ class DecisionEngine:
         # the catalog checks only matter for an item some of them could keep out
         checks = bool(person.blocked_categories) or condition is not None
         excluded, unavailable = person.excluded, person.unavailable
-        for item_id, _, categories, record, open_to_all in self.catalog.new_items(since):
+        new: Iterable[NewItem] = self.catalog.new_items(since)
+        if config.exploration.untried_items:
+            untried = self.catalog.untried_items(tried_items(model), model.version.version_id)
+            new = itertools.chain(new, untried)
+        for item_id, _, categories, record, open_to_all in new:
             if item_id in shown or item_id in excluded or item_id in unavailable:
                 continue
+            shown.add(item_id)  # an item both recent and untried is offered once
             if (checks or not open_to_all) and not self._record_admissible(
                 record, categories, person, condition
             ):

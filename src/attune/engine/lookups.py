@@ -61,6 +61,20 @@ def dense_block(matrix: Any, rows: np.ndarray, columns: np.ndarray) -> np.ndarra
     return block
 
 
+def tried_items(model: LoadedModel) -> frozenset[str]:
+    """Items the version's data holds interactions with: those its popularity fallback
+    scores above zero (computed once per loaded model). With a decaying popularity, an
+    item whose last interaction has decayed to nothing counts as untried again."""
+    found = model.__dict__.get("_tried_items")
+    if found is None:
+        fallback = model.fallback
+        scores = getattr(fallback, "item_scores", None)
+        ids = fallback.item_ids
+        found = frozenset(ids[np.asarray(scores) > 0].tolist() if scores is not None else ids)
+        model.__dict__["_tried_items"] = found
+    return found  # type: ignore[no-any-return]
+
+
 def empty_history_ranking(model: LoadedModel, role: str) -> tuple[np.ndarray, np.ndarray]:
     """One role's whole item space ranked for an empty history (e.g. popularity): (indices,
     scores), best first, finite scores only. Computed once per loaded model: a

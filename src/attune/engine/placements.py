@@ -50,6 +50,13 @@ class Exploration(BaseModel):
     new_item_days: float = Field(
         default=30.0, gt=0, le=3650, description="Items created this recently are new"
     )
+    untried_items: bool = Field(
+        default=False,
+        description=(
+            "Items the serving model has seen no interaction with also count as new, "
+            "whatever their creation time (a catalog imported without dates)"
+        ),
+    )
 
 
 class ExcludeSeen(BaseModel):
