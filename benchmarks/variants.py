@@ -123,3 +123,41 @@ def derive(variant: Variant, frame: pd.DataFrame, seed: int = SEED) -> pd.DataFr
     another ``seed`` draws another instance of a random variant (e.g. another 15% of rows
     as purchases)."""
     return variant.transform(frame, np.random.default_rng(seed))
+
+
+def untried_shares(frame: pd.DataFrame) -> tuple[float, float]:
+    """Share of TEST rows on items with no TRAIN row, and of VALID rows on items with no
+    TRAIN' row, under PROTOCOL.md's split (the reference ``split.py``): how much of each
+    held-out window only a model that ranks never-seen items could find."""
+    from split import temporal_user_split  # the reference split, beside PROTOCOL.md
+
+    train, test = temporal_user_split(frame)
+    inner, valid = temporal_user_split(train)
+    return (
+        float((~test["item_id"].isin(set(train["item_id"]))).mean()),
+        float((~valid["item_id"].isin(set(inner["item_id"]))).mean()),
+    )
+
+
+def main() -> None:
+    """Print each variant's untried shares (``python benchmarks/variants.py``)."""
+    import sys
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    sys.path[:0] = [str(here), str(here.parent.parent / "shared" / "protocol")]
+    from accuracy import load
+
+    print("| data | TEST rows on items not in TRAIN | VALID rows on items not in TRAIN' |")
+    print("|---|---:|---:|")
+    for name in ["ml-100k", "ml-latest-small", *VARIANTS]:
+        variant = VARIANTS.get(name)
+        frame, _ = load(variant.base if variant else name)
+        if variant:
+            frame = derive(variant, frame)
+        test_share, valid_share = untried_shares(frame)
+        print(f"| {name} | {test_share:.1%} | {valid_share:.1%} |")
+
+
+if __name__ == "__main__":
+    main()

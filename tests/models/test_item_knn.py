@@ -37,3 +37,36 @@ def test_bad_parameters_are_refused_with_the_model_name():
         create_model("item_knn", {"neighbors": 0})
     with pytest.raises(ValidationError, match="item_knn"):
         create_model("item_knn", {"nieghbors": 10})
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{}, {"shrinkage": 10.0, "neighbors": 7}, {"weighting": "bm25", "neighbors": 3}],
+)
+def test_sparse_catalogs_get_the_same_neighbours_as_dense_ones(monkeypatch, params):
+    """A large, sparse catalog picks neighbours from the nonzero co-occurrences only; the
+    lists must be those the dense rows give, ties (integer weights make many) included."""
+    import pandas as pd
+
+    import attune.models.item_knn as item_knn
+    from attune.features.interactions import WeightPolicy, build_dataset
+
+    rng = np.random.default_rng(3)
+    n = 20_000
+    frame = pd.DataFrame(
+        {
+            "user_id": rng.integers(0, 2_000, n).astype(str),
+            "item_id": (rng.zipf(1.3, n) % 3_000).astype(str),
+            "type": "view",
+            "value": rng.integers(1, 4, n).astype(float),
+            "timestamp": np.arange(n, dtype=float),
+        }
+    )
+    data = build_dataset(frame, WeightPolicy(value_modes={"view": "linear"}))
+    fitted = {}
+    for path, share in (("dense", -1.0), ("sparse", 2.0)):
+        monkeypatch.setattr(item_knn, "SPARSE_SHARE", share)
+        fitted[path] = create_model("item_knn", params).fit(data).similarity
+    dense, sparse = fitted["dense"], fitted["sparse"]
+    assert dense.nnz > 1_000 and np.diff(dense.indptr).max() == params.get("neighbors", 100)
+    assert (dense != sparse).nnz == 0

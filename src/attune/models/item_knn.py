@@ -25,6 +25,9 @@ from attune.models.base import (
 from attune.models.forgetting import ErasedPerson, drop_row, find_row
 
 BLOCK_CELLS = 32_000_000  # dense similarity cells computed at once (~128 MB of float32)
+SPARSE_SHARE = 0.05
+"""Below this share of nonzero co-occurrences in a block, neighbours are picked from the
+sparse products (their sort costs ~20× a dense cell's work per entry)."""
 
 Entries = tuple[np.ndarray, np.ndarray, np.ndarray]
 """(row, column, value) arrays of sparse matrix entries."""
@@ -75,7 +78,7 @@ class ItemKNNRecommender(Recommender):
         norms = _row_norms(vectors)
         self.item_ids = dataset.item_ids
         entries = [
-            self._neighbours(part, self._similarity_rows(vectors, users_by_items, norms, part))
+            self._block_neighbours(vectors, users_by_items, norms, part)
             for part in self._blocks(np.arange(self.n_items))
         ]
         self.similarity = _matrix(entries, self.n_items)
@@ -83,6 +86,55 @@ class ItemKNNRecommender(Recommender):
         users_by_items.sort_indices()  # find_row compares index arrays
         self.interactions = users_by_items if forgettable else None
         return self
+
+    def _block_neighbours(
+        self,
+        vectors: sp.csr_matrix,
+        users_by_items: sp.csr_matrix,
+        norms: np.ndarray,
+        items: np.ndarray,
+    ) -> Entries:
+        """The top neighbours of ``items``: from dense similarity rows where the items
+        share people with much of the catalog, else from the sparse co-occurrences alone
+        (a large, sparse catalog: dense rows would cost n_items² whatever the data).
+        Both give the same entries."""
+        dots = vectors[items] @ users_by_items
+        if dots.nnz > SPARSE_SHARE * len(items) * self.n_items:
+            return self._neighbours(items, self._dense_similarities(dots, norms, items))
+        return self._sparse_neighbours(dots.tocoo(), norms, items)
+
+    def _sparse_neighbours(
+        self, dots: sp.coo_matrix, norms: np.ndarray, items: np.ndarray
+    ) -> Entries:
+        """:meth:`_neighbours` from the nonzero dot products only: the same similarities
+        (cosine with shrinkage, positive, not to itself), the best ``neighbors`` per item,
+        equal similarities by item index."""
+        k = min(self.config.neighbors, max(self.n_items - 1, 0))
+        rows, columns = dots.row.astype(np.int64), dots.col.astype(np.int64)
+        denominator = norms[items[rows]] * norms[columns] + self.config.shrinkage
+        with np.errstate(divide="ignore", invalid="ignore"):
+            sims = np.where(denominator > 0, dots.data / denominator, 0.0).astype(np.float32)
+        keep = (sims > 0) & (items[rows] != columns)
+        rows, columns, sims = rows[keep], columns[keep], sims[keep]
+        if k == 0 or not len(rows):
+            return _entries()
+        order = np.lexsort((columns, -sims, rows))
+        rows, columns, sims = rows[order], columns[order], sims[order]
+        starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+        rank = np.arange(len(rows)) - np.repeat(starts, np.diff(np.r_[starts, len(rows)]))
+        best = rank < k
+        return items[rows[best]], columns[best], sims[best].astype(np.float64)
+
+    def _dense_similarities(
+        self, dots: sp.csr_matrix, norms: np.ndarray, items: np.ndarray
+    ) -> np.ndarray:
+        """Dense (len(items), n_items) float32 similarities from the items' dot products
+        with every item (zero to themselves)."""
+        denominator = norms[items, None] * norms[None, :] + self.config.shrinkage
+        with np.errstate(divide="ignore", invalid="ignore"):
+            sims = np.where(denominator > 0, dots.toarray() / denominator, 0.0).astype(np.float32)
+        sims[np.arange(len(items)), items] = 0.0
+        return sims
 
     def _similarity_rows(
         self,
@@ -99,12 +151,7 @@ class ItemKNNRecommender(Recommender):
             norms: (n_items,) L2 norm of each item vector.
             items: item indices.
         """
-        dots = (vectors[items] @ users_by_items).toarray()
-        denominator = norms[items, None] * norms[None, :] + self.config.shrinkage
-        with np.errstate(divide="ignore", invalid="ignore"):
-            sims = np.where(denominator > 0, dots / denominator, 0.0).astype(np.float32)
-        sims[np.arange(len(items)), items] = 0.0
-        return sims
+        return self._dense_similarities(vectors[items] @ users_by_items, norms, items)
 
     def _blocks(self, items: np.ndarray) -> list[np.ndarray]:
         """``items`` in chunks whose dense similarity rows fit in BLOCK_CELLS."""

@@ -23,12 +23,24 @@ from attune.models.blend import scale_rows
 from attune.models.registry import create_model
 
 MAX_VALID_USERS = 5_000
+VALID_CELLS = 100_000_000
+"""Validation people × catalog items held at most: every candidate's scores are a dense
+matrix of that size (400 MB of float32, and ranking it takes a few times that), so a
+large catalog is judged on fewer people rather than on more memory than the host has
+(at 91,000 items, 5,000 people took 23 GB)."""
+MIN_VALID_USERS = 500
+"""... but never fewer people than this, however large the catalog."""
 K = 10
 QUERY_TIME_RECENCY = frozenset(
     {"ease", "item_knn", "user_knn", "transitions", "als", "bpr", "content"}
 )
 """Models whose ``recency_half_life_events`` only weights the history they are queried
 with (their fit ignores it), so one fit can be scored with several values."""
+
+
+def max_valid_users(n_items: int) -> int:
+    """How many validation people a catalog of ``n_items`` is judged on (at most)."""
+    return max(MIN_VALID_USERS, min(MAX_VALID_USERS, VALID_CELLS // max(n_items, 1)))
 
 
 class ValidationSet:
@@ -54,14 +66,15 @@ class ValidationSet:
         train, valid = temporal_user_split(frame, keep_order=True)
         train_users = train["user_id"].astype(str).to_numpy(dtype=object)
         valid_users = valid["user_id"].astype(str).to_numpy(dtype=object)
-        users = sorted(set(valid_users) & set(train_users))
-        if len(users) > MAX_VALID_USERS:
-            rng = np.random.default_rng(seed)
-            users = sorted(rng.choice(users, MAX_VALID_USERS, replace=False).tolist())
-        self.train, self.policy, self.users, self.items = train, policy, users, items
         self.dataset = build_dataset(
             train, WeightPolicy(policy.type_weights, policy.value_modes), items
         )
+        users = sorted(set(valid_users) & set(train_users))
+        most = max_valid_users(self.dataset.n_items)
+        if len(users) > most:
+            rng = np.random.default_rng(seed)
+            users = sorted(rng.choice(users, most, replace=False).tolist())
+        self.train, self.policy, self.users, self.items = train, policy, users, items
         self.history = frame_history(
             train, users, self.dataset.item_position, self.dataset.n_items, policy
         )
