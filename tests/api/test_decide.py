@@ -278,20 +278,21 @@ def test_new_items_get_the_exploration_share(client, trained):
 
 def test_untried_items_without_dates_are_explored_when_the_placement_asks(client, trained):
     put_catalog(client)  # a0..b4: every one of them in the trained model's data
-    client.put("/v1/items/a-untried", json={"categories": ["A"], "title": "Never tried"})
     client.put("/v1/items/c-untried", json={"categories": ["C"], "title": "Elsewhere"})
+    for k in range(8):  # more untried items sharing nothing with u0 than there are slots
+        client.put(f"/v1/items/d{k}-untried", json={"categories": ["D"], "title": f"D {k}"})
+    client.put("/v1/items/z-untried", json={"categories": ["A"], "title": "Never tried"})
     # undated and never interacted with: plain exploration has nothing to offer
-    assert not {"a-untried", "c-untried"} & set(ids(recs(client, "u0", n=10)))
+    assert not {"z-untried", "c-untried"} & set(ids(recs(client, "u0", n=10)))
     client.put("/v1/placements/cold", json={"exploration": {"share": 0.5, "untried_items": True}})
     items = recs(client, "u0", n=10, placement="cold", explain="true")
     explored = [it for it in items if it["source"] == "exploration"]
-    # five slots, but only the two untried items may take them (the model was trained on
-    # every other item); u0 follows "A", so the one sharing it comes first
-    assert [it["item_id"] for it in explored] == ["a-untried", "c-untried"]
-    assert [it["reasons"][0]["text"] for it in explored] == [
-        "New in A, a category you follow",
-        "New arrival",
-    ]
+    # five slots, taken by untried items only (the model was trained on every other
+    # item); u0 follows "A", so the one sharing it leads, though the catalog lists it last
+    assert len(explored) == 5 and all(it["item_id"].endswith("-untried") for it in explored)
+    assert explored[0]["item_id"] == "z-untried"
+    assert explored[0]["reasons"][0]["text"] == "New in A, a category you follow"
+    assert {it["reasons"][0]["text"] for it in explored[1:]} == {"New arrival"}
 
 
 def test_answers_are_logged_with_positions(client, trained):

@@ -1082,6 +1082,8 @@ class DecisionEngine:
         if config.exploration.untried_items:
             untried = self.catalog.untried_items(tried_items(model), model.version.version_id)
             new = itertools.chain(new, untried)
+            # an untried item may share more than any dated one (what ``most`` counts)
+            most = len(affinity)
         for item_id, _, categories, record, open_to_all in new:
             if item_id in shown or item_id in excluded or item_id in unavailable:
                 continue
