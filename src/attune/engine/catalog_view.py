@@ -129,13 +129,7 @@ class CatalogView:
             untried = [r for r in snapshot.records if str(r["item_id"]) not in tried]
             untried.sort(key=lambda r: -float(r.get("created_at") or float("-inf")))
             found = [
-                NewItem(
-                    str(r["item_id"]),
-                    float(r.get("created_at") or 0.0),
-                    lookup.categories_of(str(r["item_id"])),
-                    r,
-                    _open_to_all(r),
-                )
+                _new_item(lookup, str(r["item_id"]), float(r.get("created_at") or 0.0), r)
                 for r in untried
             ]
             self._views.put(view_key, found)
@@ -158,10 +152,7 @@ class CatalogView:
                 ),
                 key=lambda entry: -entry[1],
             )
-            items = [
-                NewItem(i, created, lookup.categories_of(i), r, _open_to_all(r))
-                for i, created, r in dated
-            ]
+            items = [_new_item(lookup, i, created, r) for i, created, r in dated]
             negated_times = np.array([-created for _, created, _ in dated], dtype=np.float64)
             widest = max((len(item.categories) for item in items), default=0)
             found = (items, negated_times, widest)
@@ -199,6 +190,12 @@ class NewItem(NamedTuple):
     open_to_all: bool
     """Available and not limited to regions: only a person's own exclusions, blocked
     categories or a filter can keep it out."""
+
+
+def _new_item(
+    lookup: CatalogLookup, item_id: str, created_at: float, record: dict[str, Any]
+) -> NewItem:
+    return NewItem(item_id, created_at, lookup.categories_of(item_id), record, _open_to_all(record))
 
 
 def _open_to_all(record: dict[str, Any]) -> bool:

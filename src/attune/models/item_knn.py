@@ -110,14 +110,14 @@ class ItemKNNRecommender(Recommender):
         (cosine with shrinkage, positive, not to itself), the best ``neighbors`` per item,
         equal similarities by item index."""
         k = min(self.config.neighbors, max(self.n_items - 1, 0))
+        if k == 0:
+            return _entries()
         rows, columns = dots.row.astype(np.int64), dots.col.astype(np.int64)
         denominator = norms[items[rows]] * norms[columns] + self.config.shrinkage
         with np.errstate(divide="ignore", invalid="ignore"):
             sims = np.where(denominator > 0, dots.data / denominator, 0.0).astype(np.float32)
         keep = (sims > 0) & (items[rows] != columns)
         rows, columns, sims = rows[keep], columns[keep], sims[keep]
-        if k == 0 or not len(rows):
-            return _entries()
         order = np.lexsort((columns, -sims, rows))
         rows, columns, sims = rows[order], columns[order], sims[order]
         starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
@@ -135,23 +135,6 @@ class ItemKNNRecommender(Recommender):
             sims = np.where(denominator > 0, dots.toarray() / denominator, 0.0).astype(np.float32)
         sims[np.arange(len(items)), items] = 0.0
         return sims
-
-    def _similarity_rows(
-        self,
-        vectors: sp.csr_matrix,
-        users_by_items: sp.csr_matrix,
-        norms: np.ndarray,
-        items: np.ndarray,
-    ) -> np.ndarray:
-        """Dense (len(items), n_items) float32 similarities of the given items to every item
-        (zero to themselves).
-
-        Args:
-            vectors: (n_items, n_users) weighted item vectors; users_by_items its transpose.
-            norms: (n_items,) L2 norm of each item vector.
-            items: item indices.
-        """
-        return self._dense_similarities(vectors[items] @ users_by_items, norms, items)
 
     def _blocks(self, items: np.ndarray) -> list[np.ndarray]:
         """``items`` in chunks whose dense similarity rows fit in BLOCK_CELLS."""
@@ -202,7 +185,7 @@ class ItemKNNRecommender(Recommender):
         floor = _list_floor(self.similarity, k)
         fresh, mirrored = [], []
         for part in self._blocks(touched):
-            sims = self._similarity_rows(vectors, users_by_items, norms, part)
+            sims = self._dense_similarities(vectors[part] @ users_by_items, norms, part)
             fresh.append(self._neighbours(part, sims))
             sims[:, touched] = 0.0  # only what untouched items see of the touched ones
             # below an item's weakest kept neighbour a similarity cannot enter its list
