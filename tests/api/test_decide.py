@@ -53,6 +53,20 @@ def test_opting_out_gives_the_non_personalised_list(client, trained):
     assert client.get("/v1/users/u0/preferences").json()["blocked_categories"] == []
 
 
+def test_refusing_personalisation_consent_applies_to_the_very_next_list(client, trained):
+    stranger = ids(recs(client, "nobody-at-all", n=5))
+    personal = client.get("/v1/users/u0/recommendations", params={"n": 5}).json()
+    assert personal["personalized"] is True and ids(personal["items"]) != stranger
+    client.post("/v1/events", json={"user_id": "u0", "item_id": "a1", "type": "view"})
+    response = client.put("/v1/users/u0/consent", json={"personalization": False})
+    assert response.status_code == 200
+    # not the cached personal answer, and no live profile left to use
+    again = client.get("/v1/users/u0/recommendations", params={"n": 5}).json()
+    assert again["personalized"] is False and ids(again["items"]) == stranger
+    services = client.app.state.services
+    assert services.stores.sessions.recent(services.user_key("u0")) == []
+
+
 def test_bad_preferences_are_422_with_the_field(client, trained):
     response = client.put("/v1/users/u0/preferences", json={"diversity": 3})
     assert response.status_code == 422

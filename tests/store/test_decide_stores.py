@@ -118,11 +118,61 @@ def test_a_cache_entry_and_the_live_session_are_read_together(
         original = client.execute_command
         client.execute_command = lambda *a, **k: commands.append(a) or original(*a, **k)
     try:
-        found, recent = bundle.cached_and_recent(key, "u:2")
+        found, recent, generation = bundle.cached_and_recent(key, "u:2")
     finally:
         if client is not None:
             del client.execute_command
     assert found == '{"items": []}'
     assert [e.item_id for e in recent] == ["a", "b"]
     assert commands == [], "one pipelined round trip, no command of its own"
-    assert bundle.cached_and_recent(user_key("u:3") + "rec:abc", "u:3") == (None, [])
+    assert generation == cache.generation(key)
+    other = user_key("u:3") + "rec:abc"
+    assert bundle.cached_and_recent(other, "u:3") == (None, [], cache.generation(other))
+
+
+def test_an_answer_decided_before_the_person_changed_is_not_stored(
+    live: tuple[object, object],
+) -> None:
+    """The generation read before deciding must still hold when the answer is stored:
+    an event or a preference change in between drops the person's entries and refuses
+    the stale answer; other people's answers are stored as usual."""
+    cache, _ = live
+    key, other = user_key("u:1") + "rec:abc", user_key("u:2") + "rec:abc"
+    before, other_before = cache.generation(key), cache.generation(other)
+    cache.delete_prefix(user_key("u:1") + "rec:")  # an event of u:1 was accepted
+    assert cache.set(key, "stale", 60, before) is False
+    assert cache.get(key) is None
+    assert cache.set(other, "fine", 60, other_before) is True
+    assert cache.get(other) == "fine"
+    now = cache.generation(key)
+    assert now != before
+    assert cache.set(key, "fresh", 60, now) is True
+    assert cache.get(key) == "fresh"
+    assert cache.erase_user("u:1") == 1  # erasure moves it on too
+    assert cache.set(key, "late", 60, now) is False
+
+
+def test_dropping_a_persons_lists_keeps_their_other_entries_and_scans_nothing(
+    live: tuple[object, object],
+) -> None:
+    """An event drops the person's cached lists (``user:<id>:rec:``) through their own
+    index: the rest of the keyspace (other people, other kinds of entry) is not walked."""
+    cache, _ = live
+    cache.set(user_key("a") + "rec:1", "list", 60)
+    cache.set(user_key("a") + "rec:2", "list", 60)
+    cache.set(user_key("a") + "profile", "p", 60)
+    cache.set(user_key("ab") + "rec:1", "list", 60)
+    client = getattr(cache, "client", None)
+    commands: list[str] = []
+    if client is not None:
+        original = client.execute_command
+        client.execute_command = lambda *a, **k: commands.append(str(a[0])) or original(*a, **k)
+    try:
+        assert cache.delete_prefix(user_key("a") + "rec:") == 2
+    finally:
+        if client is not None:
+            del client.execute_command
+    assert not any("SCAN" in c.upper() for c in commands)
+    assert cache.get(user_key("a") + "rec:1") is None
+    assert cache.get(user_key("a") + "profile") == "p"
+    assert cache.get(user_key("ab") + "rec:1") == "list"

@@ -173,17 +173,19 @@ class RecommendationService:
             user_id, n, placement, filter_text, dict(context or {}), explain=explain
         )
         key = self._cache_key(request)
+        cached = generation = None
         if self.cache_seconds > 0:
-            cached, request.session = self.stores.cached_and_recent(key, user_id)
-        else:
-            cached = None
+            # the generation is read before anything the decision reads: an event or a
+            # preference change accepted while deciding moves it on, and the answer,
+            # right when decided but stale now, is not stored
+            cached, request.session, generation = self.stores.cached_and_recent(key, user_id)
         if cached is not None:
             rec = _from_cache(cached)
         else:
             rec = self.engine.for_user(request)
             if self.cache_seconds > 0:
                 try:
-                    self.stores.cache.set(key, _to_cache(rec), self.cache_seconds)
+                    self.stores.cache.set(key, _to_cache(rec), self.cache_seconds, generation)
                 except TypeError:  # not JSON (orjson.JSONEncodeError): answer, do not cache
                     log.exception("could not cache a recommendation answer")
         return self._answered(rec, user_id, request.context)

@@ -16,6 +16,7 @@ from attune.privacy.erasure import ErasureReport, ForgettingModels, erase_person
 from attune.privacy.export import export_person
 from attune.privacy.pseudonyms import Pseudonymizer
 from attune.privacy.rejected import RejectedFiles
+from attune.store.cache import user_key as cache_prefix
 from attune.store.factory import Stores
 
 
@@ -36,15 +37,22 @@ class PrivacyService:
         return effective(self.stores.consent.get(self.user_key(user_id)), self.settings)
 
     def set_consent(self, user_id: str, update: ConsentIn) -> ConsentState:
-        """Record a consent change (fields left out keep their current value)."""
+        """Record a consent change (fields left out keep their current value). The
+        person's cached answers go at once (the next one follows the new consent); with
+        personalisation refused, so does their live session."""
+        stored_id = self.user_key(user_id)
         stored = self.stores.consent.set(
-            self.user_key(user_id),
+            stored_id,
             tracking=update.tracking,
             personalization=update.personalization,
             source=API_SOURCE,
             default=default_consent(self.settings),
         )
-        return effective(stored, self.settings)
+        state = effective(stored, self.settings)
+        self.stores.cache.delete_prefix(cache_prefix(stored_id))
+        if not state.personalization:
+            self.stores.sessions.erase_user(stored_id)
+        return state
 
     def may_personalize(self, stored_id: str) -> bool:
         """Whether answers for the person stored as ``stored_id`` may be personalised."""
