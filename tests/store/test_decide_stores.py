@@ -176,3 +176,29 @@ def test_dropping_a_persons_lists_keeps_their_other_entries_and_scans_nothing(
     assert cache.get(user_key("a") + "rec:1") is None
     assert cache.get(user_key("a") + "profile") == "p"
     assert cache.get(user_key("ab") + "rec:1") == "list"
+
+
+@pytest.mark.redis
+def test_dropping_everyones_lists_in_redis_takes_a_few_round_trips(redis_client) -> None:
+    """After an erasure every cached list goes (they may hold what the person caused):
+    by pages of keys, not one command per key."""
+    cache = RedisCache(redis_client, f"attune-test-{uuid.uuid4().hex[:8]}")
+    for k in range(2_500):
+        cache.set(user_key(f"p{k}") + "rec:x", "list", 60)
+    cache.set("catalog:stamp", "kept", 60)
+    removals: list[str] = []
+    original = redis_client.execute_command
+
+    def counted(*args: object, **kwargs: object) -> object:
+        if str(args[0]).upper() in ("DEL", "UNLINK"):
+            removals.append(str(args[0]))
+        return original(*args, **kwargs)
+
+    redis_client.execute_command = counted
+    try:
+        assert cache.delete_prefix("user:") == 2_500
+    finally:
+        del redis_client.execute_command
+    assert len(removals) <= 4
+    assert cache.get(user_key("p7") + "rec:x") is None
+    assert cache.get("catalog:stamp") == "kept"

@@ -16,6 +16,9 @@ import orjson
 
 from attune.store.cache import GENERATION_SECONDS, user_key, user_of
 
+SCAN_PAGE = 1_000
+"""Keys asked for per SCAN step, and removed per UNLINK, when dropping by a prefix."""
+
 # KEYS: entry, the person's index, their generation; ARGV: value, ttl in ms, the
 # generation read before deciding ("" for none), the entry's key, the index's ttl in ms
 _SET_IF_UNCHANGED = """
@@ -115,9 +118,16 @@ class RedisCache:
             pipe.delete(*(self._k(k) for k in doomed))
             pipe.srem(index, *doomed)
             return int(pipe.execute()[0])
-        removed = 0
-        for key in self.client.scan_iter(match=self._k(prefix) + "*", count=1000):
-            removed += int(self.client.delete(key))
+        # any other prefix (everyone's lists, after an erasure): walk the keyspace, one
+        # UNLINK per page of keys found rather than a round trip per key
+        removed, found = 0, []
+        for key in self.client.scan_iter(match=self._k(prefix) + "*", count=SCAN_PAGE):
+            found.append(key)
+            if len(found) == SCAN_PAGE:
+                removed += int(self.client.unlink(*found))
+                found = []
+        if found:
+            removed += int(self.client.unlink(*found))
         return removed
 
     def list_keys(self) -> list[str]:
