@@ -3,6 +3,7 @@ event accepted by one changes the lists the other answers, at once."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Iterator
 
@@ -12,6 +13,7 @@ from fastapi.testclient import TestClient
 from attune.api.app import create_app
 from attune.config import Settings
 from attune.ingest.service import IngestService
+from attune.store.cache import user_key
 from attune.store.factory import Stores
 from attune.training.pipeline import train
 from tests.conftest import ADMIN_KEY, REDIS_URL, two_taste_events
@@ -52,3 +54,29 @@ def test_an_event_sent_to_one_process_reaches_the_other(shared: Settings) -> Non
         # and the event is in the live session both processes read
         session = second.app.state.services.stores.sessions.recent("u0")
         assert [(e.item_id, e.type) for e in session] == [(before[0], "purchase")]
+
+
+def test_a_list_cached_by_one_process_is_reused_by_the_other(shared: Settings) -> None:
+    """The cache is shared, so a person whose next request lands on another process gets
+    the cached answer there (it holds the same model version), not a new decision; once
+    one process forgot someone in that version, the two decide apart until both have."""
+    with (
+        TestClient(create_app(shared), headers=AUTH) as first,
+        TestClient(create_app(shared), headers=AUTH) as second,
+    ):
+        decided: list[str] = []
+        engine = second.app.state.services.recommendations.engine
+        decide = engine.for_user
+        engine.for_user = lambda request: decided.append(request.user_id) or decide(request)
+        listed = items(first, "u1")
+        assert items(second, "u1") == listed
+        assert decided == [], "the second process decided again instead of reusing"
+        first_models = first.app.state.services.models
+        held = first_models.current()
+        assert held is not None
+        # a copy that forgot somebody keys its answers apart
+        first_models._loaded = dataclasses.replace(held, forgotten=12345)
+        first.app.state.services.stores.cache.delete_prefix(user_key("u2"))
+        items(first, "u2")
+        items(second, "u2")
+        assert decided == ["u2"]

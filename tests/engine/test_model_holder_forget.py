@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from attune.config import Settings
+from attune.engine.forgetting import forget_in_version, person_digest
 from attune.engine.model_holder import ModelHolder, load_version
 from attune.engine.recommend import RecommendationService
 from attune.ingest.service import IngestService
@@ -73,6 +74,19 @@ def test_exact_forgetting_is_served_at_once_and_saved_as_a_new_version(any_setti
     assert holder.current().version.version_id == published.version_id
     reloaded = load_version(stores, published)  # what a restart or another replica serves
     assert abs(reloaded.main.similarity - holder.current().main.similarity).max() == 0
+
+
+def test_a_copy_that_forgot_people_names_them_in_any_order(any_settings, stores):
+    """Cached answers are keyed by version and by who was forgotten in it, so processes
+    that forgot the same people share them and others do not."""
+    loaded = world(any_settings, stores, "item_knn").current()
+    assert loaded is not None and loaded.forgotten == 0
+    a, b = stores.events.user_history("A"), stores.events.user_history("B")
+    forgot_a = forget_in_version(loaded, "A", a)[0]
+    a_then_b = forget_in_version(forgot_a, "B", b)[0]
+    b_then_a = forget_in_version(forget_in_version(loaded, "B", b)[0], "A", a)[0]
+    assert forgot_a.forgotten == person_digest("A") != 0
+    assert a_then_b.forgotten == b_then_a.forgotten not in (0, forgot_a.forgotten)
 
 
 def test_a_model_that_cannot_forget_exactly_is_refitted(any_settings, stores):

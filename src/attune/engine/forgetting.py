@@ -9,6 +9,7 @@ champion, so a restart or another replica does not bring the person back.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import shutil
 from collections.abc import Sequence
@@ -73,7 +74,14 @@ def forget_in_version(
         if id(model) not in done:
             done[id(model)] = _forget(model, people[id(model)], loaded)
         models[role], exact[role] = done[id(model)]
-    return dataclasses.replace(loaded, **models), exact
+    forgotten = loaded.forgotten ^ person_digest(user_id)
+    return dataclasses.replace(loaded, **models, forgotten=forgotten), exact
+
+
+def person_digest(user_id: str) -> int:
+    """64 bits of a digest of a stored id, combined by XOR into
+    :attr:`LoadedModel.forgotten` (the same people in any order give the same value)."""
+    return int.from_bytes(hashlib.blake2b(user_id.encode(), digest_size=8).digest(), "big")
 
 
 def trained_events(loaded: LoadedModel, history: Sequence[HistoryEvent]) -> list[HistoryEvent]:

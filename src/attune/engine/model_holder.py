@@ -39,6 +39,11 @@ class LoadedModel:
     fallback: Recommender
     policy: WeightPolicy
     similar: Recommender
+    forgotten: int = 0
+    """Who was forgotten in this copy since the version was loaded, as an order-free
+    digest of their stored ids (0: nobody). Two processes holding the same version and
+    digest hold the same models, so they may share cached answers; a copy that forgot
+    someone never reuses answers decided before."""
 
     @cached_property
     def item_position(self) -> dict[str, int]:

@@ -341,8 +341,9 @@ class RecommendationService:
         # what the answer depends on besides the person; the hashed text is remembered
         # per distinct tuple (the clock buckets change it a few times a day)
         parts = (
-            # the held object changes when a person is forgotten inside the same version
-            (model.version.version_id, id(model)) if model else None,
+            # forgetting a person inside the same version changes the models: so does the
+            # key (by who was forgotten, not by object, so processes share answers)
+            (model.version.version_id, model.forgotten) if model else None,
             # a catalog change (new snapshot) or availability change makes a new key
             self.engine.filters.snapshot().token,
             hash(self.engine.unavailable_items()),
