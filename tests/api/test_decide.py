@@ -67,6 +67,26 @@ def test_refusing_personalisation_consent_applies_to_the_very_next_list(client, 
     assert services.stores.sessions.recent(services.user_key("u0")) == []
 
 
+def test_consent_refused_on_an_event_applies_to_the_very_next_list(client, trained):
+    """The same through an event carrying the consent, even one then dropped for want of
+    tracking consent (it reaches no listener of accepted events)."""
+    stranger = ids(recs(client, "nobody-at-all", n=5))
+    client.post("/v1/events", json={"user_id": "u0", "item_id": "a1", "type": "view"})
+    assert client.get("/v1/users/u0/recommendations", params={"n": 5}).json()["personalized"]
+    refusal = {
+        "user_id": "u0",
+        "item_id": "a2",
+        "type": "view",
+        "context": {"consent": {"tracking": False, "personalization": False}},
+    }
+    answer = client.post("/v1/events", json={"events": [refusal]}).json()
+    assert answer["dropped"] == 1, answer
+    again = client.get("/v1/users/u0/recommendations", params={"n": 5}).json()
+    assert again["personalized"] is False and ids(again["items"]) == stranger
+    services = client.app.state.services
+    assert services.stores.sessions.recent(services.user_key("u0")) == []
+
+
 def test_bad_preferences_are_422_with_the_field(client, trained):
     response = client.put("/v1/users/u0/preferences", json={"diversity": 3})
     assert response.status_code == 422

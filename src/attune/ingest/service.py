@@ -20,7 +20,13 @@ from attune.ingest.validation import (
     item_row,
     user_row,
 )
-from attune.privacy.consent import NO_TRACKING_CONSENT, ConsentedEvent, ConsentGate, anonymized
+from attune.privacy.consent import (
+    NO_TRACKING_CONSENT,
+    ConsentedEvent,
+    ConsentGate,
+    anonymized,
+    drop_live_state,
+)
 from attune.store.factory import Stores
 from attune.store.protocols import EventRow, UserRow
 
@@ -107,7 +113,12 @@ class IngestService:
             seen.add(event_id)
             ids = tuple(i for i in (event.row["user_id"], event.row["anonymous_id"]) if i)
             judged.append(ConsentedEvent(ids, event.consent if fresh else None))
-        return self.consent.judge(judged)
+        verdicts = self.consent.judge(judged)
+        for event in judged:
+            if event.update is not None:  # whether or not the event itself is kept
+                for person in event.person_ids:
+                    drop_live_state(self.stores, person, event.update.personalization is False)
+        return verdicts
 
     def put_item(self, item_id: str, item: ItemIn) -> dict[str, Any]:
         row = item_row(item_id, item)

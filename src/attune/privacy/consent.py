@@ -16,11 +16,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from attune.config import Settings
+from attune.store.cache import user_key as cache_prefix
 from attune.store.protocols import Consent, ConsentStore, EventRow
 
 EVENT_SOURCE = "event"
@@ -149,3 +151,12 @@ def personalizable(frame: pd.DataFrame, settings: Settings, store: ConsentStore)
     if not refused:
         return frame
     return frame.loc[~frame["user_id"].isin(refused)]
+
+
+def drop_live_state(stores: Any, stored_id: str, refused_personalization: bool) -> None:
+    """After a person's consent changed: their cached answers go, so the next one follows
+    the new consent; refusing personalisation also ends their live session (no profile
+    of them is kept for the requests to come)."""
+    stores.cache.delete_prefix(cache_prefix(stored_id))
+    if refused_personalization:
+        stores.sessions.erase_user(stored_id)

@@ -11,12 +11,18 @@ from typing import Any
 
 from attune.config import Settings
 from attune.errors import NotFoundError
-from attune.privacy.consent import API_SOURCE, ConsentIn, ConsentState, default_consent, effective
+from attune.privacy.consent import (
+    API_SOURCE,
+    ConsentIn,
+    ConsentState,
+    default_consent,
+    drop_live_state,
+    effective,
+)
 from attune.privacy.erasure import ErasureReport, ForgettingModels, erase_person
 from attune.privacy.export import export_person
 from attune.privacy.pseudonyms import Pseudonymizer
 from attune.privacy.rejected import RejectedFiles
-from attune.store.cache import user_key as cache_prefix
 from attune.store.factory import Stores
 
 
@@ -49,9 +55,7 @@ class PrivacyService:
             default=default_consent(self.settings),
         )
         state = effective(stored, self.settings)
-        self.stores.cache.delete_prefix(cache_prefix(stored_id))
-        if not state.personalization:
-            self.stores.sessions.erase_user(stored_id)
+        drop_live_state(self.stores, stored_id, not state.personalization)
         return state
 
     def may_personalize(self, stored_id: str) -> bool:
