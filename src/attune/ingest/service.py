@@ -114,10 +114,14 @@ class IngestService:
             ids = tuple(i for i in (event.row["user_id"], event.row["anonymous_id"]) if i)
             judged.append(ConsentedEvent(ids, event.consent if fresh else None))
         verdicts = self.consent.judge(judged)
+        refused: dict[str, bool] = {}  # whose consent changed: refused personalisation?
         for event in judged:
             if event.update is not None:  # whether or not the event itself is kept
                 for person in event.person_ids:
-                    drop_live_state(self.stores, person, event.update.personalization is False)
+                    no = event.update.personalization is False
+                    refused[person] = refused.get(person, False) or no
+        for person, refusing in refused.items():  # once per person and batch
+            drop_live_state(self.stores, person, refusing)
         return verdicts
 
     def put_item(self, item_id: str, item: ItemIn) -> dict[str, Any]:
