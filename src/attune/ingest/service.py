@@ -117,9 +117,9 @@ class IngestService:
         refused: dict[str, bool] = {}  # whose consent changed: refused personalisation?
         for event in judged:
             if event.update is not None:  # whether or not the event itself is kept
+                refusing = event.update.personalization is False
                 for person in event.person_ids:
-                    no = event.update.personalization is False
-                    refused[person] = refused.get(person, False) or no
+                    refused[person] = refused.get(person, False) or refusing
         for person, refusing in refused.items():  # once per person and batch
             drop_live_state(self.stores, person, refusing)
         return verdicts

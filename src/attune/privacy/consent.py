@@ -16,7 +16,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
@@ -24,6 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 from attune.config import Settings
 from attune.store.cache import user_key as cache_prefix
 from attune.store.protocols import Consent, ConsentStore, EventRow
+
+if TYPE_CHECKING:
+    from attune.store.factory import Stores
 
 EVENT_SOURCE = "event"
 API_SOURCE = "api"
@@ -153,7 +156,7 @@ def personalizable(frame: pd.DataFrame, settings: Settings, store: ConsentStore)
     return frame.loc[~frame["user_id"].isin(refused)]
 
 
-def drop_live_state(stores: Any, stored_id: str, refused_personalization: bool) -> None:
+def drop_live_state(stores: Stores, stored_id: str, refused_personalization: bool) -> None:
     """After a person's consent changed: their cached answers go, so the next one follows
     the new consent; refusing personalisation also ends their live session (no profile
     of them is kept for the requests to come)."""

@@ -49,8 +49,7 @@ class MemoryCache:
         before deciding what to store under ``key`` and pass it to :meth:`set`."""
         user = user_of(key)
         with self._lock:
-            found = self._generations.get(user) if user is not None else None
-            return found[0] if found is not None else 0
+            return self._generation_of(user) if user is not None else 0
 
     def set(self, key: str, value: Any, ttl_seconds: float, generation: int | None = None) -> bool:
         """Store ``value``; with ``generation`` (from :meth:`generation`), only if the
@@ -58,10 +57,9 @@ class MemoryCache:
         the value stale while it was being decided). Returns whether it was stored."""
         user = user_of(key)
         with self._lock:
-            if generation is not None and user is not None:
-                found = self._generations.get(user)
-                if (found[0] if found is not None else 0) != generation:
-                    return False
+            stale = user is not None and self._generation_of(user) != generation
+            if generation is not None and stale:
+                return False
             self._entries[key] = (time.monotonic() + ttl_seconds, value)
             self._entries.move_to_end(key)
             if user is not None:
@@ -91,6 +89,10 @@ class MemoryCache:
             for key in doomed:
                 self._drop(key)
             return len(doomed)
+
+    def _generation_of(self, user: str) -> int:
+        found = self._generations.get(user)
+        return found[0] if found is not None else 0
 
     def _bump(self, user: str) -> None:
         now = time.monotonic()

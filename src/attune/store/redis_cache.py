@@ -50,16 +50,16 @@ class RedisCache:
         return f"{self.prefix}:cache-gen:{digest}"
 
     def generation(self, key: str) -> bytes:
-        """The state of the person ``key`` is about (see :meth:`MemoryCache.generation`)."""
-        user = user_of(key)
-        if user is None:
-            return b""
-        return self.generation_from_reply(self.client.get(self._generation_key(user)))
+        """The state of the person ``key`` is about (see :meth:`MemoryCache.generation`;
+        a key about nobody reads one that :meth:`set` then ignores)."""
+        return self.generation_from_reply(self.client.get(self._generation_key_of(key)))
 
     def queue_generation(self, pipe: Any, key: str) -> None:
         """Add :meth:`generation`'s read to a pipeline (reply: :meth:`generation_from_reply`)."""
-        user = user_of(key)
-        pipe.get(self._generation_key(user) if user is not None else self._k("-"))
+        pipe.get(self._generation_key_of(key))
+
+    def _generation_key_of(self, key: str) -> str:
+        return self._generation_key(user_of(key) or "")
 
     @staticmethod
     def generation_from_reply(raw: bytes | None) -> bytes:
