@@ -89,3 +89,43 @@ def test_answers_are_still_reused_when_nothing_changed(cached: RecommendationSer
     cached.engine.for_user = lambda request: calls.append(request) or decide(request)  # type: ignore[method-assign]
     second = cached.for_user("u8", 5, explain=False)
     assert listed(second) == listed(first) and calls == []
+
+
+def test_an_answer_slower_than_the_generation_window_is_not_cached(
+    cached: RecommendationService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The caches remember that a person's entries were dropped for a minute only: an
+    answer decided over longer than half of that is given but not stored, so a change
+    that landed early in the decision cannot be outlived by it."""
+    import attune.engine.recommend as recommend
+
+    clock = [1_000.0]
+    monkeypatch.setattr(recommend, "monotonic", lambda: clock[0])
+    decide = cached.engine.for_user
+    decisions: list[str] = []
+
+    def slow(request: DecisionRequest) -> Recommendation:
+        decisions.append(request.user_id)
+        clock[0] += recommend.SLOW_DECISION_SECONDS + 1
+        return decide(request)
+
+    monkeypatch.setattr(cached.engine, "for_user", slow)
+    first = listed(cached.for_user("u1", 5, explain=False))
+    assert listed(cached.for_user("u1", 5, explain=False)) == first
+    assert decisions == ["u1", "u1"]  # decided again: the slow answer was not kept
+
+
+def test_an_answer_decided_in_time_is_cached(
+    cached: RecommendationService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decide = cached.engine.for_user
+    decisions: list[str] = []
+
+    def counted(request: DecisionRequest) -> Recommendation:
+        decisions.append(request.user_id)
+        return decide(request)
+
+    monkeypatch.setattr(cached.engine, "for_user", counted)
+    cached.for_user("u1", 5, explain=False)
+    cached.for_user("u1", 5, explain=False)
+    assert decisions == ["u1"]

@@ -17,6 +17,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
+from time import monotonic
 from typing import Any
 
 import orjson
@@ -34,7 +35,7 @@ from attune.engine.lookups import placement_digest
 from attune.engine.model_holder import ModelHolder
 from attune.engine.trending import TrendingItem
 from attune.errors import AttuneError
-from attune.store.cache import user_key
+from attune.store.cache import GENERATION_SECONDS, user_key
 from attune.store.factory import Stores
 from attune.store.protocols import EventRow
 from attune.store.sessions import SessionEvent
@@ -45,6 +46,10 @@ log = logging.getLogger(__name__)
 
 CACHE_SECONDS = 30.0
 """How long one person's answer is reused (their own events drop it at once)."""
+SLOW_DECISION_SECONDS = GENERATION_SECONDS / 2
+"""An answer that took longer than this to decide is not cached: the caches remember a
+person's generation for :data:`~attune.store.cache.GENERATION_SECONDS` only, so a change
+that landed early in a longer decision might no longer be there to refuse it."""
 DIGESTS_KEPT = 4_096
 """Distinct (version, catalog, placement, filter, context…) cache-key digests remembered."""
 
@@ -174,6 +179,7 @@ class RecommendationService:
         )
         key = self._cache_key(request)
         cached = generation = None
+        started = monotonic()
         if self.cache_seconds > 0:
             # the generation is read before anything the decision reads: an event or a
             # preference change accepted while deciding moves it on, and the answer,
@@ -183,7 +189,7 @@ class RecommendationService:
             rec = _from_cache(cached)
         else:
             rec = self.engine.for_user(request)
-            if self.cache_seconds > 0:
+            if self.cache_seconds > 0 and monotonic() - started <= SLOW_DECISION_SECONDS:
                 try:
                     self.stores.cache.set(key, _to_cache(rec), self.cache_seconds, generation)
                 except TypeError:  # not JSON (orjson.JSONEncodeError): answer, do not cache
