@@ -3,7 +3,7 @@
 
     .venv/bin/python benchmarks/serving.py [--users 1000000] [--items 100000]
         [--events 6000000] [--workers 1 2] [--duration 15] [--trials 50]
-        [--data-dir DIR] [--write BENCHMARKS.md]
+        [--data-dir DIR] [--no-breakdown] [--write BENCHMARKS.md]
 
 1. **World** (``serving_world.py``). A synthetic catalog (long-tail popularity, 30
    categories, 1% unavailable, items created over two years) and events of ``--users``
@@ -27,6 +27,10 @@
 5. **Event → changed list** (embedded mode: one process, in-process bus and cache). For
    ``--trials`` people: read their list, POST a purchase of its first item through
    ``/v1/events``, then read again until the list differs.
+6. **Cost breakdown** (skip with ``--no-breakdown``). Two more embedded servers, each with
+   part of a list replaced by an earlier real answer (``--stub``: the answering service,
+   or only the decision engine under the cache, session read and log), each measured
+   beside its own bare endpoint: what a list costs besides deciding it.
 
 Needs ``wrk`` on the PATH (Debian: ``apt-get install -y wrk``).
 """
@@ -204,13 +208,18 @@ def cpu_split(before: dict[int, float], after: dict[int, float], workers: int) -
 
 
 @contextmanager
-def server(data_dir: Path, workers: int, redis_url: str | None) -> Iterator[Server]:
-    """Run the server in a subprocess (own session, so it is stopped as a group)."""
+def server(
+    data_dir: Path, workers: int, redis_url: str | None, stub: str | None = None
+) -> Iterator[Server]:
+    """Run the server in a subprocess (own session, so it is stopped as a group);
+    ``stub``: see :func:`stub_answers`."""
     port = free_port()
     env = {**os.environ, **settings_env(data_dir)}
     if redis_url:
         env["ATTUNE_REDIS_URL"] = redis_url
     command = [sys.executable, __file__, "--serve", str(port), "--workers", str(workers)]
+    if stub:
+        command += ["--stub", stub]
     log = open(data_dir / "server.log", "w")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
         command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -229,9 +238,44 @@ def server(data_dir: Path, workers: int, redis_url: str | None) -> Iterator[Serv
         log.close()
 
 
-def serve(port: int, workers: int) -> None:
+STUBS = {
+    "service": "the list route with its answer from a stub: query parameters, "
+    "dependencies, key check, rendering",
+    "decision": "the same plus the answer cache (a miss and a store), the live session "
+    "read and the recommendation log; the decision itself from a stub",
+}
+"""What a server started with ``--stub`` leaves out of a list request (cost breakdown)."""
+
+
+def stub_answers(layer: str) -> None:
+    """Make every list an earlier answer, so a load measures what a list costs besides
+    deciding it: ``layer="service"`` replaces the whole answering service
+    (:meth:`RecommendationService.for_user`), ``"decision"`` only the decision engine
+    under it (:meth:`DecisionEngine.for_user`). The answer is a real one, decided once
+    for the first person asked, with a fresh recommendation id each time."""
+    import dataclasses
+
+    from attune.engine import decide, recommend
+
+    owner = recommend.RecommendationService if layer == "service" else decide.DecisionEngine
+    real = owner.for_user
+    first: list[Any] = []
+
+    def earlier_answer(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if not first:
+            first.append(real(self, *args, **kwargs))
+        fresh = decide.new_recommendation_id()
+        return dataclasses.replace(first[0], recommendation_id=fresh)
+
+    owner.for_user = earlier_answer  # type: ignore[method-assign]
+
+
+def serve(port: int, workers: int, stub: str | None = None) -> None:
     """What ``attune serve --workers N`` runs, with the benchmark's app factory."""
     import uvicorn
+
+    if stub:
+        stub_answers(stub)
 
     if workers > 1:  # as the CLI does before starting several processes
         from attune.auth.signing import master_secret
@@ -344,6 +388,33 @@ def run_loads(running: Server, n_users: int, seconds: float, label: str) -> list
             )
             bar.advance(task)
     return results
+
+
+def cost_breakdown(data_dir: Path, n_users: int, seconds: float) -> list[dict[str, Any]]:
+    """Server CPU per request of a list with parts of it stubbed (:data:`STUBS`), each
+    beside the bare endpoint of the same server: where a list's cost beyond a bare
+    request goes (embedded mode, 4 clients)."""
+    rows = []
+    with progress_bar() as bar:
+        task = bar.add_task("cost breakdown", total=2 * len(STUBS))
+        for layer in STUBS:
+            with database_in_memory(data_dir), server(data_dir, 1, None, layer) as running:
+                for name in ("bare", "recommendations"):
+                    bar.update(task, description=f"cost breakdown: {name}, {layer} stubbed")
+                    wrk(running.base, ENDPOINTS[name], 4, min(3.0, seconds), n_users)  # warm
+                    before = running.cpu_seconds()
+                    result = wrk(running.base, ENDPOINTS[name], 4, seconds, n_users)
+                    cpu = running.cpu_seconds() - before
+                    rows.append(
+                        {
+                            "stub": layer,
+                            "endpoint": name,
+                            "cpu_ms": 1000 * cpu / max(result["requests"], 1),
+                            **result,
+                        }
+                    )
+                    bar.advance(task)
+    return rows
 
 
 def under_load(
@@ -540,6 +611,7 @@ def markdown(
     loads: list[dict[str, Any]],
     change: dict[str, Any] | None,
     changes: Sequence[dict[str, Any]] = (),
+    breakdown: Sequence[dict[str, Any]] = (),
 ) -> str:
     command = (
         f".venv/bin/python benchmarks/serving.py --users {args.users} --items {args.items} "
@@ -617,8 +689,39 @@ def markdown(
         ]
     if changes:
         lines += ["", *change_lines(changes)]
+    if breakdown:
+        lines += ["", *breakdown_lines(breakdown, loads)]
     lines.append("")
     return "\n".join(lines)
+
+
+def breakdown_lines(
+    breakdown: Sequence[dict[str, Any]], loads: Sequence[dict[str, Any]]
+) -> list[str]:
+    """The cost breakdown as a table: each stubbed list against the bare endpoint of the
+    same server, then the full list of the main embedded run against its own bare."""
+    lines = [
+        "Where a list's cost goes (embedded mode, 4 clients, server CPU per request; each "
+        "row's list is measured beside the bare endpoint of the same server, started with "
+        "part of the list replaced by an earlier, real answer):",
+        "",
+        "| list request | CPU ms/list | bare CPU ms | × bare |",
+        "|---|---:|---:|---:|",
+    ]
+    for layer, what in STUBS.items():
+        got = {r["endpoint"]: r for r in breakdown if r["stub"] == layer}
+        listed, bare = got["recommendations"]["cpu_ms"], got["bare"]["cpu_ms"]
+        lines.append(f"| {what} | {listed:.2f} | {bare:.2f} | {listed / bare:.1f} |")
+    main = {
+        r["endpoint"]: r for r in loads if r["config"] == config_label(1) and r["connections"] == 4
+    }
+    if len(main) == 2:
+        listed, bare = main["recommendations"]["cpu_ms"], main["bare"]["cpu_ms"]
+        lines.append(
+            f"| the whole list (the main run above) | {listed:.2f} | {bare:.2f} "
+            f"| {listed / bare:.1f} |"
+        )
+    return lines
 
 
 def change_lines(changes: Sequence[dict[str, Any]]) -> list[str]:
@@ -660,10 +763,14 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=50)
     parser.add_argument("--data-dir", type=Path, help="world folder (kept; reused if it fits)")
     parser.add_argument("--write", type=Path)
+    parser.add_argument(
+        "--no-breakdown", action="store_true", help="skip the cost breakdown (stubbed lists)"
+    )
     parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--stub", choices=list(STUBS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve, args.workers[0])
+        serve(args.serve, args.workers[0], args.stub)
         return
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (Debian: apt-get install -y wrk)")
@@ -672,6 +779,7 @@ def main() -> None:
     loads: list[dict[str, Any]] = []
     change = None
     changes: list[dict[str, Any]] = []
+    breakdown: list[dict[str, Any]] = []
     try:
         world = build_world(data_dir, args.users, args.items, args.events)
         for workers in args.workers:
@@ -698,10 +806,12 @@ def main() -> None:
                             (f"{NEW_FILTERS} requests with new filters", new_filters(running)),
                         )
                     ]
+        if not args.no_breakdown:
+            breakdown = cost_breakdown(data_dir, args.users, args.duration)
     finally:
         if temporary:
             shutil.rmtree(data_dir, ignore_errors=True)
-    text = markdown(args, world, loads, change, changes)
+    text = markdown(args, world, loads, change, changes, breakdown)
     console.print(text)
     if args.write:
         from accuracy import replace_section
