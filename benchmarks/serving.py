@@ -29,8 +29,9 @@
    ``/v1/events``, then read again until the list differs.
 6. **Cost breakdown** (skip with ``--no-breakdown``). Two more embedded servers, each with
    part of a list replaced by an earlier real answer (``--stub``: the answering service,
-   or only the decision engine under the cache, session read and log), each measured
-   beside its own bare endpoint: what a list costs besides deciding it.
+   or only the decision engine under the cache, session read and log), and one plain
+   server asked for the same few people again and again (answers from the cache), each
+   measured beside its own bare endpoint: what a list costs besides deciding it.
 
 Needs ``wrk`` on the PATH (Debian: ``apt-get install -y wrk``).
 """
@@ -238,13 +239,19 @@ def server(
         log.close()
 
 
-STUBS = {
+STUBS = ("service", "decision")
+"""What a server started with ``--stub`` replaces by an earlier answer (cost breakdown)."""
+CACHED_PEOPLE = 20
+"""People the cost breakdown's cached case asks for, over and over."""
+BREAKDOWN = {
     "service": "the list route with its answer from a stub: query parameters, "
     "dependencies, key check, rendering",
     "decision": "the same plus the answer cache (a miss and a store), the live session "
     "read and the recommendation log; the decision itself from a stub",
+    "cached": f"a whole list from the answer cache: the same {CACHED_PEOPLE} people asked "
+    "again and again (looked up, checked against the live session, logged)",
 }
-"""What a server started with ``--stub`` leaves out of a list request (cost breakdown)."""
+"""The cost breakdown's cases: what each one's list request does."""
 
 
 def stub_answers(layer: str) -> None:
@@ -391,23 +398,25 @@ def run_loads(running: Server, n_users: int, seconds: float, label: str) -> list
 
 
 def cost_breakdown(data_dir: Path, n_users: int, seconds: float) -> list[dict[str, Any]]:
-    """Server CPU per request of a list with parts of it stubbed (:data:`STUBS`), each
-    beside the bare endpoint of the same server: where a list's cost beyond a bare
-    request goes (embedded mode, 4 clients)."""
+    """Server CPU per request of a list with parts of it stubbed (:data:`STUBS`) or
+    served from the answer cache, each beside the bare endpoint of the same server:
+    where a list's cost beyond a bare request goes (embedded mode, 4 clients)."""
     rows = []
     with progress_bar() as bar:
-        task = bar.add_task("cost breakdown", total=2 * len(STUBS))
-        for layer in STUBS:
-            with database_in_memory(data_dir), server(data_dir, 1, None, layer) as running:
+        task = bar.add_task("cost breakdown", total=2 * len(BREAKDOWN))
+        for case in BREAKDOWN:
+            stub = case if case in STUBS else None
+            people = CACHED_PEOPLE if case == "cached" else n_users
+            with database_in_memory(data_dir), server(data_dir, 1, None, stub) as running:
                 for name in ("bare", "recommendations"):
-                    bar.update(task, description=f"cost breakdown: {name}, {layer} stubbed")
-                    wrk(running.base, ENDPOINTS[name], 4, min(3.0, seconds), n_users)  # warm
+                    bar.update(task, description=f"cost breakdown: {name}, {case}")
+                    wrk(running.base, ENDPOINTS[name], 4, min(3.0, seconds), people)  # warm
                     before = running.cpu_seconds()
-                    result = wrk(running.base, ENDPOINTS[name], 4, seconds, n_users)
+                    result = wrk(running.base, ENDPOINTS[name], 4, seconds, people)
                     cpu = running.cpu_seconds() - before
                     rows.append(
                         {
-                            "stub": layer,
+                            "case": case,
                             "endpoint": name,
                             "cpu_ms": 1000 * cpu / max(result["requests"], 1),
                             **result,
@@ -702,14 +711,14 @@ def breakdown_lines(
     same server, then the full list of the main embedded run against its own bare."""
     lines = [
         "Where a list's cost goes (embedded mode, 4 clients, server CPU per request; each "
-        "row's list is measured beside the bare endpoint of the same server, started with "
-        "part of the list replaced by an earlier, real answer):",
+        "row's list is measured beside the bare endpoint of the same server; the first two "
+        "servers were started with part of the list replaced by an earlier, real answer):",
         "",
         "| list request | CPU ms/list | bare CPU ms | × bare |",
         "|---|---:|---:|---:|",
     ]
-    for layer, what in STUBS.items():
-        got = {r["endpoint"]: r for r in breakdown if r["stub"] == layer}
+    for case, what in BREAKDOWN.items():
+        got = {r["endpoint"]: r for r in breakdown if r["case"] == case}
         listed, bare = got["recommendations"]["cpu_ms"], got["bare"]["cpu_ms"]
         lines.append(f"| {what} | {listed:.2f} | {bare:.2f} | {listed / bare:.1f} |")
     main = {
@@ -767,7 +776,7 @@ def main() -> None:
         "--no-breakdown", action="store_true", help="skip the cost breakdown (stubbed lists)"
     )
     parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
-    parser.add_argument("--stub", choices=list(STUBS), help=argparse.SUPPRESS)
+    parser.add_argument("--stub", choices=STUBS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(args.serve, args.workers[0], args.stub)
