@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import threading
 import time
@@ -57,6 +58,20 @@ CATALOG: dict[str, tuple[str, list[str], list[str]]] = {
     # markup in catalog data must be shown as text, never run
     "b4": ("<img src=x onerror=window.__xss=1> Roman Holiday", ["Romance"], []),
 }
+
+
+BADGES = {
+    "model": "Model",
+    "session": "Session",
+    "current_item": "Similar",
+    "preferences": "Likes",
+    "collection": "Picked",
+    "popular": "Popular",
+    "trending": "Trending",
+    "exploration": "New",
+    "pinned": "Pinned",
+}
+"""The demo's badge for each ``source`` the API gives."""
 
 
 def _unavailable(reason: str) -> None:
@@ -216,6 +231,11 @@ def test_pick_a_user_act_and_the_lists_change(
     assert rec_ids[0].startswith("a")
     expect(recs.first.get_by_test_id("rec-source")).to_have_text("Model")
     expect(recs.first).to_have_attribute("data-source", "model")
+    # each item says why it is there: the reason the API gave, named after a watched title
+    expect(recs.first.get_by_test_id("rec-reason")).to_have_text(
+        re.compile("^Because you viewed (" + "|".join(CATALOG[i][0] for i in seen) + ")$")
+    )
+    expect(page.get_by_test_id("rec-reason")).to_have_count(expected)
     expect(recs.first.get_by_test_id("category-chip").first).to_have_text("Sci-Fi")
     expect(page.get_by_test_id("model-version")).to_have_text(demo_server.model_version)
 
@@ -235,6 +255,11 @@ def test_pick_a_user_act_and_the_lists_change(
     expect(page.locator(f"[data-testid='rec-item'][data-item-id='{chosen}']")).to_have_count(0)
     expect(page.get_by_test_id("app")).to_have_attribute("data-state", "ready")
     expect(page.get_by_test_id("notice")).to_contain_text(CATALOG[chosen][0])
+    # every badge names what put its item in the list (session, new, ... not all "Popular")
+    after = page.get_by_test_id("rec-item")
+    for i in range(after.count()):
+        source = after.nth(i).get_attribute("data-source")
+        expect(after.nth(i).get_by_test_id("rec-source")).to_have_text(BADGES[source])
 
     page.screenshot(path=str(tmp_path / "demo-u0-after.png"), full_page=True)
 
