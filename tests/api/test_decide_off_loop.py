@@ -121,3 +121,35 @@ def test_rule_filter_sets_cover_every_combination_in_rule_order() -> None:
     assert sets == [[], ["price < 0"], ["price < 1"], ["price < 0", "price < 1"]]
     many = DecisionEngine.rule_filter_sets(config(RULE_FILTERS_COMBINED + 1))
     assert len(many) == RULE_FILTERS_COMBINED + 3 and many[-1] == [f"price < {k}" for k in range(5)]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_trending_is_counted_before_the_first_request(client, trained: Stores) -> None:
+    """Counting trending items scans the window's events (a second or more at millions
+    of events): the server does it as it starts, not inside someone's list."""
+    services = client.app.state.services
+    assert services.recommendations.engine.trending.ready()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_list_before_trending_is_counted_is_decided_off_the_event_loop(
+    client, trained: Stores, deciding_threads: list[int]
+) -> None:
+    """Should the count not be there (a failed count at startup, another workspace), a
+    list whose placement weighs trending items, which would count them, is decided on a
+    worker thread, not on the loop."""
+    trending = client.app.state.services.recommendations.engine.trending
+    placement = {"sources": {"popular": 1.0, "trending": 1.0}}
+    assert client.put("/v1/placements/home", json=placement).status_code in (200, 201)
+    url = "/v1/users/a-newcomer/recommendations"
+    assert client.get(url, params={"placement": "home"}).status_code == 200
+    trending._cache.clear()
+    assert client.get(url, params={"n": 3}).status_code == 200  # no trending: on the loop
+    assert not trending.ready()
+    assert client.get(url, params={"placement": "home", "n": 4}).status_code == 200
+    assert trending.ready()
+    assert client.get(url, params={"placement": "home", "n": 5}).status_code == 200
+    loop, plain, counting, counted = deciding_threads
+    assert plain == loop
+    assert counting != loop, "the list that counts trending items runs on a worker thread"
+    assert counted == loop

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import functools
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import Depends, FastAPI
+from fastapi.concurrency import run_in_threadpool
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, RedirectResponse
 
@@ -46,6 +48,8 @@ from attune.privacy.service import PrivacyService
 from attune.store.factory import Stores, open_stores
 from attune.training.jobs import TrainJobs
 
+log = logging.getLogger(__name__)
+
 STATIC = Path(__file__).resolve().parent / "static"
 
 
@@ -73,6 +77,15 @@ def build_services(
     )
 
 
+def _count_trending(services: Services) -> None:
+    """The first count of trending items; a failure is logged, and the count is tried
+    again by the first request that needs it (on a worker thread)."""
+    try:
+        services.recommendations.engine.trending.top(1)
+    except Exception:
+        log.exception("could not count trending items at startup")
+
+
 def create_app(settings: Settings | None = None, stores: Stores | None = None) -> FastAPI:
     """Build the API. ``stores`` is for tests; by default they are opened from settings."""
     # the app answers for every workspace: the caller's key picks one per request
@@ -86,6 +99,9 @@ def create_app(settings: Settings | None = None, stores: Stores | None = None) -
         broadcast = ErasureBroadcast.for_stores(opened)  # None without Redis
         app.state.services = build_services(settings, opened, broadcast)
         app.state.services.models.refresh()
+        # trending items are counted from the event store (a second or more at millions
+        # of events): count them before the first request, not during a list on the loop
+        await run_in_threadpool(_count_trending, app.state.services)
         # what is loaded now lives for the whole process: keep it out of the collector's
         # scans, which would otherwise pause requests as caches fill up
         gc.freeze()

@@ -279,6 +279,26 @@ class RecommendationService:
                 break
         return found
 
+    def decides_quickly(
+        self,
+        filter_text: str | None,
+        placement: str | None,
+        context: Mapping[str, str] | None = None,
+    ) -> bool:
+        """Whether a list is decided without first doing work that would hold up every
+        other request of the process: evaluating a new filter over the catalog
+        (:meth:`filters_ready`) or, for a placement that weighs trending items, their
+        first count (the server counts them as it starts, so this is a fallback: another
+        workspace, or a count that failed)."""
+        if not self.engine.trending.ready():
+            try:
+                _, config = self.engine.placements.resolve(placement)
+            except AttuneError:
+                return True  # refused at once when decided
+            if config.weight("trending") > 0:
+                return False
+        return self.filters_ready(filter_text, placement, context)
+
     def filters_ready(
         self,
         filter_text: str | None,

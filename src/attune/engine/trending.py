@@ -73,6 +73,11 @@ class TrendingTracker:
             self._recompute[window].start()
         return cached[1][:n]
 
+    def ready(self, window: str = "24h") -> bool:
+        """Whether :meth:`top` answers ``window`` from its cache (else its first call
+        counts the window's events, a second or more at millions of events)."""
+        return window in self._cache
+
     def _recompute_now(self, window: str) -> None:
         found = self._compute(WINDOWS[window])
         with self._lock:

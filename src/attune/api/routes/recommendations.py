@@ -280,7 +280,7 @@ async def user_recommendations(
         include_items,
         explain,
         quick=functools.partial(
-            services.recommendations.filters_ready, filter_text, placement, context
+            services.recommendations.decides_quickly, filter_text, placement, context
         ),
     )
 
@@ -315,7 +315,7 @@ async def rank(
     """Orders the given items for the person: by the model where it knows them, then by
     popularity; candidates that are unavailable, blocked, already seen (per the
     placement) or refused by the filter are left out; nothing else is added."""
-    ready = services.recommendations.filters_ready
+    ready = services.recommendations.decides_quickly
     quick = functools.partial(ready, body.filter, body.placement, body.context)
     return await decide(services, _ranked, services, body, explain, include_items, quick=quick)
 
