@@ -644,14 +644,18 @@ def retention_run(
     ] = False,
     workspace: WorkspaceOption = None,
 ) -> None:
-    """Delete events older than ATTUNE_RETENTION_DAYS allows for their type."""
+    """Delete events older than ATTUNE_RETENTION_DAYS allows for their type, and logged
+    recommendation lists older than ATTUNE_RECOMMENDATION_LOG_DAYS."""
     from datetime import UTC, datetime
 
     from attune.privacy.retention import run_retention
 
     with _session(workspace) as (settings, stores):
-        if not settings.retention_days:
-            console.print("no retention configured (ATTUNE_RETENTION_DAYS): nothing to do")
+        if not settings.retention_days and settings.recommendation_log_days is None:
+            console.print(
+                "no retention configured (ATTUNE_RETENTION_DAYS, "
+                "ATTUNE_RECOMMENDATION_LOG_DAYS): nothing to do"
+            )
             return
         report = run_retention(settings, stores, dry_run=dry_run)
     verb = "would delete" if dry_run else "deleted"
@@ -670,6 +674,12 @@ def retention_run(
         table.add_row(label, f"{days:g}", when, f"{count:,}")
     table.add_row("[bold]total", "", "", f"[bold]{report.total:,}")
     out.print(table)
+    if report.log_cutoff is not None:
+        when = datetime.fromtimestamp(report.log_cutoff, UTC).strftime("%Y-%m-%d %H:%M")
+        out.print(
+            f"recommendation log (kept {settings.recommendation_log_days:g} days): {verb} "
+            f"{report.logs_deleted:,} lists answered before {when}"
+        )
 
 
 @app.command()

@@ -55,7 +55,11 @@ class Settings(BaseSettings):
     # hide_input_in_errors: a rejected setting (a short admin key, a database URL with its
     # password) must not be echoed into logs by the error message
     model_config = SettingsConfigDict(
-        env_prefix="ATTUNE_", env_file=None, extra="ignore", hide_input_in_errors=True
+        env_prefix="ATTUNE_",
+        env_file=None,
+        extra="ignore",
+        hide_input_in_errors=True,
+        env_parse_none_str="null",  # ATTUNE_RECOMMENDATION_LOG_DAYS=null: keep them all
     )
 
     data_dir: Path = Field(
@@ -152,8 +156,17 @@ class Settings(BaseSettings):
         description='Days an event is kept, per event type, "*" for every other type '
         '(e.g. {"view": 90, "*": 365}). Empty: keep everything.',
     )
+    recommendation_log_days: float | None = Field(
+        default=90.0,
+        gt=0,
+        description="Days the log of an answered list (what was shown to whom, for "
+        "attribution and export) is kept; null keeps every row. Every answer adds a row, "
+        "so at high traffic this is the table that grows fastest.",
+    )
     retention_interval_seconds: float = Field(
-        default=3600.0, gt=0, description="How often the worker applies retention_days."
+        default=3600.0,
+        gt=0,
+        description="How often the worker applies retention_days and recommendation_log_days.",
     )
     retrain_interval_seconds: float = Field(
         default=0.0,

@@ -122,7 +122,8 @@ def in_every_workspace(
 
 def wanted_jobs(settings: Settings) -> list[str]:
     """Names of the jobs these settings ask for."""
-    wanted = ["retention"] if settings.retention_days else []
+    retention = settings.retention_days or settings.recommendation_log_days is not None
+    wanted = ["retention"] if retention else []
     if settings.retrain_interval_seconds:
         wanted.append("retrain")
     return wanted

@@ -111,6 +111,7 @@ def test_cli_retention_run_prints_what_it_deleted(tmp_path: Path, monkeypatch) -
     dry = runner.invoke(app, ["retention", "run", "--dry-run"], catch_exceptions=False)
     assert dry.exit_code == 0, dry.output
     assert "would delete" in dry.output and "14" in dry.output
+    assert "recommendation log (kept 90 days): would delete 0 lists" in dry.output
     result = runner.invoke(app, ["retention", "run"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     lines = {line.split("│")[1].strip(): line for line in result.output.splitlines() if "│" in line}
@@ -182,4 +183,66 @@ def test_worker_and_embedded_thread_apply_retention(tmp_path: Path) -> None:
         assert stores.events.count_by_type() == {"view": 1}
     finally:
         stores.close()
-    assert not BackgroundWorker(Settings(data_dir=tmp_path / "data")).start()  # no jobs
+    nothing = Settings(data_dir=tmp_path / "data", recommendation_log_days=None)
+    assert not BackgroundWorker(nothing).start()  # no jobs
+
+
+def logged(recommendation_id: str, age_days: float, user_id: str = "u") -> dict[str, object]:
+    """One answered list as the recommendation log writes it, ``age_days`` old."""
+    return {
+        "recommendation_id": recommendation_id,
+        "user_id": user_id,
+        "placement": None,
+        "model_version": "v1",
+        "items": [{"item_id": "i", "score": 1.0, "source": "model", "position": 1}],
+        "context": {},
+        "created_at": NOW - age_days * DAY,
+    }
+
+
+def test_logged_lists_older_than_recommendation_log_days_are_deleted(
+    any_settings: Settings, stores: Stores
+) -> None:
+    """Every answer adds a log row: the log keeps ``recommendation_log_days`` (90 by
+    default), counted from when each list was answered; events are left alone."""
+    assert any_settings.recommendation_log_days == 90
+    seed(stores)
+    ages = {"r-400": 400, "r-91": 91, "r-90.1": 90.1, "r-89": 89, "r-1": 1}
+    stores.recommendation_logs.add([logged(rid, age) for rid, age in ages.items()])
+    dry = run_retention(any_settings, stores, now=NOW, dry_run=True)
+    assert (dry.logs_deleted, dry.log_cutoff) == (3, NOW - 90 * DAY)
+    assert len(stores.recommendation_logs.for_user("u")) == 5  # a dry run deletes nothing
+    report = run_retention(any_settings, stores, now=NOW)
+    assert report.logs_deleted == 3 and report.deleted == {}
+    left = {r["recommendation_id"] for r in stores.recommendation_logs.for_user("u")}
+    assert left == {"r-89", "r-1"}
+    assert sum(stores.events.count_by_type().values()) == 20  # no event rule: events stay
+    assert run_retention(any_settings, stores, now=NOW).logs_deleted == 0
+
+
+def test_expiring_logged_lists_goes_in_batches(stores: Stores) -> None:
+    """Old rows go a batch per transaction, so the writer of new answers never waits
+    behind one long delete; every old row goes, the newer ones stay."""
+    store = stores.recommendation_logs
+    store.add([logged(f"old-{k}", 100, f"p{k % 3}") for k in range(7)] + [logged("new", 1)])
+    assert store.expire(NOW - 90 * DAY, batch=2) == 7
+    assert store.get("new") is not None
+    assert all(store.get(f"old-{k}") is None for k in range(7))
+
+
+def test_recommendation_log_kept_forever_when_asked(sqlite_stores: Stores, settings: Settings):
+    keep = settings.model_copy(update={"recommendation_log_days": None})
+    sqlite_stores.recommendation_logs.add([logged("ancient", 5_000)])
+    report = run_retention(keep, sqlite_stores, now=NOW)
+    assert (report.log_cutoff, report.logs_deleted) == (None, 0)
+    assert sqlite_stores.recommendation_logs.get("ancient") is not None
+
+
+def test_recommendation_log_days_from_the_environment(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("ATTUNE_RECOMMENDATION_LOG_DAYS", "null")
+    assert Settings(data_dir=tmp_path).recommendation_log_days is None
+    monkeypatch.setenv("ATTUNE_RECOMMENDATION_LOG_DAYS", "30")
+    assert Settings(data_dir=tmp_path).recommendation_log_days == 30
+    monkeypatch.setenv("ATTUNE_RECOMMENDATION_LOG_DAYS", "0")
+    with pytest.raises(ValueError, match="recommendation_log_days"):
+        Settings(data_dir=tmp_path)

@@ -119,8 +119,14 @@ def test_keeping_one_version_is_refused() -> None:
 def test_worker_retrains_in_a_child_process(tmp_path: Path) -> None:
     """The real path: the worker's job trains in a separate process, which registers the
     version in the shared store; a failure there is the job's failure, not a crash."""
-    settings = Settings(data_dir=tmp_path / "data", retrain_interval_seconds=3_600)
+    settings = Settings(
+        data_dir=tmp_path / "data", retrain_interval_seconds=3_600, recommendation_log_days=None
+    )
     assert wanted_jobs(settings) == ["retrain"]
+    assert wanted_jobs(settings.model_copy(update={"recommendation_log_days": 90})) == [
+        "retention",
+        "retrain",
+    ]
     stores = open_stores(settings)
     try:
         IngestService(settings, stores).ingest_events(two_taste_events())

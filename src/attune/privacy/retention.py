@@ -1,10 +1,13 @@
-"""Retention: delete events older than their type allows (setting ``retention_days``).
+"""Retention: delete events older than their type allows (setting ``retention_days``),
+and the log of answered lists older than ``recommendation_log_days``.
 
 ``retention_days`` maps an event type to the days its events are kept, ``"*"`` to the
 days of every type not listed; an empty mapping (the default) keeps everything. Age is
-the event's own ``timestamp`` (when it happened), not when Attune received it. Run by
-``attune retention run``, by ``attune worker`` and by the embedded worker of
-``attune serve`` every ``retention_interval_seconds``.
+the event's own ``timestamp`` (when it happened), not when Attune received it. The
+recommendation log (what was shown to whom) is kept ``recommendation_log_days`` (90 by
+default; None keeps it all) by when each list was answered. Run by ``attune retention
+run``, by ``attune worker`` and by the embedded worker of ``attune serve`` every
+``retention_interval_seconds``.
 """
 
 from __future__ import annotations
@@ -30,12 +33,16 @@ class RetentionReport:
         ran_at: UTC Unix seconds the cutoffs were computed from.
         cutoffs: per event type (and ``"*"``), the UTC Unix time before which events go.
         deleted: events deleted per type (types with none are absent).
+        log_cutoff: the UTC Unix time before which logged lists go (None: kept).
+        logs_deleted: logged lists deleted.
     """
 
     ran_at: float
     cutoffs: dict[str, float]
     deleted: dict[str, int] = field(default_factory=dict)
     dry_run: bool = False
+    log_cutoff: float | None = None
+    logs_deleted: int = 0
 
     @property
     def total(self) -> int:
@@ -53,14 +60,22 @@ def retention_cutoffs(retention_days: dict[str, float], now: float) -> dict[str,
 def run_retention(
     settings: Settings, stores: Stores, *, now: float | None = None, dry_run: bool = False
 ) -> RetentionReport:
-    """Apply ``settings.retention_days`` to the stored events once."""
+    """Apply ``settings.retention_days`` to the stored events and
+    ``settings.recommendation_log_days`` to the recommendation log, once."""
     ran_at = time.time() if now is None else now
     cutoffs = retention_cutoffs(settings.retention_days, ran_at)
-    if not cutoffs:
-        return RetentionReport(ran_at, cutoffs, {}, dry_run)
-    per_type = {k: v for k, v in cutoffs.items() if k != EVERY_OTHER_TYPE}
-    deleted = stores.events.expire_events(per_type, cutoffs.get(EVERY_OTHER_TYPE), dry_run)
-    report = RetentionReport(ran_at, cutoffs, deleted, dry_run)
+    deleted: dict[str, int] = {}
+    if cutoffs:
+        per_type = {k: v for k, v in cutoffs.items() if k != EVERY_OTHER_TYPE}
+        deleted = stores.events.expire_events(per_type, cutoffs.get(EVERY_OTHER_TYPE), dry_run)
+    log_cutoff = None
+    logs_deleted = 0
+    if settings.recommendation_log_days is not None:
+        log_cutoff = ran_at - settings.recommendation_log_days * SECONDS_PER_DAY
+        logs_deleted = stores.recommendation_logs.expire(log_cutoff, dry_run)
+    report = RetentionReport(ran_at, cutoffs, deleted, dry_run, log_cutoff, logs_deleted)
     if report.total and not dry_run:
         log.info("retention deleted %d events: %s", report.total, deleted)
+    if logs_deleted and not dry_run:
+        log.info("retention deleted %d logged recommendation lists", logs_deleted)
     return report

@@ -273,6 +273,10 @@ class RecommendationLogStore(Protocol):
 
     def for_user(self, user_id: str, limit: int | None = None) -> list[dict[str, Any]]: ...
 
+    def expire(self, cutoff: float, dry_run: bool = False) -> int:
+        """Delete (``dry_run``: count) the rows logged before ``cutoff`` (Unix seconds)."""
+        ...
+
     def erase_user(self, user_id: str) -> int: ...
 
 

@@ -6,10 +6,13 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Engine, Table, bindparam, delete, select
+from sqlalchemy import Engine, Table, bindparam, delete, func, select
 
 from attune.store.sql._util import PreparedRead, chunks, dialect_insert, reading
 from attune.store.sql.schema import placements, recommendation_logs, segments, user_preferences
+
+EXPIRE_BATCH = 5_000
+"""Log rows deleted per transaction when old ones expire."""
 
 
 def _put(engine: Engine, table: Table, key: str, row: dict[str, Any]) -> None:
@@ -130,6 +133,25 @@ class SqlRecommendationLogStore:
             query = query.limit(limit)
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query).all()]
+
+    def expire(self, cutoff: float, dry_run: bool = False, batch: int = EXPIRE_BATCH) -> int:
+        """Delete (``dry_run``: count) the rows logged before ``cutoff``, ``batch`` rows per
+        transaction, so the writer of new rows never waits long for the lock."""
+        table = recommendation_logs
+        old = table.c.created_at < cutoff
+        if dry_run:
+            counted = select(func.count()).select_from(table).where(old)
+            with self.engine.connect() as conn:
+                return int(conn.execute(counted).scalar_one())
+        removed = 0
+        while True:
+            doomed = select(table.c.recommendation_id).where(old).limit(batch)
+            with self.engine.begin() as conn:
+                count = conn.execute(delete(table).where(table.c.recommendation_id.in_(doomed)))
+                done = count.rowcount or 0
+            removed += done
+            if done < batch:
+                return removed
 
     def erase_user(self, user_id: str) -> int:
         return _delete(self.engine, recommendation_logs, "user_id", user_id)
