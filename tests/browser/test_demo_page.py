@@ -204,6 +204,8 @@ def test_pick_a_user_act_and_the_lists_change(
     page.goto(DEMO)
     # the key moved from the address bar into the browser's storage
     expect(page).to_have_url(f"{demo_server.base_url}/demo")
+    # the served version shows before anyone is picked
+    expect(page.get_by_test_id("model-version")).to_have_text(demo_server.model_version)
     select = page.get_by_test_id("user-select")
     expect(select).to_have_attribute("data-loaded", "true")
     expect(select.locator("option[value='u0']")).to_have_count(1)
