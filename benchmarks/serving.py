@@ -180,12 +180,9 @@ class Server:
     pgid: int
     workers: int
 
-    def cpu_seconds(self) -> float:
-        """User + system CPU of every process of the server (its process group)."""
-        return sum(self.cpu_by_process().values())
-
     def cpu_by_process(self) -> dict[int, float]:
-        """User + system CPU seconds of each process of the server, by pid."""
+        """User + system CPU seconds of each process of the server (its process group),
+        by pid."""
         by_pid = {}
         for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
@@ -364,6 +361,24 @@ def wrk(base: str, path: str, connections: int, seconds: float, n_users: int) ->
     }
 
 
+def measured_load(
+    running: Server, name: str, connections: int, seconds: float, n_users: int
+) -> dict[str, Any]:
+    """One wrk load on ``ENDPOINTS[name]`` after a short warm-up, with the server's CPU
+    per request and its split over the worker processes."""
+    wrk(running.base, ENDPOINTS[name], connections, min(3.0, seconds), n_users)  # warm
+    cpu_before = running.cpu_by_process()
+    result = wrk(running.base, ENDPOINTS[name], connections, seconds, n_users)
+    cpu_after = running.cpu_by_process()
+    cpu = sum(cpu_after.values()) - sum(cpu_before.values())
+    return {
+        "endpoint": name,
+        "cpu_ms": 1000 * cpu / max(result["requests"], 1),
+        "cpu_split": cpu_split(cpu_before, cpu_after, running.workers),
+        **result,
+    }
+
+
 def run_loads(running: Server, n_users: int, seconds: float, label: str) -> list[dict[str, Any]]:
     results = []
     plan = [(c, name) for c in (4, 32) for name in ENDPOINTS]
@@ -375,24 +390,8 @@ def run_loads(running: Server, n_users: int, seconds: float, label: str) -> list
         wrk(running.base, ENDPOINTS["recommendations"], 32, max(10.0, seconds / 2), n_users)
         for connections, name in plan:
             bar.update(task, description=f"wrk {name}, {connections} connections, {label}")
-            wrk(running.base, ENDPOINTS[name], connections, min(3.0, seconds), n_users)  # warm
-            cpu_before = running.cpu_by_process()
-            result = wrk(running.base, ENDPOINTS[name], connections, seconds, n_users)
-            cpu_after = running.cpu_by_process()
-            cpu = sum(cpu_after.values()) - sum(cpu_before.values())
-            split = cpu_split(cpu_before, cpu_after, running.workers)
-            cpu_ms = 1000 * cpu / max(result["requests"], 1)
-            load = os.getloadavg()[0]
-            results.append(
-                {
-                    "endpoint": name,
-                    "config": label,
-                    "cpu_ms": cpu_ms,
-                    "cpu_split": split,
-                    "load": load,
-                    **result,
-                }
-            )
+            result = measured_load(running, name, connections, seconds, n_users)
+            results.append({**result, "config": label, "load": os.getloadavg()[0]})
             bar.advance(task)
     return results
 
@@ -410,18 +409,8 @@ def cost_breakdown(data_dir: Path, n_users: int, seconds: float) -> list[dict[st
             with database_in_memory(data_dir), server(data_dir, 1, None, stub) as running:
                 for name in ("bare", "recommendations"):
                     bar.update(task, description=f"cost breakdown: {name}, {case}")
-                    wrk(running.base, ENDPOINTS[name], 4, min(3.0, seconds), people)  # warm
-                    before = running.cpu_seconds()
-                    result = wrk(running.base, ENDPOINTS[name], 4, seconds, people)
-                    cpu = running.cpu_seconds() - before
-                    rows.append(
-                        {
-                            "case": case,
-                            "endpoint": name,
-                            "cpu_ms": 1000 * cpu / max(result["requests"], 1),
-                            **result,
-                        }
-                    )
+                    result = measured_load(running, name, 4, seconds, people)
+                    rows.append({**result, "case": case})
                     bar.advance(task)
     return rows
 

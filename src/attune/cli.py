@@ -648,10 +648,10 @@ def retention_run(
     recommendation lists older than ATTUNE_RECOMMENDATION_LOG_DAYS."""
     from datetime import UTC, datetime
 
-    from attune.privacy.retention import run_retention
+    from attune.privacy.retention import retention_configured, run_retention
 
     with _session(workspace) as (settings, stores):
-        if not settings.retention_days and settings.recommendation_log_days is None:
+        if not retention_configured(settings):
             console.print(
                 "no retention configured (ATTUNE_RETENTION_DAYS, "
                 "ATTUNE_RECOMMENDATION_LOG_DAYS): nothing to do"

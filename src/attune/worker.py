@@ -122,8 +122,9 @@ def in_every_workspace(
 
 def wanted_jobs(settings: Settings) -> list[str]:
     """Names of the jobs these settings ask for."""
-    retention = settings.retention_days or settings.recommendation_log_days is not None
-    wanted = ["retention"] if retention else []
+    from attune.privacy.retention import retention_configured
+
+    wanted = ["retention"] if retention_configured(settings) else []
     if settings.retrain_interval_seconds:
         wanted.append("retrain")
     return wanted

@@ -52,6 +52,11 @@ class RetentionReport:
         return self.cutoffs.get(event_type, self.cutoffs.get(EVERY_OTHER_TYPE))
 
 
+def retention_configured(settings: Settings) -> bool:
+    """Whether these settings ask retention to delete anything (events or log rows)."""
+    return bool(settings.retention_days) or settings.recommendation_log_days is not None
+
+
 def retention_cutoffs(retention_days: dict[str, float], now: float) -> dict[str, float]:
     """Per type (and ``"*"``), the time before which events are past retention."""
     return {kind: now - days * SECONDS_PER_DAY for kind, days in retention_days.items()}
