@@ -120,3 +120,44 @@ def test_tuning_starts_from_the_serving_configuration(settings, sqlite_stores, m
     train(settings, sqlite_stores, tune_budget_seconds=8)
     assert seen["start_from"] == {"item_knn": serving.params}
     assert seen["start_from"]["item_knn"]["neighbors"] == 17
+
+
+def test_the_tuned_refit_stops_where_the_budget_ends_after_the_other_fits(
+    settings, sqlite_stores, monkeypatch
+):
+    """The popularity fallback and the "similar items" model cannot stop early: they are
+    fitted before the refit, whose deadline is what the budget has left after them."""
+    import time
+
+    from attune.models.deadline import seconds_left
+    from attune.models.item_knn import ItemKNNRecommender as ItemKNN
+    from attune.models.popularity import PopularityRecommender as Popularity
+    from attune.training import tuning
+
+    IngestService(settings, sqlite_stores).ingest_events(two_taste_events())
+    monkeypatch.setattr(
+        tuning,
+        "select_model",
+        lambda *args, **kwargs: tuning.Selection("popularity", {}, validation_ndcg=0.1),
+    )
+    slow_similar = ItemKNN.fit
+
+    def fit_slowly(self, dataset):
+        time.sleep(1.5)
+        return slow_similar(self, dataset)
+
+    monkeypatch.setattr(ItemKNN, "fit", fit_slowly)
+    left_at_fit = []
+    plain_fit = Popularity.fit
+
+    def note_deadline(self, dataset):
+        left_at_fit.append(seconds_left())
+        return plain_fit(self, dataset)
+
+    monkeypatch.setattr(Popularity, "fit", note_deadline)
+    started = time.monotonic()
+    train(settings, sqlite_stores, tune_budget_seconds=6)
+    fallback_left, refit_left = left_at_fit
+    assert fallback_left is None, "the fallback is fitted before the refit's deadline"
+    assert refit_left is not None and refit_left <= 6 * 0.97 - 1.5
+    assert refit_left >= 6 * 0.97 - (time.monotonic() - started) - 0.5

@@ -342,3 +342,59 @@ def test_counts_win_only_when_clearly_better_than_a_personalised_model():
     assert tuning._personal_first(vset, scores, options)[1] == "popularity"
     # a personalised leader is never second-guessed
     assert tuning._personal_first(vset, scores, options[2:] + options[:1])[1] == "item_knn"
+
+
+def test_time_for_the_fits_after_the_selection_is_kept_back_from_its_budget(monkeypatch):
+    """Regression: a version's fallback and "similar items" model are fitted once the
+    selection ends, and a 3-minute run on a 91,000-item catalog ended 11 s late; what
+    their trials took (× the refit factor) is now kept back from the budget the blend
+    search, the second window and the refit's affordability are judged by."""
+    from attune.training import tuning
+
+    budgets: list[float] = []
+    real = tuning._search_blend
+
+    def spy(vset, best, best_scores, budget_seconds, *args):
+        budgets.append(budget_seconds)
+        return real(vset, best, best_scores, budget_seconds, *args)
+
+    monkeypatch.setattr(tuning, "_search_blend", spy)
+    frame = _frame(two_taste_events())
+    choice = select_model(
+        frame,
+        WeightPolicy(),
+        budget_seconds=4,
+        algorithms=["item_knn", SLOW],
+        fitted_after=(SLOW,),
+    )
+    best_slow = next(
+        t
+        for t in choice.trials
+        if t.algorithm == SLOW and t.ndcg == choice.best_per_algorithm[SLOW]
+    )
+    assert best_slow.seconds > 0.5, "the slow candidate's trial took its share of the budget"
+    assert budgets[0] == pytest.approx(4 - tuning.REFIT_FACTOR * best_slow.seconds)
+
+
+def test_no_second_window_when_the_blend_search_used_up_the_budget(monkeypatch):
+    """Regression: the time left for the second window was read before the blend search,
+    which takes seconds apiece on a large catalog; the second window then ran past the
+    budget. It is read after the blend search now."""
+    from attune.training import tuning
+
+    real = tuning._search_blend
+
+    def slow_blend(*args):
+        time.sleep(3)  # past the budget, whatever tuning took
+        return real(*args)
+
+    monkeypatch.setattr(tuning, "_search_blend", slow_blend)
+    said: list[str] = []
+    select_model(
+        _frame(two_taste_events()),
+        WeightPolicy(),
+        budget_seconds=3,
+        algorithms=["item_knn", "popularity", "user_knn"],
+        progress=lambda message, _fraction: said.append(message),
+    )
+    assert not any(message.startswith("second window") for message in said)

@@ -43,6 +43,8 @@ Progress = Callable[[str, float], None]
 SERVING_FILE = "serving.json"
 MIN_USERS_TO_SELECT = 20
 """Below this many people a validation split says nothing; use the default model."""
+SAVE_SHARE = 0.03
+"""Of a tuning budget, what is kept for saving the version and the command's own start."""
 
 
 def weight_policy(settings: Settings) -> WeightPolicy:
@@ -158,6 +160,8 @@ def _choose(
         progress=progress,
         items=items,
         start_from=serving_configs(serving.algorithm, serving.params) if serving else None,
+        # every version also holds a popularity fallback and an item-kNN "similar items"
+        fitted_after=("popularity", "item_knn"),
     )
     return (
         choice.algorithm,
@@ -254,15 +258,8 @@ def train(
         dataset = build_dataset(
             events, WeightPolicy(policy.type_weights, policy.value_modes), items, users
         )
-    tell(f"fitting {algorithm} on all data", 0.9)
-    refit_limit = None
-    if tune_budget_seconds:
-        # a model that trains in steps stops where the budget ends (at least a tenth of
-        # the budget is left to it, so it still learns something after a slow search)
-        spent = time.perf_counter() - started
-        refit_limit = max(tune_budget_seconds - spent, 0.1 * tune_budget_seconds)
-    with fit_deadline(refit_limit):
-        model = create_model(algorithm, params).fit(dataset)
+    # the fallback and the "similar items" model cannot stop early: fit them first, so
+    # the refit (which can) stops where the budget ends, whatever they took
     fallback = create_model(
         "popularity",
         {
@@ -275,7 +272,19 @@ def train(
         },
     ).fit(dataset)
     # "similar items" always has an item-to-item model, whatever the main model is
-    similar = model if algorithm == "item_knn" else create_model("item_knn").fit(dataset)
+    similar = None if algorithm == "item_knn" else create_model("item_knn").fit(dataset)
+    tell(f"fitting {algorithm} on all data", 0.9)
+    refit_limit = None
+    if tune_budget_seconds:
+        # a model that trains in steps stops where the budget ends, less what saving
+        # takes (at least a tenth of the budget is left to it, so it still learns
+        # something after a slow search)
+        spent = time.perf_counter() - started
+        refit_limit = max((1 - SAVE_SHARE) * tune_budget_seconds - spent, 0.1 * tune_budget_seconds)
+    with fit_deadline(refit_limit):
+        model = create_model(algorithm, params).fit(dataset)
+    if similar is None:
+        similar = model
 
     checked = None
     if gate:

@@ -227,8 +227,13 @@ def select_model(
     seed: int = 0,
     items: pd.DataFrame | None = None,
     start_from: dict[str, dict[str, Any]] | None = None,
+    fitted_after: Sequence[str] = (),
 ) -> Selection:
     """Pick the best single model or blend by validation NDCG@10.
+
+    ``fitted_after``: models the caller fits on all data once the selection is made,
+    whatever it chooses (e.g. a popularity fallback): once their trials show what a fit
+    of each costs, that much of the budget is kept back for them.
 
     ``start_from``: per candidate, a configuration measured right after its defaults
     (:func:`serving_configs` of the serving version), so a re-tune weighs what serves
@@ -263,10 +268,13 @@ def select_model(
         raise RuntimeError("no candidate model could be evaluated")
     # the winner is refitted on all data (about 1/0.64 of the validation fit's rows):
     # with a budget, prefer the best option whose refit still fits in what is left
-    left = None if not budget_seconds else started + budget_seconds - time.monotonic()
+    if budget_seconds:
+        kept_back = sum(REFIT_FACTOR * best[name].seconds for name in fitted_after if name in best)
+        budget_seconds = max(budget_seconds - kept_back, 1e-3)
     pool = dict(best)
     while True:  # the best blend whose refit fits: drop the costliest part until one does
         blend = _search_blend(vset, pool, best_scores, budget_seconds, started, tell, search.used)
+        left = None if not budget_seconds else started + budget_seconds - time.monotonic()
         parts = [c["algorithm"] for c in blend[0]["components"]] if blend else []
         if not parts or left is None or sum(REFIT_FACTOR * best[p].seconds for p in parts) <= left:
             break
