@@ -196,8 +196,8 @@ def test_tuning_on_small_data_is_repeatable_and_counts_its_trials():
 
 def test_a_retune_measures_the_serving_configuration_right_after_the_defaults():
     """Re-tuning weighs what serves now against what it finds: the serving model's
-    configuration (or each component's, for a serving blend) is the second trial of its
-    candidate's study, whatever the sampler would have tried."""
+    configuration (or each component's, for a serving blend) is measured right after the
+    defaults (and their other recency choice), whatever the sampler would have tried."""
     from attune.training.tuning import serving_configs
 
     serving = {"neighbors": 17, "shrinkage": 3.5, "weighting": "log"}
@@ -218,9 +218,9 @@ def test_a_retune_measures_the_serving_configuration_right_after_the_defaults():
         start_from=serving_configs("blend", blend),
     )
     knn = [t.params for t in choice.trials if t.algorithm == "item_knn"]
-    assert len(knn) >= 2
-    assert {k: knn[1][k] for k in serving} == serving
-    assert knn[0]["neighbors"] != 17  # the defaults come first
+    assert len(knn) >= 3
+    assert {k: knn[2][k] for k in serving} == serving
+    assert knn[0]["neighbors"] != 17  # the defaults come first (then their other recency)
 
 
 class FewLevels(Recommender):
@@ -398,3 +398,32 @@ def test_no_second_window_when_the_blend_search_used_up_the_budget(monkeypatch):
         progress=lambda message, _fraction: said.append(message),
     )
     assert not any(message.startswith("second window") for message in said)
+
+
+def test_the_defaults_other_recency_is_scored_from_the_same_fit(monkeypatch):
+    """Regression: on data with dates only (ml-latest-small cut to the day) EASE fits took
+    5 s, its share of a 2-minute budget allowed two, both with its default recency, and
+    EASE without recency (0.085 on validation against 0.072) was never measured. For a
+    model whose recency only weights the query history, the defaults' other recency
+    choice is now the next trial, scored from the same fit, even when that fit used up
+    the candidate's share."""
+    from attune.models.item_knn import ItemKNNRecommender
+
+    fits = []
+    real_fit = ItemKNNRecommender.fit
+
+    def slow_fit(self, dataset):
+        fits.append(self.config.recency_half_life_events)
+        time.sleep(2.0)  # longer than the candidate's share of the budget
+        return real_fit(self, dataset)
+
+    monkeypatch.setattr(ItemKNNRecommender, "fit", slow_fit)
+    choice = select_model(
+        _frame(two_taste_events()), WeightPolicy(), budget_seconds=3, algorithms=["item_knn"]
+    )
+    knn = [t for t in choice.trials if t.algorithm == "item_knn"]
+    assert len(knn) >= 2 and len(fits) == 1, "one fit, two recency choices scored"
+    first, second = knn[0].params, knn[1].params
+    assert first["recency_half_life_events"] == 10.0
+    assert second == {**first, "recency_half_life_events": None}
+    assert knn[1].seconds >= 2.0, "a shared fit still counts what its refit will cost"

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from attune.features.interactions import WeightPolicy
+from attune.models.base import Recommender
 from attune.models.deadline import fit_deadline
 from attune.models.registry import model_class
 from attune.training.validation_set import (
@@ -320,6 +321,10 @@ class _Search:
         self.repeats = 0  # trials in a row that asked for a configuration measured before
         self.start_from = dict(start_from or {})
         """Per candidate, a configuration queued right after its defaults (what serves)."""
+        self.last_fit: tuple[str, Recommender, float] | None = None
+        """The newest fit of a :data:`QUERY_TIME_RECENCY` candidate (its configuration
+        without recency, the model, its fit seconds): a next trial that differs from it
+        only in recency is scored from it, not refitted."""
 
     def used(self) -> float:
         if not self.budget_seconds:
@@ -351,14 +356,32 @@ class _Search:
         if name == "sasrec" and limit is not None:
             # the cap is a parameter, so the refit on all data trains about as long
             params = {**params, "max_train_seconds": max(min(limit, SEQUENTIAL_MAX_SECONDS), 1)}
+        fit_seconds = 0.0
         try:
-            with fit_deadline(limit):
-                scores = self.vset.scores(name, params)
+            if self.reuses_fit(name, params):
+                assert self.last_fit is not None
+                _key, model, fit_seconds = self.last_fit
+                model = with_recency(model, params.get("recency_half_life_events"))
+            else:
+                self.last_fit = None  # one fitted model held at a time
+                with fit_deadline(limit):
+                    model = self.vset.fit(name, params)
+                fit_seconds = time.monotonic() - t0
+                if name in QUERY_TIME_RECENCY:
+                    self.last_fit = (_fit_key(name, params), model, fit_seconds)
+                t0 = time.monotonic()
+            scores = self.vset.scores_of(model)
         except Exception as exc:  # a bad corner of a search space must not end tuning
             log.warning("candidate %s %s failed: %s", name, params, exc)
             return -1.0
-        self.measured[key] = self._record(name, params, scores, time.monotonic() - t0)
+        # a fit's cost, even when shared: what its refit on all data will take
+        seconds = fit_seconds + time.monotonic() - t0
+        self.measured[key] = self._record(name, params, scores, seconds)
         return self.measured[key]
+
+    def reuses_fit(self, name: str, params: dict[str, Any]) -> bool:
+        """Whether ``params`` is the newest fit but for recency (scored, not refitted)."""
+        return self.last_fit is not None and self.last_fit[0] == _fit_key(name, params)
 
     def defaults(self, name: str) -> None:
         """The candidate's defaults; where recency costs no refit, also the other choice
@@ -403,6 +426,8 @@ class _Search:
                 direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed)
             )
             queued = [_as_trial_params(name)]
+            if name in QUERY_TIME_RECENCY:  # the other recency choice costs no refit
+                queued.append(_other_recency(queued[0]))
             if name in self.start_from:  # what serves now is measured again, first
                 queued.append(_as_trial_params(name, self.start_from[name]))
             queued += [{**_as_trial_params(name), **probe} for probe in PROBES.get(name, [])]
@@ -421,21 +446,25 @@ class _Search:
                 if self.repeats >= REPEATS_TO_STOP:
                     trial.study.stop()  # the sampler keeps asking for what it has seen
                     raise optuna.TrialPruned()
+                params = _space(name, trial)
                 slowest = max((t.seconds for t in self.trials if t.algorithm == name), default=0)
                 end = borrowed if trial.number < queued else deadline
-                if trial.number > 0 and time.monotonic() + slowest > end:
+                refit = not self.reuses_fit(name, params)
+                if trial.number > 0 and refit and time.monotonic() + slowest > end:
                     trial.study.stop()  # the next fit would overrun this candidate's share
                     raise optuna.TrialPruned()
                 # a fit that trains in steps stops at the share's end, keeping what it has
                 limit = max(end - time.monotonic(), 0.0)
-                return self.evaluate(name, _space(name, trial), limit)
+                return self.evaluate(name, params, limit)
 
-            timeout = max(borrowed - time.monotonic(), 0.0)
             self.repeats = 0
             if self.best or share > 0:
-                study.optimize(objective, timeout=timeout, n_trials=MAX_TRIALS, catch=(Exception,))
+                # no timeout: the objective stops the study before a fit that would overrun
+                # the share, and still lets through a trial scored from the last fit
+                study.optimize(objective, n_trials=MAX_TRIALS, catch=(Exception,))
             else:  # no time at all: still measure one candidate's defaults
                 study.optimize(objective, n_trials=1, catch=(Exception,))
+            self.last_fit = None
 
 
 BLEND_END = 0.9
@@ -525,6 +554,22 @@ def _expected_seconds(name: str, trials: Sequence[Trial]) -> float:
     config = model_class(name).config_class()
     parts = [c.algorithm for c in getattr(config, "components", [])]
     return 2.0 * sum(fastest.get(part, 0.0) for part in parts)
+
+
+def _fit_key(name: str, params: dict[str, Any]) -> str:
+    """A configuration as its fit sees it: recency only weights the query history."""
+    fitted = {k: v for k, v in params.items() if k != "recency_half_life_events"}
+    return json.dumps([name, fitted], sort_keys=True, default=str)
+
+
+def _other_recency(trial_params: dict[str, Any]) -> dict[str, Any]:
+    """The same trial parameters with the other recency choice (:data:`PLAIN_RECENCY`
+    where they had none)."""
+    other = {k: v for k, v in trial_params.items() if k != "recency"}
+    other["use_recency"] = not trial_params.get("use_recency", False)
+    if other["use_recency"]:
+        other["recency"] = PLAIN_RECENCY
+    return other
 
 
 def _as_trial_params(name: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
