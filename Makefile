@@ -6,7 +6,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
-.PHONY: demo test lint format install dev clean
+.PHONY: demo test lint format install dev bench-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,16 @@ test: $(VENV)/.dev ## lint, then every test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
+
+# LightFM, a peer in benchmarks/accuracy.py, ships only a source archive that no longer
+# builds in pip's isolated build: build its wheel in a throwaway environment instead
+bench-deps: $(VENV)/.dev ## peers the accuracy benchmark compares beyond the core ones
+	$(PYTHON) -m venv $(VENV)/lightfm-build
+	$(VENV)/lightfm-build/bin/python -m pip install --quiet 'setuptools<70' wheel cython numpy scipy
+	$(VENV)/lightfm-build/bin/python -m pip wheel --quiet --no-build-isolation --no-deps \
+		lightfm==1.17 -w $(VENV)/wheels
+	$(PIP) $(VENV)/wheels/lightfm-1.17-*.whl
+	rm -rf $(VENV)/lightfm-build
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

@@ -15,7 +15,8 @@ VALID. Then, in this process:
   ``attune batch-recommend --users test_users.txt --n 20``;
 * each peer is tuned on TRAIN'/VALID over a fixed grid, refitted on TRAIN with the best
   setting, and asked for 20 items per test user: implicit ALS, implicit BPR, implicit
-  item-kNN (cosine and BM25), EASE (closed form, numpy) and popularity;
+  item-kNN (cosine and BM25), EASE (closed form, numpy) and popularity; LightFM (WARP
+  and BPR losses) too where it is installed (``make bench-deps``: it ships no wheels);
 * every list is scored by the reference ``evaluate.py`` (NDCG@10, Recall@20, ...).
 
 Peers get their library's standard input: the binary user × item matrix of TRAIN; on
@@ -213,6 +214,34 @@ def peer_popularity(_params: dict) -> Callable[[Matrix], Callable]:
     return fit
 
 
+def peer_lightfm(params: dict) -> Callable[[Matrix], Callable]:
+    def fit(matrix: Matrix):
+        from lightfm import LightFM
+
+        model = LightFM(
+            no_components=params["components"],
+            loss=params["loss"],
+            learning_rate=params["learning_rate"],
+            random_state=42,
+        )
+        # one thread: several race on the embeddings (another model every run)
+        model.fit(matrix.matrix.tocoo(), epochs=params["epochs"], num_threads=1)
+        user_bias, users = model.get_user_representations()
+        item_bias, items = model.get_item_representations()
+        return lambda rows: users[rows] @ items.T + item_bias + user_bias[rows, None]
+
+    return fit
+
+
+def lightfm_installed() -> bool:
+    """LightFM ships no wheels and its source needs an old build (``make bench-deps``)."""
+    try:
+        import lightfm  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def grid(**axes: list) -> list[dict]:
     return [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())]
 
@@ -230,6 +259,16 @@ PEERS = {
     "EASE": (peer_ease, grid(l2=[10.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0])),
     "popularity": (peer_popularity, [{}]),
 }
+if lightfm_installed():
+    PEERS["LightFM"] = (
+        peer_lightfm,
+        grid(
+            loss=["warp", "bpr"],
+            components=[32, 64, 128],
+            learning_rate=[0.01, 0.05],
+            epochs=[10, 30],
+        ),
+    )
 
 
 VALUE_AWARE = ("implicit ALS", "item-kNN (implicit)")

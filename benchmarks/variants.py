@@ -52,6 +52,14 @@ def _shuffled_time(frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFram
     return frame.assign(timestamp=shuffled)
 
 
+def _daily(frame: pd.DataFrame, _rng: np.random.Generator) -> pd.DataFrame:
+    """Timestamps cut to the day (midnight UTC), as data that keeps only dates has them:
+    order between days holds, within a day it is lost (the split breaks those ties by
+    item id)."""
+    seconds = frame["timestamp"].astype("int64")
+    return frame.assign(timestamp=(seconds - seconds % 86_400).astype(str))
+
+
 def _unchanged(frame: pd.DataFrame, _rng: np.random.Generator) -> pd.DataFrame:
     return frame
 
@@ -91,6 +99,12 @@ VARIANTS: dict[str, Variant] = {
             "ml-100k",
             "ML-100K, each person's timestamps shuffled among their rows (no meaningful order)",
             _shuffled_time,
+        ),
+        Variant(
+            "ml-latest-small/daily",
+            "ml-latest-small",
+            "ml-latest-small with timestamps cut to the day (order within a day lost)",
+            _daily,
         ),
         Variant(
             "ml-latest-small/no-items",
