@@ -427,3 +427,28 @@ def test_the_defaults_other_recency_is_scored_from_the_same_fit(monkeypatch):
     assert first["recency_half_life_events"] == 10.0
     assert second == {**first, "recency_half_life_events": None}
     assert knn[1].seconds >= 2.0, "a shared fit still counts what its refit will cost"
+
+
+class FailsSlowly(SlowPopularity):
+    """A candidate whose every fit fails after a second."""
+
+    attempts = 0
+
+    def fit(self, dataset: InteractionDataset) -> Self:
+        FailsSlowly.attempts += 1
+        time.sleep(1.0)
+        raise RuntimeError("out of memory")
+
+
+def test_a_candidate_that_keeps_failing_slowly_stops_within_its_share():
+    """The study stops before a fit that would overrun the candidate's share, judged by
+    its slowest trial, failed ones included: here a second failing fit would end past it."""
+    FailsSlowly.attempts = 0
+    choice = select_model(
+        _frame(two_taste_events()),
+        WeightPolicy(),
+        budget_seconds=6,
+        algorithms=["popularity", "tests.training.test_tuning:FailsSlowly"],
+    )
+    assert FailsSlowly.attempts == 1
+    assert choice.algorithm != "tests.training.test_tuning:FailsSlowly"

@@ -321,6 +321,8 @@ class _Search:
         self.repeats = 0  # trials in a row that asked for a configuration measured before
         self.start_from = dict(start_from or {})
         """Per candidate, a configuration queued right after its defaults (what serves)."""
+        self.failed_seconds: dict[str, float] = {}
+        """Per candidate, the longest a failed trial took (the next may take as long)."""
         self.last_fit: tuple[str, Recommender, float] | None = None
         """The newest fit of a :data:`QUERY_TIME_RECENCY` candidate (its configuration
         without recency, the model, its fit seconds): a next trial that differs from it
@@ -373,6 +375,8 @@ class _Search:
             scores = self.vset.scores_of(model)
         except Exception as exc:  # a bad corner of a search space must not end tuning
             log.warning("candidate %s %s failed: %s", name, params, exc)
+            spent = fit_seconds + time.monotonic() - t0
+            self.failed_seconds[name] = max(self.failed_seconds.get(name, 0.0), spent)
             return -1.0
         # a fit's cost, even when shared: what its refit on all data will take
         seconds = fit_seconds + time.monotonic() - t0
@@ -447,7 +451,10 @@ class _Search:
                     trial.study.stop()  # the sampler keeps asking for what it has seen
                     raise optuna.TrialPruned()
                 params = _space(name, trial)
-                slowest = max((t.seconds for t in self.trials if t.algorithm == name), default=0)
+                slowest = max(
+                    [t.seconds for t in self.trials if t.algorithm == name]
+                    + [self.failed_seconds.get(name, 0.0)]
+                )
                 end = borrowed if trial.number < queued else deadline
                 refit = not self.reuses_fit(name, params)
                 if trial.number > 0 and refit and time.monotonic() + slowest > end:
