@@ -430,13 +430,13 @@ def test_the_defaults_other_recency_is_scored_from_the_same_fit(monkeypatch):
 
 
 class FailsSlowly(SlowPopularity):
-    """A candidate whose every fit fails after a second."""
+    """A candidate whose every fit fails after 1.5 s."""
 
     attempts = 0
 
     def fit(self, dataset: InteractionDataset) -> Self:
         FailsSlowly.attempts += 1
-        time.sleep(1.0)
+        time.sleep(1.5)
         raise RuntimeError("out of memory")
 
 
