@@ -237,8 +237,8 @@ def select_model(
     of each costs, that much of the budget is kept back for them.
 
     ``start_from``: per candidate, a configuration measured right after its defaults
-    (:func:`serving_configs` of the serving version), so a re-tune weighs what serves
-    now against what it finds.
+    (and their other recency choice; :func:`serving_configs` of the serving version),
+    so a re-tune weighs what serves now against what it finds.
 
     First, how each event type's ``value`` counts is chosen by validation
     (:mod:`attune.training.value_modes`); ``Selection.value_modes`` holds the outcome.
@@ -320,7 +320,8 @@ class _Search:
         self.measured: dict[str, float] = {}  # (algorithm, params) as JSON → NDCG
         self.repeats = 0  # trials in a row that asked for a configuration measured before
         self.start_from = dict(start_from or {})
-        """Per candidate, a configuration queued right after its defaults (what serves)."""
+        """Per candidate, a configuration queued right after its defaults and their other
+        recency choice (what serves)."""
         self.failed_seconds: dict[str, float] = {}
         """Per candidate, the longest a failed trial took (the next may take as long)."""
         self.last_fit: tuple[str, Recommender, float] | None = None
