@@ -392,23 +392,15 @@ class _Search:
         """The candidate's defaults; where recency costs no refit, also the other choice
         (with or without favouring recent history), kept if validation prefers it."""
         params = dict(DEFAULTS.get(name, {}))
-        if name not in QUERY_TIME_RECENCY:
-            self.evaluate(name, params)
-            for variant in PLAIN_VARIANTS.get(name, []):
+        variants = PLAIN_VARIANTS.get(name, [])
+        if name in QUERY_TIME_RECENCY:  # the second is scored from the first's fit
+            default = model_class(name).config_class(**params).recency_half_life_events
+            params["recency_half_life_events"] = default
+            variants = [{"recency_half_life_events": _other_recency_value(default)}]
+        if self.evaluate(name, params) >= 0:  # a failed fit is not tried again
+            for variant in variants:
                 self.evaluate(name, {**params, **variant})
-            return
-        t0 = time.monotonic()
-        try:
-            model = self.vset.fit(name, params)
-            fit_seconds = time.monotonic() - t0
-            default = model.config.recency_half_life_events
-            for recency in (default, None if default else PLAIN_RECENCY):
-                t0 = time.monotonic()
-                scores = self.vset.scores_of(with_recency(model, recency))
-                variant = {**params, "recency_half_life_events": recency}
-                self._record(name, variant, scores, fit_seconds + time.monotonic() - t0)
-        except Exception as exc:  # one candidate failing must not end the selection
-            log.warning("candidate %s %s failed: %s", name, params, exc)
+        self.last_fit = None
 
     def tune(self, names: Sequence[str], seed: int) -> None:
         """Optuna per candidate, each for its share of 70% of the budget."""
@@ -570,13 +562,18 @@ def _fit_key(name: str, params: dict[str, Any]) -> str:
     return json.dumps([name, fitted], sort_keys=True, default=str)
 
 
+def _other_recency_value(recency: float | None) -> float | None:
+    """The other recency choice: none where there was one, else :data:`PLAIN_RECENCY`."""
+    return None if recency else PLAIN_RECENCY
+
+
 def _other_recency(trial_params: dict[str, Any]) -> dict[str, Any]:
-    """The same trial parameters with the other recency choice (:data:`PLAIN_RECENCY`
-    where they had none)."""
-    other = {k: v for k, v in trial_params.items() if k != "recency"}
-    other["use_recency"] = not trial_params.get("use_recency", False)
-    if other["use_recency"]:
-        other["recency"] = PLAIN_RECENCY
+    """The same trial parameters (search-space names) with the other recency choice."""
+    other = {k: v for k, v in trial_params.items() if k not in ("use_recency", "recency")}
+    recency = _other_recency_value(trial_params.get("recency"))
+    other["use_recency"] = recency is not None
+    if recency is not None:
+        other["recency"] = recency
     return other
 
 
