@@ -102,6 +102,28 @@ def test_not_interested_removes_the_item_at_once(client, trained):
     assert first not in ids(recs(client, "u0", n=3))
 
 
+def test_items_had_before_the_newest_events_read_stay_out(client, trained, monkeypatch):
+    """Someone with more history than a request reads (its newest HISTORY_LIMIT events)
+    is still never offered what they had earlier, nor what they said no to earlier."""
+    from attune.engine import decide
+
+    monkeypatch.setattr(decide, "HISTORY_LIMIT", 2)
+    services = client.app.state.services
+    # u0 viewed a0, a1, a2 in that order: the newest two reads leave a0 out
+    assert "a0" not in ids(recs(client, "u0", n=10))
+    said_no = {"user_id": "u0", "item_id": "a3", "type": "not_interested"}
+    later = [
+        {"user_id": "u0", "item_id": item, "type": "view", "timestamp": time.time() + k}
+        for k, item in enumerate(("b0", "b1"))
+    ]
+    assert client.post("/v1/events", json={"events": [said_no, *later]}).status_code == 200
+    services.stores.sessions.erase_user(services.user_key("u0"))  # the store alone remembers
+    shown = set(ids(recs(client, "u0", n=10)))
+    assert shown and not shown & {"a0", "a1", "a2", "a3", "b0", "b1"}
+    batch = services.recommendations.for_users(["u0"], 10)[0]
+    assert {it.item_id for it in batch.items} == shown
+
+
 # -- explanations ------------------------------------------------------------------------------
 
 

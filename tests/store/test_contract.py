@@ -126,6 +126,28 @@ def test_user_histories_for_many_users(stores: Stores):
     assert histories["u12"] == stores.events.user_history("u12")
 
 
+def test_user_item_marks_hold_the_newest_event_of_each_item_and_type(stores: Stores):
+    stores.events.add_events(
+        [
+            event("m1", item_id="a", timestamp=T0 + 10),
+            event("m2", item_id="a", timestamp=T0 + 50),
+            event("m3", item_id="a", timestamp=T0 + 20, type="not_interested"),
+            event("m4", item_id="b", timestamp=T0 + 30, type="purchase", value=3.0),
+            event("m5", item_id=None, timestamp=T0 + 40, type="search"),
+            event("m6", user_id=None, anonymous_id="u1", item_id="c", timestamp=T0 + 5),
+            event("x1", user_id="someone-else", item_id="z", timestamp=T0 + 15),
+        ]
+    )
+    marks = sorted(stores.events.user_item_marks("u1"), key=lambda m: (m.item_id, m.type))
+    assert marks == [
+        HistoryEvent("a", "not_interested", None, T0 + 20),
+        HistoryEvent("a", "view", None, T0 + 50),
+        HistoryEvent("b", "purchase", None, T0 + 30),
+        HistoryEvent("c", "view", None, T0 + 5),
+    ]
+    assert stores.events.user_item_marks("nobody") == []
+
+
 def test_anonymous_events_belong_to_that_id(stores: Stores):
     stores.events.add_events(
         [

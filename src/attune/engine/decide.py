@@ -67,7 +67,8 @@ from attune.store.sessions import SessionEvent
 log = logging.getLogger(__name__)
 
 HISTORY_LIMIT = 1_000
-"""Newest events read per request; older history rarely changes a list."""
+"""Newest events read per request; older history rarely changes a list (it still counts
+for exclusions: seen items, "not interested")."""
 RULE_FILTERS_COMBINED = 4
 """Up to this many filter rules in a placement, every combination of them is known
 ahead of a request (:meth:`DecisionEngine.rule_filter_sets`)."""
@@ -377,6 +378,10 @@ class DecisionEngine:
             session = self.stores.sessions.recent(user_id)
         excluded = set(preferences.blocked_items)
         excluded |= _seen(history, placement)
+        if user_id and len(history) >= HISTORY_LIMIT:
+            # the read stopped at the newest events: what they had before still counts
+            # as seen (and a "not interested" as said), however long ago
+            excluded |= _seen(self.stores.events.user_item_marks(user_id), placement)
         excluded |= {e.item_id for e in session if e.type in NEGATIVE}
         region = context.get("region") or _text(traits.get("region"))
         return Person(

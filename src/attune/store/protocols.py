@@ -97,6 +97,11 @@ class EventStore(Protocol):
     ) -> dict[str, list[HistoryEvent]]:
         """:meth:`user_history` for many users at once (users without events are absent)."""
 
+    def user_item_marks(self, user_id: str) -> list[HistoryEvent]:
+        """The newest event of each (item, type) in the user's whole history (``value``
+        None), in no particular order: what rules over everything a person has had
+        (seen items, "not interested") read when their history was read with a limit."""
+
     def item_counts(self, since: float, until: float | None = None) -> dict[str, int]:
         """Distinct people per item with an event in [since, until)."""
 

@@ -65,6 +65,16 @@ class SqlEventStore:
             rows = query.rows(conn, params)
         return [HistoryEvent(r[0], r[1], r[2], r[3]) for r in reversed(rows)]
 
+    def user_item_marks(self, user_id: str) -> list[HistoryEvent]:
+        query = (
+            select(events.c.item_id, events.c.type, func.max(events.c.timestamp))
+            .where(self._user_clause(user_id), events.c.item_id.is_not(None))
+            .group_by(events.c.item_id, events.c.type)
+        )
+        with reading(self.engine) as conn:
+            rows = conn.execute(query).all()
+        return [HistoryEvent(r[0], r[1], None, float(r[2])) for r in rows]
+
     def item_counts(self, since: float, until: float | None = None) -> dict[str, int]:
         """Distinct people per item with an event in [since, until): trending's raw data.
 
