@@ -66,9 +66,10 @@ from attune.store.sessions import SessionEvent
 
 log = logging.getLogger(__name__)
 
-HISTORY_LIMIT = 1_000
-"""Newest events read per request; older history rarely changes a list (it still counts
-for exclusions: seen items, "not interested")."""
+HISTORY_LIMIT = 5_000
+"""Newest events a list is made from: few people have more, and the read stays bounded
+for those who do (a bot, a shared account). What they had before still counts as seen
+(:meth:`EventStore.user_item_marks`)."""
 RULE_FILTERS_COMBINED = 4
 """Up to this many filter rules in a placement, every combination of them is known
 ahead of a request (:meth:`DecisionEngine.rule_filter_sets`)."""
@@ -354,8 +355,16 @@ class DecisionEngine:
     def people(
         self, user_ids: Sequence[str], placement: PlacementConfig, context: Mapping[str, str]
     ) -> list[Person]:
-        histories = self.stores.events.user_histories(user_ids, limit=HISTORY_LIMIT)
-        return [self._person(u, placement, context, histories.get(u, [])) for u in user_ids]
+        # whole histories (the read cannot stop early per person): the part before the
+        # newest HISTORY_LIMIT events is only for exclusions
+        histories = self.stores.events.user_histories(user_ids)
+        people = []
+        for user_id in user_ids:
+            history = histories.get(user_id, [])
+            older = history[:-HISTORY_LIMIT]
+            history = history[-HISTORY_LIMIT:]
+            people.append(self._person(user_id, placement, context, history, older=older))
+        return people
 
     def _person(
         self,
@@ -364,24 +373,27 @@ class DecisionEngine:
         context: Mapping[str, str],
         history: list[HistoryEvent],
         session: list[SessionEvent] | None = None,
+        older: list[HistoryEvent] | None = None,
     ) -> Person:
+        """``older``: the events before ``history`` (None: unknown, read when ``history``
+        is as long as a read gives)."""
         stored = self.stores.preferences.get(user_id) if user_id else None
         preferences = Preferences.model_validate(stored) if stored else Preferences()
         personalized = bool(user_id) and preferences.personalization and self.consents(user_id)
         profile = self.stores.users.get_user(user_id) if user_id and personalized else None
         traits = dict(profile.get("traits") or {}) if profile else {}
         if not personalized:
-            history = []
+            history = older = []
         if not (personalized and user_id):
             session = []
         elif session is None:
             session = self.stores.sessions.recent(user_id)
         excluded = set(preferences.blocked_items)
         excluded |= _seen(history, placement)
-        if user_id and len(history) >= HISTORY_LIMIT:
-            # the read stopped at the newest events: what they had before still counts
-            # as seen (and a "not interested" as said), however long ago
-            excluded |= _seen(self.stores.events.user_item_marks(user_id), placement)
+        if older is None and user_id and len(history) >= HISTORY_LIMIT:
+            older = self.stores.events.user_item_marks(user_id)
+        if older:  # what they had before still counts as seen (and a "no" as said)
+            excluded |= _seen(older, placement)
         excluded |= {e.item_id for e in session if e.type in NEGATIVE}
         region = context.get("region") or _text(traits.get("region"))
         return Person(

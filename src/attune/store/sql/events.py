@@ -28,6 +28,11 @@ _HISTORY_QUERY = (
 )
 _HISTORY = PreparedRead(_HISTORY_QUERY)
 _HISTORY_LIMITED = PreparedRead(_HISTORY_QUERY.limit(bindparam("limit")))
+_MARKS = PreparedRead(
+    select(events.c.item_id, events.c.type, func.max(events.c.timestamp))
+    .where(_HISTORY_QUERY.whereclause)
+    .group_by(events.c.item_id, events.c.type)
+)
 
 
 class SqlEventStore:
@@ -66,13 +71,8 @@ class SqlEventStore:
         return [HistoryEvent(r[0], r[1], r[2], r[3]) for r in reversed(rows)]
 
     def user_item_marks(self, user_id: str) -> list[HistoryEvent]:
-        query = (
-            select(events.c.item_id, events.c.type, func.max(events.c.timestamp))
-            .where(self._user_clause(user_id), events.c.item_id.is_not(None))
-            .group_by(events.c.item_id, events.c.type)
-        )
         with reading(self.engine) as conn:
-            rows = conn.execute(query).all()
+            rows = _MARKS.rows(conn, {"user": user_id})
         return [HistoryEvent(r[0], r[1], None, float(r[2])) for r in rows]
 
     def item_counts(self, since: float, until: float | None = None) -> dict[str, int]:
