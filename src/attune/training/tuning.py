@@ -245,8 +245,10 @@ def select_model(
     Without a budget, each candidate's defaults are tried, with and without weighting
     recent history more where that costs no refit (fast; what a plain ``attune train``
     does). With a budget, each candidate is tuned with Optuna for an equal share of 70%
-    of it (every trial stopped at its candidate's share), then blends of the best three
-    are searched; a blend is kept only when it beats its leading model by more than the
+    of it (every trial stopped at its candidate's share); the best three whose studies
+    ran out of time get a second round, starting next to their best, in the time the
+    work after tuning is measured not to need; then blends of the best three are
+    searched; a blend is kept only when it beats its leading model by more than the
     validation noise (:data:`MARGIN_SE`), and a non-personalised model (popularity)
     only when it beats the best personalised one by more than that.
     """
@@ -262,7 +264,7 @@ def select_model(
         for name in names:
             search.defaults(name)
     else:
-        search.tune(names, seed)
+        search.tune(names, seed, fitted_after)
     trials, best, best_scores = search.trials, search.best, search.best_scores
     ranked = sorted(best.values(), key=lambda t: t.ndcg, reverse=True)
     if not ranked:
@@ -402,13 +404,19 @@ class _Search:
                 self.evaluate(name, {**params, **variant})
         self.last_fit = None
 
-    def tune(self, names: Sequence[str], seed: int) -> None:
-        """Optuna per candidate, each for its share of 70% of the budget."""
+    def tune(self, names: Sequence[str], seed: int, kept_back: Sequence[str] = ()) -> None:
+        """Optuna per candidate, each for its share of 70% of the budget; then, in a
+        second round, the time the tail will not need goes to the leaders.
+
+        ``kept_back``: candidates the caller refits on all data whatever is chosen (their
+        refits come out of the tail).
+        """
         import optuna
 
         assert self.budget_seconds
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         tuning_end = self.started + 0.7 * self.budget_seconds
+        unsettled: dict[str, Any] = {}  # studies that stopped for want of time
         for position, name in enumerate(names):
             expected = _expected_seconds(name, self.trials)
             if self.best and time.monotonic() + expected >= tuning_end:
@@ -432,31 +440,7 @@ class _Search:
                 study.enqueue_trial(params, skip_if_exists=True)
             # the queued trials may borrow up to one more share from the candidates to come
             borrowed = deadline + (max(share, 0.0) if len(queued) > 1 else 0.0)
-
-            def objective(
-                trial: Any,
-                name: str = name,
-                deadline: float = deadline,
-                borrowed: float = borrowed,
-                queued: int = len(queued),
-            ) -> float:
-                if self.repeats >= REPEATS_TO_STOP:
-                    trial.study.stop()  # the sampler keeps asking for what it has seen
-                    raise optuna.TrialPruned()
-                params = _space(name, trial)
-                slowest = max(
-                    [t.seconds for t in self.trials if t.algorithm == name]
-                    + [self.failed_seconds.get(name, 0.0)]
-                )
-                end = borrowed if trial.number < queued else deadline
-                refit = not self.reuses_fit(name, params)
-                if trial.number > 0 and refit and time.monotonic() + slowest > end:
-                    trial.study.stop()  # the next fit would overrun this candidate's share
-                    raise optuna.TrialPruned()
-                # a fit that trains in steps stops at the share's end, keeping what it has
-                limit = max(end - time.monotonic(), 0.0)
-                return self.evaluate(name, params, limit)
-
+            objective = self._objective(name, deadline, borrowed, len(queued))
             self.repeats = 0
             if self.best or share > 0:
                 # no timeout: the objective stops the study before a fit that would overrun
@@ -464,7 +448,128 @@ class _Search:
                 study.optimize(objective, n_trials=MAX_TRIALS, catch=(Exception,))
             else:  # no time at all: still measure one candidate's defaults
                 study.optimize(objective, n_trials=1, catch=(Exception,))
+            if not self._settled(study):
+                unsettled[name] = study
             self.last_fit = None
+        self._second_round(unsettled, max(tuning_end, self._tail_start(kept_back)))
+
+    def _objective(
+        self, name: str, deadline: float, borrowed: float, queued: int
+    ) -> Callable[[Any], float]:
+        """Optuna's objective for ``name``: fits until ``deadline`` (the first ``queued``
+        trials until ``borrowed``), stopping the study before a fit that would overrun."""
+        import optuna
+
+        def objective(trial: Any) -> float:
+            if self.repeats >= REPEATS_TO_STOP:
+                trial.study.stop()  # the sampler keeps asking for what it has seen
+                raise optuna.TrialPruned()
+            params = _space(name, trial)
+            slowest = max(
+                [t.seconds for t in self.trials if t.algorithm == name]
+                + [self.failed_seconds.get(name, 0.0)]
+            )
+            end = borrowed if trial.number < queued else deadline
+            refit = not self.reuses_fit(name, params)
+            if trial.number > 0 and refit and time.monotonic() + slowest > end:
+                trial.study.stop()  # the next fit would overrun this candidate's share
+                raise optuna.TrialPruned()
+            # a fit that trains in steps stops at the share's end, keeping what it has
+            limit = max(end - time.monotonic(), 0.0)
+            return self.evaluate(name, params, limit)
+
+        return objective
+
+    def _settled(self, study: Any) -> bool:
+        """Whether a study ended of itself (its trials used up, or the sampler repeating
+        itself) rather than for want of time."""
+        return self.repeats >= REPEATS_TO_STOP or _finished_trials(study) >= MAX_TRIALS
+
+    def _tail_start(self, kept_back: Sequence[str]) -> float:
+        """When the work after tuning must start for it to end within the budget, judged
+        from what tuning measured, with room to spare (:data:`TAIL_SAFETY`): the blend
+        search, the second window, the refit of a blend of the leaders and of
+        ``kept_back``. Never later than :data:`SECOND_ROUND_END` of the budget."""
+        assert self.budget_seconds
+        end = self.started + self.budget_seconds
+        top = sorted(self.best.values(), key=lambda t: t.ndcg, reverse=True)[:CONFIRM_TOP]
+        if len(top) < 2:
+            return self.started
+        refit = REFIT_FACTOR * sum(t.seconds for t in top)
+        second_window = sum(0.8 * t.seconds for t in top)  # its refits (see _confirmed)
+        t0 = time.monotonic()
+        pair = [_scorable(self.best_scores[t.algorithm]) for t in top[:2]]
+        self.vset.ndcg(_weighted([1.0, 1.0], pair, self.vset.seen))
+        blend_search = BLEND_WEIGHTINGS * (time.monotonic() - t0)
+        extra = sum(REFIT_FACTOR * self.best[n].seconds for n in kept_back if n in self.best)
+        tail = TAIL_SAFETY * (blend_search + second_window + refit + extra)
+        return min(end - tail, self.started + SECOND_ROUND_END * self.budget_seconds)
+
+    def _second_round(self, studies: dict[str, Any], end: float) -> None:
+        """More trials for the best candidates whose studies ran out of time, sharing
+        what is left until ``end`` (the time the tail will not need)."""
+        ranked = sorted(self.best.values(), key=lambda t: t.ndcg, reverse=True)[:CONFIRM_TOP]
+        leaders = [t.algorithm for t in ranked if t.algorithm in studies]
+        for position, name in enumerate(leaders):
+            study = studies[name]
+            share = (end - time.monotonic()) / (len(leaders) - position)
+            slowest = max(t.seconds for t in self.trials if t.algorithm == name)
+            if share <= slowest:
+                continue  # not even one more fit in its share
+            self.tell(f"second round for {name}", self.used())
+            for params in _neighbours(study):
+                study.enqueue_trial(params, skip_if_exists=True)
+            deadline = time.monotonic() + share
+            self.repeats = 0
+            study.optimize(
+                self._objective(name, deadline, deadline, 0),
+                n_trials=MAX_TRIALS - _finished_trials(study),
+                catch=(Exception,),
+            )
+            self.last_fit = None
+
+
+def _neighbours(study: Any) -> list[dict[str, Any]]:
+    """The best trial's parameters with one number moved a step each way (halved and
+    doubled on a log scale, a quarter of the range on a linear one): the first trials of
+    a second round look around the leader's best rather than start over at random."""
+    from optuna.distributions import FloatDistribution, IntDistribution
+
+    best = study.best_trial
+    found = []
+    for key, value in best.params.items():
+        distribution = best.distributions[key]
+        if not isinstance(distribution, FloatDistribution | IntDistribution):
+            continue
+        low, high = distribution.low, distribution.high
+        if distribution.log:
+            steps = [value / 2, value * 2]
+        else:
+            steps = [value - (high - low) / 4, value + (high - low) / 4]
+        for moved in steps:
+            moved = min(max(moved, low), high)
+            if isinstance(distribution, IntDistribution):
+                moved = round(moved)
+            if moved != value:
+                found.append({**best.params, key: moved})
+    return found
+
+
+def _finished_trials(study: Any) -> int:
+    """Trials of ``study`` that ran (pruned ones asked for a fit that never happened)."""
+    from optuna.trial import TrialState
+
+    return sum(t.state != TrialState.PRUNED for t in study.trials)
+
+
+SECOND_ROUND_END = 0.85
+"""The second tuning round ends by this fraction of the budget at the latest."""
+TAIL_SAFETY = 1.5
+"""The tail's estimate (blend search, second window, refits) is kept this many times over."""
+BLEND_GRID = (0.0, 0.25, 0.5, 1.0, 2.0)
+"""Weights the blend search tries for the second and third model (the first's is 1)."""
+BLEND_WEIGHTINGS = len(BLEND_GRID) ** 2
+"""Weightings the blend search scores, at most."""
 
 
 BLEND_END = 0.9
@@ -668,7 +773,7 @@ def _search_blend(
     def blended(weights: Sequence[float]) -> float:
         return vset.ndcg(blend_scores(weights))
 
-    grid = [0.0, 0.25, 0.5, 1.0, 2.0]
+    grid = BLEND_GRID
     best_weights, best_value = [1.0] + [0.0] * (len(top) - 1), top[0].ndcg
     candidates = [
         [1.0, a] + ([b] if len(top) > 2 else [])
