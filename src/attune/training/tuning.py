@@ -451,7 +451,7 @@ class _Search:
             if not self._settled(study):
                 unsettled[name] = study
             self.last_fit = None
-        self._second_round(unsettled, max(tuning_end, self._tail_start(kept_back)))
+        self._second_round(unsettled, tuning_end, kept_back)
 
     def _objective(
         self, name: str, deadline: float, borrowed: float, queued: int
@@ -505,11 +505,17 @@ class _Search:
         tail = TAIL_SAFETY * (blend_search + second_window + refit + extra)
         return min(end - tail, self.started + SECOND_ROUND_END * self.budget_seconds)
 
-    def _second_round(self, studies: dict[str, Any], end: float) -> None:
+    def _second_round(
+        self, studies: dict[str, Any], tuning_end: float, kept_back: Sequence[str]
+    ) -> None:
         """More trials for the best candidates whose studies ran out of time, sharing
-        what is left until ``end`` (the time the tail will not need)."""
+        what is left until the tail must start (:meth:`_tail_start`; ``tuning_end`` at
+        the earliest)."""
         ranked = sorted(self.best.values(), key=lambda t: t.ndcg, reverse=True)[:CONFIRM_TOP]
         leaders = [t.algorithm for t in ranked if t.algorithm in studies]
+        if not leaders:
+            return
+        end = max(tuning_end, self._tail_start(kept_back))
         for position, name in enumerate(leaders):
             study = studies[name]
             share = (end - time.monotonic()) / (len(leaders) - position)
