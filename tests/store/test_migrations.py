@@ -39,3 +39,18 @@ def test_only_the_newest_of_the_old_champions_stays_champion(tmp_path):
             ("v2", "retired"),
             ("v3", "champion"),
         ]
+
+
+def test_migrations_running_at_once_in_one_process_all_succeed(tmp_path):
+    """Regression: `attune serve` failed to start now and then with KeyError: 'script'
+    from Alembic: the embedded worker's thread and the app's startup migrated at the same
+    moment, and Alembic's migration context lives in module globals, which one run
+    removed from under the other."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from attune.store.sql.engine import make_engine, migrate
+
+    engines = [make_engine(f"sqlite:///{tmp_path / f'db{k}.sqlite'}") for k in range(6)]
+    with ThreadPoolExecutor(len(engines)) as pool:
+        for future in [pool.submit(migrate, engine) for engine in engines]:
+            future.result()  # raises what the thread raised

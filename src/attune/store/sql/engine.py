@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,12 @@ def make_engine(url: str, schema: str | None = None) -> Engine:
     raise ConfigurationError(f"unsupported database URL scheme: {url.split(':', 1)[0]!r}")
 
 
+_MIGRATING = threading.Lock()
+"""One migration at a time per process: Alembic keeps the running migration's context in
+module globals, and two at once (the server's startup and its embedded worker's thread)
+remove them from under each other (KeyError: 'script')."""
+
+
 def migrate(engine: Engine) -> None:
     """Bring the database schema to the newest Alembic revision."""
     from alembic import command
@@ -104,6 +111,6 @@ def migrate(engine: Engine) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("path_separator", "os")
-    with engine.begin() as connection:
+    with _MIGRATING, engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
