@@ -24,6 +24,35 @@ def test_master_secret_is_generated_once_private_and_stable(tmp_path):
     assert master_secret(Settings(data_dir=tmp_path / "data")) == first
 
 
+def test_a_secret_being_created_is_never_read_half_written(tmp_path, monkeypatch):
+    """Regression: the file was created empty, then written; a server's startup and its
+    embedded worker reading the secret at once could meet the empty file ("holds no
+    usable secret") between the two. Every reader now gets the one secret."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from attune.auth import signing
+
+    real = signing.secrets.token_hex
+    started = threading.Event()
+
+    def slow_token(size: int) -> str:
+        started.set()
+        time.sleep(0.3)  # the creator is held between choosing and writing the secret
+        return real(size)
+
+    monkeypatch.setattr(signing.secrets, "token_hex", slow_token)
+    settings = Settings(data_dir=tmp_path / "data")
+    with ThreadPoolExecutor(4) as pool:
+        first = pool.submit(master_secret, settings)
+        started.wait(5)
+        others = [pool.submit(master_secret, settings) for _ in range(3)]
+        values = {first.result(), *(f.result() for f in others)}
+    assert len(values) == 1 and len(values.pop()) >= 32
+    assert [p.name for p in (tmp_path / "data").iterdir()] == ["secret"]
+
+
 def test_configured_secret_wins_and_no_file_is_written(tmp_path):
     settings = Settings(data_dir=tmp_path / "data", secret_key="s" * 40)
     assert master_secret(settings) == b"s" * 40

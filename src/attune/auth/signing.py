@@ -17,6 +17,7 @@ import logging
 import os
 import secrets
 import stat
+import tempfile
 from pathlib import Path
 
 from attune.config import Settings
@@ -49,13 +50,21 @@ def master_secret(settings: Settings) -> bytes:
 
 
 def _create_secret_file(path: Path) -> None:
+    """Write the secret beside ``path``, then link it there: it appears whole or not at
+    all (a reader never meets an empty file), and never replaces one another process or
+    thread created first."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_hex(32) + "\n"
+    fd, written = tempfile.mkstemp(dir=path.parent, prefix=".secret-")  # mode 0600
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process created it first: use theirs
-        return
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secrets.token_hex(32) + "\n")
+        with os.fdopen(fd, "w") as handle:
+            handle.write(value)
+        try:
+            os.link(written, path)
+        except FileExistsError:  # created first elsewhere: use theirs
+            pass
+    finally:
+        os.unlink(written)
 
 
 def signing_secret(master: bytes, key_id: str) -> str:
