@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -59,10 +60,8 @@ def _create_secret_file(path: Path) -> None:
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(value)
-        try:
+        with contextlib.suppress(FileExistsError):  # created first elsewhere: use theirs
             os.link(written, path)
-        except FileExistsError:  # created first elsewhere: use theirs
-            pass
     finally:
         os.unlink(written)
 
