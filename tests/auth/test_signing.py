@@ -53,6 +53,21 @@ def test_a_secret_being_created_is_never_read_half_written(tmp_path, monkeypatch
     assert [p.name for p in (tmp_path / "data").iterdir()] == ["secret"]
 
 
+def test_without_hard_links_the_secret_is_still_created_once(tmp_path, monkeypatch):
+    from attune.auth import signing
+
+    def no_links(_source, _target):
+        raise PermissionError("this file system has no hard links")
+
+    monkeypatch.setattr(signing.os, "link", no_links)
+    settings = Settings(data_dir=tmp_path / "data")
+    first = master_secret(settings)
+    assert len(first) >= 32 and master_secret(settings) == first
+    path = tmp_path / "data" / "secret"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [p.name for p in (tmp_path / "data").iterdir()] == ["secret"]
+
+
 def test_configured_secret_wins_and_no_file_is_written(tmp_path):
     settings = Settings(data_dir=tmp_path / "data", secret_key="s" * 40)
     assert master_secret(settings) == b"s" * 40

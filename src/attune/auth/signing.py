@@ -60,10 +60,22 @@ def _create_secret_file(path: Path) -> None:
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(value)
-        with contextlib.suppress(FileExistsError):  # created first elsewhere: use theirs
+        try:
             os.link(written, path)
+        except FileExistsError:  # created first elsewhere: use theirs
+            pass
+        except OSError:  # a file system without hard links: create it in place
+            with contextlib.suppress(FileExistsError):
+                _write_new(path, value)
     finally:
         os.unlink(written)
+
+
+def _write_new(path: Path, value: str) -> None:
+    """Create ``path`` holding ``value`` unless it exists (FileExistsError then)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value)
 
 
 def signing_secret(master: bytes, key_id: str) -> str:
