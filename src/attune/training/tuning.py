@@ -272,19 +272,19 @@ def select_model(
     # the winner is refitted on all data (about 1/0.64 of the validation fit's rows):
     # with a budget, prefer the best option whose refit still fits in what is left
     if budget_seconds:
-        kept_back = sum(REFIT_FACTOR * best[name].seconds for name in fitted_after if name in best)
+        kept_back = _refit_seconds(best, fitted_after)
         budget_seconds = max(budget_seconds - kept_back, 1e-3)
     pool = dict(best)
     while True:  # the best blend whose refit fits: drop the costliest part until one does
         blend = _search_blend(vset, pool, best_scores, budget_seconds, started, tell, search.used)
         left = None if not budget_seconds else started + budget_seconds - time.monotonic()
         parts = [c["algorithm"] for c in blend[0]["components"]] if blend else []
-        if not parts or left is None or sum(REFIT_FACTOR * best[p].seconds for p in parts) <= left:
+        if not parts or left is None or _refit_seconds(best, parts) <= left:
             break
         del pool[max(parts, key=lambda p: best[p].seconds)]
     options = [(t.ndcg, t.algorithm, t.params, REFIT_FACTOR * t.seconds) for t in ranked]
     if blend is not None:
-        cost = sum(REFIT_FACTOR * best[c["algorithm"]].seconds for c in blend[0]["components"])
+        cost = _refit_seconds(best, [c["algorithm"] for c in blend[0]["components"]])
         options.append((blend[1], "blend", blend[0], cost))
     if budget_seconds and left is not None:
         options = _confirmed(vset, best, blend, options, left, tell) or options
@@ -492,16 +492,16 @@ class _Search:
         ``kept_back``. Never later than :data:`SECOND_ROUND_END` of the budget."""
         assert self.budget_seconds
         end = self.started + self.budget_seconds
-        top = sorted(self.best.values(), key=lambda t: t.ndcg, reverse=True)[:CONFIRM_TOP]
+        top = _leaders(self.best)
         if len(top) < 2:
             return self.started
-        refit = REFIT_FACTOR * sum(t.seconds for t in top)
-        second_window = sum(0.8 * t.seconds for t in top)  # its refits (see _confirmed)
+        refit = _refit_seconds(self.best, [t.algorithm for t in top])
+        second_window = sum(SECOND_WINDOW_FACTOR * t.seconds for t in top)
         t0 = time.monotonic()
         pair = [_scorable(self.best_scores[t.algorithm]) for t in top[:2]]
         self.vset.ndcg(_weighted([1.0, 1.0], pair, self.vset.seen))
         blend_search = BLEND_WEIGHTINGS * (time.monotonic() - t0)
-        extra = sum(REFIT_FACTOR * self.best[n].seconds for n in kept_back if n in self.best)
+        extra = _refit_seconds(self.best, kept_back)
         tail = TAIL_SAFETY * (blend_search + second_window + refit + extra)
         return min(end - tail, self.started + SECOND_ROUND_END * self.budget_seconds)
 
@@ -511,8 +511,7 @@ class _Search:
         """More trials for the best candidates whose studies ran out of time, sharing
         what is left until the tail must start (:meth:`_tail_start`; ``tuning_end`` at
         the earliest)."""
-        ranked = sorted(self.best.values(), key=lambda t: t.ndcg, reverse=True)[:CONFIRM_TOP]
-        leaders = [t.algorithm for t in ranked if t.algorithm in studies]
+        leaders = [t.algorithm for t in _leaders(self.best) if t.algorithm in studies]
         if not leaders:
             return
         end = max(tuning_end, self._tail_start(kept_back))
@@ -587,6 +586,20 @@ at 91,000 items and ran past a 3-minute budget)."""
 CONFIRM_TOP = 3
 """After tuning, the best this many models (and their blend) are judged again on a
 second, earlier validation window."""
+SECOND_WINDOW_FACTOR = 0.8
+"""A second-window fit (on TRAIN' less its own window) costs about this share of the
+trial it repeats."""
+
+
+def _leaders(best: dict[str, Trial]) -> list[Trial]:
+    """The :data:`CONFIRM_TOP` best candidates' best trials, best first."""
+    return sorted(best.values(), key=lambda t: t.ndcg, reverse=True)[:CONFIRM_TOP]
+
+
+def _refit_seconds(best: dict[str, Trial], names: Sequence[str]) -> float:
+    """What refitting ``names`` on all data should take (:data:`REFIT_FACTOR` × their
+    best trials' fits; names without a trial cost nothing)."""
+    return sum(REFIT_FACTOR * best[name].seconds for name in names if name in best)
 
 
 Option = tuple[float, str, dict[str, Any], float]
@@ -608,11 +621,13 @@ def _confirmed(
     TRAIN', fitted on the rest) keeps only what holds on both. None when there is no
     time for it (the refits cost about 0.8 of the trials' fits, plus the final refit).
     """
-    top = sorted(best.values(), key=lambda t: t.ndcg, reverse=True)[:CONFIRM_TOP]
+    top = _leaders(best)
     if blend is not None:  # its parts may come from further down when the top cost too much
         parts = [best[c["algorithm"]] for c in blend[0]["components"]]
         top += [t for t in parts if t not in top]
-    cost = sum(0.8 * t.seconds for t in top) + max(o[3] for o in options[: CONFIRM_TOP + 1])
+    cost = sum(SECOND_WINDOW_FACTOR * t.seconds for t in top) + max(
+        o[3] for o in options[: CONFIRM_TOP + 1]
+    )
     if len(top) < 2 or cost > left:
         return None
     second = ValidationSet(vset.train, vset.policy, items=vset.items)
