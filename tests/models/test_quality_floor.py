@@ -77,6 +77,7 @@ def data() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         ("transitions", {}, 0.21),
         ("als", {}, 0.18),
         ("bpr", {"num_threads": 1}, 0.15),
+        ("feature_mf", {}, 0.14),
         ("content", {"title_weight": 0.0}, 0.015),
         ("blend", BLEND, 0.25),
         pytest.param("sasrec", SASREC, 0.16, marks=pytest.mark.slow),
@@ -85,7 +86,7 @@ def data() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
 def test_ndcg_floor_on_ml100k(data, name, params, floor):
     if name in ("als", "bpr"):
         pytest.importorskip("implicit")
-    if name == "sasrec":
+    if name in ("sasrec", "feature_mf"):
         pytest.importorskip("torch")
     if name == "content":
         pytest.importorskip("sklearn")

@@ -158,6 +158,42 @@ def test_the_leaders_are_judged_again_on_an_earlier_window():
     assert tuning._confirmed(vset, best, None, options, 0.0, lambda m, _f: None) is None
 
 
+def test_label_factorisation_is_a_candidate_where_people_go_on_to_untried_items(monkeypatch):
+    from attune.training import tuning
+
+    vset = ValidationSet(_frame(two_taste_events()), WeightPolicy())
+    monkeypatch.setattr(tuning, "_available", lambda names: list(names))
+    ids = sorted(set(vset.dataset.item_ids))
+    labelled = pd.DataFrame({"item_id": ids, "categories": [["Comedy"]] * len(ids)})
+    monkeypatch.setattr(tuning, "untried_share", lambda _vset: 0.2)
+    assert "feature_mf" in tuning._candidates(vset, ["item_knn"], labelled, 60)
+    assert "feature_mf" not in tuning._candidates(vset, ["item_knn"], labelled, None)
+    assert "feature_mf" not in tuning._candidates(vset, ["item_knn"], None, 60)
+    titles_only = pd.DataFrame({"item_id": ids, "title": ids, "categories": [None] * len(ids)})
+    assert "feature_mf" not in tuning._candidates(vset, ["item_knn"], titles_only, 60)
+    few = labelled.assign(categories=[["Comedy"]] + [[]] * (len(ids) - 1))
+    assert "feature_mf" not in tuning._candidates(vset, ["item_knn"], few, 60)
+    monkeypatch.setattr(tuning, "untried_share", lambda _vset: 0.05)
+    assert "feature_mf" not in tuning._candidates(vset, ["item_knn"], labelled, 60)
+
+
+def test_untried_share_counts_validation_rows_on_items_nobody_had_before():
+    from attune.training.tuning import untried_share
+
+    events = two_taste_events()
+    assert untried_share(ValidationSet(_frame(events), WeightPolicy())) == 0.0
+    # the first ten people's newest event is on an item of its own, in the catalog only
+    for u in range(10):
+        events.append(
+            {"user_id": f"u{u}", "item_id": f"new{u}", "type": "view", "timestamp": 1_800_000_000}
+        )
+    frame = _frame(events)
+    catalog = pd.DataFrame({"item_id": sorted(set(frame["item_id"]))})
+    vset = ValidationSet(frame, WeightPolicy(), items=catalog)
+    assert untried_share(vset) == pytest.approx(10 / vset.relevant.sum())
+    assert 0 < untried_share(vset) < 1
+
+
 def test_tuning_measures_both_ways_bpr_places_people():
     """How BPR folds people in (its items' mean, or mapped to where training put such
     people) is data-dependent, so a tuned BPR measures both rather than assuming one."""

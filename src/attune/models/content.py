@@ -163,10 +163,10 @@ def item_vectors(
         return sp.csr_matrix((n_items, 0), dtype=np.float32)
     if len(features) != n_items:
         raise ValueError(f"{len(features)} catalog rows for {n_items} items")
-    titles = [_text(v) for v in _column(features, "title")]
-    texts = [_text(v) for v in _column(features, "text")]
-    categories = [_labels("cat", v) for v in _column(features, "categories")]
-    tags = [_labels("tag", v) for v in _column(features, "tags")]
+    titles = [_text(v) for v in catalog_column(features, "title")]
+    texts = [_text(v) for v in catalog_column(features, "text")]
+    categories = [label_tokens("cat", v) for v in catalog_column(features, "categories")]
+    tags = [label_tokens("tag", v) for v in catalog_column(features, "tags")]
     words = _field_block(
         [(titles, config.title_weight), (texts, config.text_weight)],
         analyzer="word",
@@ -222,7 +222,7 @@ def _field_block(
     return total
 
 
-def _column(features: pd.DataFrame, name: str) -> list[Any]:
+def catalog_column(features: pd.DataFrame, name: str) -> list[Any]:
     return features[name].tolist() if name in features.columns else [None] * len(features)
 
 
@@ -230,7 +230,7 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _labels(prefix: str, value: Any) -> list[str]:
+def label_tokens(prefix: str, value: Any) -> list[str]:
     """Whole-label tokens ``prefix:label`` (lower case, inner spaces as ``_``)."""
     if isinstance(value, str):
         value = [value]

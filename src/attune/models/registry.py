@@ -27,6 +27,7 @@ BUILTIN: dict[str, str] = {
     "sasrec": "attune.models.sasrec:SASRecRecommender",
     "content": "attune.models.content:ContentRecommender",
     "hybrid": "attune.models.hybrid:HybridRecommender",
+    "feature_mf": "attune.models.feature_mf:FeatureMFRecommender",
 }
 
 ENTRY_POINT_GROUP = "attune.models"

@@ -157,7 +157,7 @@ class SASRecRecommender(Recommender):
         rng = np.random.default_rng(config.seed)
         inputs, targets = training_windows(dataset, config.max_length, config.horizon)
         lengths = (inputs > 0).sum(axis=1)
-        with _torch_threads(config.num_threads):
+        with torch_threads(config.num_threads):
             self.network = _network(dataset.n_items, config)
             self.network.train()
             optimizer = torch.optim.AdamW(
@@ -239,7 +239,7 @@ class SASRecRecommender(Recommender):
             return scores
         lengths = (sequences > 0).sum(axis=1)
         rows = np.flatnonzero(lengths)
-        with _torch_threads(self.config.num_threads), torch.inference_mode():
+        with torch_threads(self.config.num_threads), torch.inference_mode():
             items = self.network.item_embedding.weight[1:]
             for start in range(0, len(rows), SCORE_BATCH):
                 part = rows[start : start + SCORE_BATCH]
@@ -466,7 +466,7 @@ def _seed_everything(seed: int) -> None:
 
 
 @contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
+def torch_threads(n: int) -> Iterator[None]:
     """Use ``n`` torch CPU threads inside the block (0: leave torch's setting alone)."""
     if n <= 0:
         yield
