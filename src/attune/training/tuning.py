@@ -154,6 +154,10 @@ class Selection:
         return summary
 
 
+OPTIONAL_LIBRARY = {"als": "implicit", "bpr": "implicit", "sasrec": "torch", "feature_mf": "torch"}
+"""Candidates that need a library of an optional extra (skipped without it)."""
+
+
 def _available(algorithms: Sequence[str]) -> list[str]:
     usable = []
     for name in algorithms:
@@ -162,8 +166,7 @@ def _available(algorithms: Sequence[str]) -> list[str]:
         except Exception:  # an optional dependency is missing: skip that candidate
             log.info("candidate %s unavailable", name)
             continue
-        needs = {"als": "implicit", "bpr": "implicit", "sasrec": "torch", "feature_mf": "torch"}
-        needs = needs.get(name)
+        needs = OPTIONAL_LIBRARY.get(name)
         if needs is not None and importlib.util.find_spec(needs) is None:
             continue
         usable.append(name)
@@ -213,13 +216,7 @@ def _sequential(vset: ValidationSet) -> bool:
 
 def _has_content(items: pd.DataFrame | None) -> bool:
     """Whether most catalog items carry some text or labels a content model can use."""
-    if items is None or items.empty:
-        return False
-    described = pd.Series(False, index=items.index)
-    for column in ("title", "text", "categories", "tags"):
-        if column in items:
-            described |= items[column].map(lambda v: bool(v) if not isinstance(v, float) else False)
-    return bool(described.mean() >= 0.5)
+    return _described_share(items, ("title", "text", "categories", "tags")) >= 0.5
 
 
 def untried_share(vset: ValidationSet) -> float:
@@ -232,20 +229,25 @@ def untried_share(vset: ValidationSet) -> float:
 
 def _has_labels(items: pd.DataFrame | None) -> bool:
     """Whether most catalog items carry categories or tags."""
+    return _described_share(items, ("categories", "tags")) >= 0.5
+
+
+def _described_share(items: pd.DataFrame | None, columns: Sequence[str]) -> float:
+    """Share of catalog items with something in at least one of ``columns``."""
     if items is None or items.empty:
-        return False
-    labelled = pd.Series(False, index=items.index)
-    for column in ("categories", "tags"):
+        return 0.0
+    described = pd.Series(False, index=items.index)
+    for column in columns:
         if column in items:
-            labelled |= items[column].map(_has_any)
-    return bool(labelled.mean() >= 0.5)
+            described |= items[column].map(_filled)
+    return float(described.mean())
 
 
-def _has_any(labels: Any) -> bool:
-    """Whether a catalog cell holds at least one label (a string, or a non-empty list)."""
-    if isinstance(labels, str):
-        return bool(labels)
-    return isinstance(labels, list | tuple | np.ndarray) and len(labels) > 0
+def _filled(cell: Any) -> bool:
+    """Whether a catalog cell holds something: a non-empty string or list of labels."""
+    if isinstance(cell, str):
+        return bool(cell)
+    return isinstance(cell, list | tuple | np.ndarray) and len(cell) > 0
 
 
 def _space(name: str, trial: Any) -> dict[str, Any]:
