@@ -44,7 +44,7 @@ from attune.features.interactions import InteractionDataset
 from attune.models.base import ModelConfig
 from attune.models.content import catalog_column, label_tokens
 from attune.models.deadline import capped
-from attune.models.implicit_mf import BPRRecommender
+from attune.models.implicit_mf import BPRRecommender, _people_per_item
 from attune.models.sasrec import torch_threads
 
 if TYPE_CHECKING:
@@ -157,7 +157,7 @@ class FeatureMFRecommender(BPRRecommender):
         user_factors, item_factors = net.factors()
         self.item_ids = dataset.item_ids
         self._set_state(dataset.user_ids, user_factors, item_factors)
-        self.item_user_counts = np.bincount(matrix.indices, minlength=matrix.shape[1])
+        self.item_user_counts = _people_per_item(matrix)
         self.fold_map = self._fitted_fold_map(matrix)
         return self
 
@@ -200,13 +200,13 @@ class _Net:
         import torch
 
         self.n_items = features.shape[0]
-        width = max(int(np.diff(features.indptr).max()), 1)
-        index = np.zeros((self.n_items, width), dtype=np.int64)
-        weight = np.zeros((self.n_items, width), dtype=np.float32)
-        for item in range(self.n_items):
-            lo, hi = features.indptr[item], features.indptr[item + 1]
-            index[item, : hi - lo] = features.indices[lo:hi]
-            weight[item, : hi - lo] = features.data[lo:hi]
+        # each item's features as one padded row (weight 0 past its own)
+        lengths = np.diff(features.indptr)
+        row = np.repeat(np.arange(self.n_items), lengths)
+        slot = np.arange(features.nnz) - features.indptr[row]
+        index = np.zeros((self.n_items, max(int(lengths.max()), 1)), dtype=np.int64)
+        weight = np.zeros(index.shape, dtype=np.float32)
+        index[row, slot], weight[row, slot] = features.indices, features.data
         self.index, self.weight = torch.from_numpy(index), torch.from_numpy(weight)
         self.users = torch.nn.Embedding(n_users, factors, sparse=True)
         self.vectors = torch.nn.EmbeddingBag(features.shape[1], factors, mode="sum", sparse=True)
@@ -250,8 +250,7 @@ class _Net:
             vectors, biases = self._items(every)
             items = np.hstack([vectors.numpy(), biases.numpy()[:, None]])
             people = self.users.weight.numpy()
-        ones = np.ones((len(people), 1), dtype=np.float32)
-        return np.hstack([people, ones]).astype(np.float32), items.astype(np.float32)
+        return np.hstack([people, np.ones((len(people), 1), dtype=np.float32)]), items
 
 
 def item_feature_matrix(catalog: Any, n_items: int, config: FeatureMFConfig) -> sp.csr_matrix:
