@@ -87,7 +87,8 @@ def import_events_cmd(
     file: Annotated[
         Path,
         typer.Argument(
-            help="CSV, JSON lines or Parquet: user_id,item_id,timestamp[,type,value,event_id]"
+            help="CSV, JSON lines or Parquet: user_id,item_id,timestamp[,type,value,event_id] "
+            "('rating' is read as value)"
         ),
     ],
     event_type: Annotated[

@@ -181,6 +181,30 @@ def test_default_type_applies_without_a_type_column(settings: Settings, sqlite_s
     ]
 
 
+def test_a_rating_column_is_the_value_unless_a_value_column_is_there(
+    settings: Settings, sqlite_stores, tmp_path
+):
+    """MovieLens-style files name the value ``rating``: it weighs the event, not a property."""
+    service = IngestService(settings, sqlite_stores)
+    rated = EVENTS.drop(columns=["value"]).assign(rating=["5", "4.5", "", "1", "3"])
+    report = import_events(service, read_table(write(rated, tmp_path / "rated.csv")))
+    assert report.accepted == 5
+    values = {(u, i): v for u, i, _k, v, _t in stored_events(sqlite_stores)}
+    assert values == {
+        ("u1", "i1"): 5.0,
+        ("u1", "i2"): 4.5,
+        ("u2", "i1"): None,
+        ("u3", "i3"): 1.0,
+        ("u3", "i1"): 3.0,
+    }
+    assert all(e["properties"] is None for e in sqlite_stores.events.user_events("u1"))
+
+    both = EVENTS.assign(rating="2", user_id="w")  # a value column wins; rating is kept aside
+    import_events(service, read_table(write(both, tmp_path / "both.csv")))
+    kept = {e["item_id"]: e for e in sqlite_stores.events.user_events("w")}
+    assert kept["i2"]["value"] == 4.5 and kept["i2"]["properties"] == {"rating": "2"}
+
+
 def test_items_file_reads_genres_lists_properties_price_and_availability(
     settings: Settings, sqlite_stores: Stores, tmp_path: Path
 ):

@@ -46,6 +46,8 @@ ITEM_COLUMNS = (
     "created_at",
 )
 ITEM_ALIASES = {"genres": "categories", "genre": "categories", "category": "categories"}
+EVENT_ALIASES = {"rating": "value"}
+"""Columns read as another where that one is absent (MovieLens-style files carry ``rating``)."""
 
 
 @dataclass
@@ -90,6 +92,13 @@ def _records(frame: pd.DataFrame) -> Iterator[tuple[int, dict[str, Any]]]:
         yield number, {c: _cell(v) for c, v in zip(columns, values, strict=True)}
 
 
+def _aliased(frame: pd.DataFrame, aliases: dict[str, str]) -> pd.DataFrame:
+    """``frame`` with each alias column renamed to its field, unless the field is there."""
+    return frame.rename(
+        columns={k: v for k, v in aliases.items() if k in frame.columns and v not in frame.columns}
+    )
+
+
 def _require(frame: pd.DataFrame, columns: tuple[str, ...], source: str) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
@@ -112,7 +121,9 @@ def import_events(
     source: str = "events",
     advance: Advance | None = None,
 ) -> ImportReport:
-    """Store every valid row as an event (``type`` column or ``default_type``)."""
+    """Store every valid row as an event (``type`` column or ``default_type``); a
+    ``rating`` column is the value where there is no ``value`` column."""
+    frame = _aliased(frame, EVENT_ALIASES)
     _require(frame, ("user_id", "item_id", "timestamp"), source)
     report = ImportReport("events", total=len(frame))
     extra = [c for c in frame.columns if c not in EVENT_COLUMNS]
@@ -159,11 +170,7 @@ def import_items(
     advance: Advance | None = None,
 ) -> ImportReport:
     """Upsert every valid row as a catalog item; unknown columns become properties."""
-    frame = frame.rename(
-        columns={
-            k: v for k, v in ITEM_ALIASES.items() if k in frame.columns and v not in frame.columns
-        }
-    )
+    frame = _aliased(frame, ITEM_ALIASES)
     _require(frame, ("item_id",), source)
     report = ImportReport("items", total=len(frame))
     rows: list[dict[str, Any]] = []
