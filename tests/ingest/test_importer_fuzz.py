@@ -45,7 +45,15 @@ EVENT_REQUIRED = ("user_id", "item_id", "timestamp")
 EVENT_OPTIONAL = ("value", "type", "event_id")
 ITEM_OPTIONAL = ("title", "text", "categories", "tags", "available", "price", "created_at")
 USER_OPTIONAL = ("locale", "region", "segment")
-OTHER_KNOWN = ("language", "anonymous_id", "recommendation_id", "genres", "genre", "category", "rating")
+OTHER_KNOWN = (
+    "language",
+    "anonymous_id",
+    "recommendation_id",
+    "genres",
+    "genre",
+    "category",
+    "rating",
+)
 KNOWN_COLUMNS = frozenset(  # extra columns are named otherwise (row, reason: rejected files)
     (
         *EVENT_REQUIRED,
