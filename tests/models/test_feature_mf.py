@@ -12,8 +12,6 @@ from attune.models.feature_mf import FeatureMFConfig, item_feature_matrix
 from attune.models.registry import create_model
 from tests.models.contract import RecommenderContract
 
-pytest.importorskip("torch")
-
 PARAMS = {"factors": 8, "epochs": 40, "batch_size": 32}
 
 

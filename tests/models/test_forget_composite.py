@@ -28,8 +28,6 @@ FACTORS = [
 def test_factor_models_drop_the_person_and_the_item_only_they_had(
     name: str, params: dict[str, Any]
 ):
-    if name == "feature_mf":
-        pytest.importorskip("torch")
     data = crafted()
     model = create_model(name, params).fit(data)
     assert "X" in listed(model, data, "B", n=1 if name == "bpr" else 3)

@@ -86,7 +86,7 @@ def data() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
 def test_ndcg_floor_on_ml100k(data, name, params, floor):
     if name in ("als", "bpr"):
         pytest.importorskip("implicit")
-    if name in ("sasrec", "feature_mf"):
+    if name == "sasrec":
         pytest.importorskip("torch")
     if name == "content":
         pytest.importorskip("sklearn")

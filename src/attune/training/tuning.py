@@ -154,7 +154,7 @@ class Selection:
         return summary
 
 
-OPTIONAL_LIBRARY = {"als": "implicit", "bpr": "implicit", "sasrec": "torch", "feature_mf": "torch"}
+OPTIONAL_LIBRARY = {"als": "implicit", "bpr": "implicit", "sasrec": "torch"}
 """Candidates that need a library of an optional extra (skipped without it)."""
 
 
