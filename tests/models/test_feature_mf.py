@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from attune.features.interactions import WeightPolicy, build_dataset
-from attune.models.feature_mf import FeatureMFConfig, item_feature_matrix
+from attune.models.feature_mf import FeatureMFConfig, _Net, item_feature_matrix
 from attune.models.registry import create_model
 from tests.models.contract import RecommenderContract
 
@@ -95,3 +95,37 @@ def test_search_space_gives_valid_configs():
     study = optuna.create_study()
     for _ in range(5):
         FeatureMFConfig(**FeatureMFConfig.search_space(study.ask()))
+
+
+def test_the_written_out_gradients_match_the_loss():
+    """The step's hand-written gradients are the loss's own (central differences)."""
+    events, catalog = _shop()
+    data = build_dataset(events, WeightPolicy(), catalog)
+    config = FeatureMFConfig(factors=4, regularization=0.01)
+    features = item_feature_matrix(data.item_features, data.n_items, config)
+    net = _Net(data.n_users, features, config, np.random.default_rng(0))
+    for table in ("users", "vectors", "biases"):  # float64, so differences are exact enough
+        setattr(net, table, getattr(net, table).astype(np.float64) * 50)
+    who, positive, negative = np.array([0, 0, 3]), np.array([1, 2, 1]), np.array([13, 12, 13])
+    found = net.gradients(who, positive, negative)
+    step = 1e-6
+    for table, rows, gradient in (
+        ("users", found.people, found.person),
+        ("vectors", found.features, found.vector),
+        ("biases", found.features, found.bias),
+    ):
+        values = getattr(net, table)
+        for k, row in enumerate(rows):
+            for column in range(values.shape[1]) if values.ndim == 2 else [None]:
+                at = (row, column) if column is not None else (row,)
+                kept = values[at]
+                values[at] = kept + step
+                above = net.loss(who, positive, negative)
+                values[at] = kept - step
+                below = net.loss(who, positive, negative)
+                values[at] = kept
+                expected = (above - below) / (2 * step)
+                got = gradient[k, column] if column is not None else gradient[k]
+                assert got == pytest.approx(expected, rel=1e-4, abs=1e-7), (table, at)
+    untouched = np.setdiff1d(np.arange(len(net.biases)), found.features)
+    assert len(untouched) > 0  # the other items' features get no gradient and stay put

@@ -33,6 +33,7 @@ history as ``bpr`` places them.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 import numpy as np
@@ -173,6 +174,17 @@ class FeatureMFRecommender(BPRRecommender):
         return True
 
 
+@dataclass
+class _Gradients:
+    """A step's gradients: per touched person row and per touched feature row."""
+
+    people: np.ndarray
+    person: np.ndarray
+    features: np.ndarray
+    vector: np.ndarray
+    bias: np.ndarray
+
+
 class _Net:
     """Embedding tables (people; item features), their LightFM-style item sums, and the
     BPR step with Adagrad, written out: a step touches a few thousand rows, so its
@@ -214,8 +226,25 @@ class _Net:
         return vectors, (weight * self.biases[index]).sum(axis=1)
 
     def step(self, who: np.ndarray, positive: np.ndarray, negative: np.ndarray) -> None:
-        """One Adagrad step on the summed BPR loss −log σ(score(pos) − score(neg)) of the
-        rows (plus the L2 penalty on the person and item vectors they use)."""
+        """One Adagrad step on :meth:`loss` of the rows."""
+        found = self.gradients(who, positive, negative)
+        self._adagrad(self.users, self.user_sums, found.people, found.person)
+        self._adagrad(self.vectors, self.vector_sums, found.features, found.vector)
+        self._adagrad(self.biases, self.bias_sums, found.features, found.bias)
+
+    def loss(self, who: np.ndarray, positive: np.ndarray, negative: np.ndarray) -> float:
+        """The summed BPR loss −log σ(score(pos) − score(neg)) of the rows, plus the L2
+        penalty on the person and item vectors each row uses."""
+        person = self.users[who]
+        positive_vectors, positive_biases = self.items(positive)
+        negative_vectors, negative_biases = self.items(negative)
+        margin = (person * (positive_vectors - negative_vectors)).sum(axis=1)
+        margin += positive_biases - negative_biases
+        penalty = sum((v * v).sum() for v in (person, positive_vectors, negative_vectors))
+        return float(np.logaddexp(0.0, -margin).sum() + self.regularization * penalty)
+
+    def gradients(self, who: np.ndarray, positive: np.ndarray, negative: np.ndarray) -> _Gradients:
+        """:meth:`loss`'s gradients, summed per touched person and feature row."""
         rows = len(who)
         person = self.users[who]
         occurrences = np.concatenate([positive, negative])
@@ -226,7 +255,7 @@ class _Net:
         margin = (person * difference).sum(axis=1) + item_biases[:rows] - item_biases[rows:]
         pull = 1.0 / (1.0 + np.exp(np.clip(margin, -30.0, 30.0)))  # σ(−margin)
         # d loss / d score of each occurrence: −σ(−margin) for the positive, + for the negative
-        slope = np.concatenate([-pull, pull]).astype(np.float32)
+        slope = np.concatenate([-pull, pull]).astype(person.dtype)
         person_gradient = -pull[:, None] * difference
         occurrence_gradient = slope[:, None] * np.concatenate([person, person])
         if self.regularization:
@@ -235,24 +264,28 @@ class _Net:
         # each occurrence reaches its item's features in proportion to their weights
         index, weight = self.index[occurrences], self.weight[occurrences]
         used = weight > 0
-        feature_rows, feature_of = np.unique(index[used], return_inverse=True)
+        features, feature_of = np.unique(index[used], return_inverse=True)
         spread = sp.csr_matrix(
             (weight[used], (feature_of, np.nonzero(used)[0])),
-            shape=(len(feature_rows), len(occurrences)),
+            shape=(len(features), len(occurrences)),
         )
         people, person_of = np.unique(who, return_inverse=True)
         gather = sp.csr_matrix(
-            (np.ones(rows, dtype=np.float32), (person_of, np.arange(rows))),
+            (np.ones(rows, dtype=person.dtype), (person_of, np.arange(rows))),
             shape=(len(people), rows),
         )
-        self._adagrad(self.users, self.user_sums, people, gather @ person_gradient)
-        self._adagrad(self.vectors, self.vector_sums, feature_rows, spread @ occurrence_gradient)
-        self._adagrad(self.biases, self.bias_sums, feature_rows, spread @ slope)
+        return _Gradients(
+            people=people,
+            person=np.asarray(gather @ person_gradient),
+            features=features,
+            vector=np.asarray(spread @ occurrence_gradient),
+            bias=np.asarray(spread @ slope).ravel(),
+        )
 
     def _adagrad(
         self, table: np.ndarray, sums: np.ndarray, rows: np.ndarray, gradient: np.ndarray
     ) -> None:
-        gradient = np.asarray(gradient, dtype=np.float32)
+        gradient = gradient.astype(table.dtype, copy=False)
         total = sums[rows] + gradient * gradient
         sums[rows] = total
         table[rows] -= self.learning_rate * gradient / (np.sqrt(total) + self.EPSILON)
