@@ -189,7 +189,7 @@ class _Net:
     """Embedding tables (people; item features), their LightFM-style item sums, and the
     BPR step with Adagrad, written out: a step touches a few thousand rows, so its
     gradients are gathered per touched row (a sparse product) rather than through a
-    framework's autograd and sparse-tensor machinery (five times the time per event)."""
+    framework's autograd and sparse-tensor machinery (about four times the time per event)."""
 
     EPSILON = 1e-10
 
