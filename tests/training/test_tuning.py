@@ -14,7 +14,8 @@ from pydantic import Field
 from attune.features.interactions import InteractionDataset, WeightPolicy
 from attune.models.base import ModelConfig, Recommender
 from attune.models.deadline import fit_deadline, out_of_time, seconds_left
-from attune.training.tuning import select_model
+from attune.models.registry import available_models, model_class
+from attune.training.tuning import DEFAULTS, _as_trial_params, _space, select_model
 from attune.training.validation_set import ValidationSet, order_is_meaningful
 from tests.conftest import two_taste_events
 
@@ -554,3 +555,21 @@ def test_a_second_round_starts_next_to_the_leaders_best():
         {"l2": 200.0, "k": 2, "kind": "a"},
         {"l2": 200.0, "k": 6, "kind": "a"},
     ]
+
+
+@pytest.mark.parametrize("name", sorted(available_models()))
+def test_every_study_can_start_from_the_candidates_defaults(name):
+    """Each study's first trial is the untuned configuration: the search space must
+    accept it as given, or the defaults are never measured (a log-scale range that
+    excludes a default of 0 failed that trial, and its probes, silently)."""
+    optuna = pytest.importorskip("optuna")
+    config = model_class(name).config_class
+    if config.search_space.__func__ is ModelConfig.search_space.__func__:
+        pytest.skip(f"{name} is not tuned")
+    study = optuna.create_study()
+    study.enqueue_trial(_as_trial_params(name))
+    trial = study.ask()
+    params = _space(name, trial)
+    defaults = {**config().model_dump(), **DEFAULTS.get(name, {})}
+    for key, value in params.items():
+        assert value == pytest.approx(defaults[key]), (name, key)

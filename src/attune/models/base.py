@@ -50,6 +50,13 @@ class ModelConfig(BaseModel):
         """Parameters to try for one Optuna ``trial`` (none by default: only the defaults)."""
         return {}
 
+    @classmethod
+    def as_trial(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """``values`` (this config's fields) under the names :meth:`search_space` suggests,
+        so a known configuration can be queued as a trial (the same names unless a
+        search space suggests a derived quantity)."""
+        return values
+
 
 class Recommender(ABC):
     """Fit on interactions; recommend, rank and find similar items by internal index.

@@ -77,10 +77,11 @@ class FeatureMFConfig(ModelConfig):
         "item's weights are scaled to sum to 1; 0 ignores the catalog (plain BPR).",
     )
     regularization: float = Field(
-        default=0.0,
+        default=1e-6,
         ge=0,
         le=1.0,
-        description="L2 penalty on the embeddings a step touches (LightFM's item_alpha).",
+        description="L2 penalty on the embeddings a step touches (LightFM's item_alpha); the "
+        "default, as good as none, is the low end of the tuned (log-scale) range.",
     )
     batch_size: int = Field(
         default=1_024,

@@ -52,6 +52,14 @@ class TrendingConfig(SegmentedConfig):
             "volume_weight": trial.suggest_float("volume_weight", 0.0, 1.5),
         }
 
+    @classmethod
+    def as_trial(cls, values: dict[str, Any]) -> dict[str, Any]:
+        trial = dict(values)
+        long = trial.pop("long_half_life_days", None)
+        if long is not None and trial.get("short_half_life_days"):
+            trial["long_ratio"] = long / trial["short_half_life_days"]
+        return trial
+
 
 def event_decay(dataset: InteractionDataset, half_life_days: float) -> np.ndarray:
     """Per event: 2^(-age/half-life), age in days before the newest event."""

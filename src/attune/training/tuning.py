@@ -758,7 +758,7 @@ def _as_trial_params(name: str, params: dict[str, Any] | None = None) -> dict[st
         {
             key: value
             for key, value in config().model_dump().items()
-            if isinstance(value, int | float | str | bool)
+            if isinstance(value, int | float | str | bool) or key == "recency_half_life_events"
         }
         if name != "blend"
         else {}
@@ -769,7 +769,7 @@ def _as_trial_params(name: str, params: dict[str, Any] | None = None) -> dict[st
         defaults = {**defaults, **scalars}
         if "recency_half_life_events" in params:
             defaults["recency_half_life_events"] = params["recency_half_life_events"]
-    params = {k: v for k, v in defaults.items() if k != "recency_half_life_events"}
+    params = config.as_trial({k: v for k, v in defaults.items() if k != "recency_half_life_events"})
     if "recency_half_life_events" in defaults:
         recency = defaults["recency_half_life_events"]
         params["use_recency"] = recency is not None
