@@ -201,6 +201,7 @@ class _Net:
         config: FeatureMFConfig,
         rng: np.random.Generator,
     ) -> None:
+        self.features = features
         self.n_items, n_features = features.shape
         self.learning_rate, self.regularization = config.learning_rate, config.regularization
         # each item's features as one padded row (weight 0 past its own)
@@ -293,7 +294,9 @@ class _Net:
 
     def factors(self) -> tuple[np.ndarray, np.ndarray]:
         """(users × (k+1), items × (k+1)) float32: a constant 1 / the bias in the last column."""
-        vectors, biases = self.items(np.arange(self.n_items))
+        # one sparse product over the catalog: the padded gather of :meth:`items` would hold
+        # items × longest label list × factors at once
+        vectors, biases = self.features @ self.vectors, self.features @ self.biases
         items = np.hstack([vectors, biases[:, None]]).astype(np.float32)
         ones = np.ones((len(self.users), 1), dtype=np.float32)
         return np.hstack([self.users, ones]), items
