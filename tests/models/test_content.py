@@ -76,6 +76,7 @@ class ContentContract:
     """Contract checks (as in tests/models/contract.py) on the two-genre catalog."""
 
     params: ClassVar[dict[str, Any]] = {}
+    words_only: ClassVar[bool] = True  # no embeddings: items sharing no term score 0
 
     @pytest.fixture(scope="class")
     @classmethod
@@ -106,7 +107,9 @@ class ContentContract:
         for u in range(data.n_users):
             mine, theirs = (new_scifi, new_romance) if u % 2 == SCI_FI else (new_romance, new_scifi)
             assert mine in index[u]
-            assert scores[u, mine] > 0 and scores[u, theirs] == 0
+            assert scores[u, mine] > max(scores[u, theirs], 0)
+            if self.words_only:
+                assert scores[u, theirs] == 0
 
     def test_batch_agrees_with_single_queries(self, model, data):
         batch_index, batch_scores = model.recommend(data.matrix, n=5)
@@ -148,9 +151,11 @@ class ContentContract:
         assert np.all(np.isneginf(scores))
 
     def test_item_vectors_are_unit_or_zero(self, model, data):
-        vectors = model.item_vectors
+        vectors, dense = model.item_vectors, model.item_embeddings
         assert sp.issparse(vectors) and vectors.dtype == np.float32
-        norms = np.sqrt(np.asarray(vectors.multiply(vectors).sum(axis=1)).ravel())
+        assert dense.dtype == np.float32 and dense.shape[0] == data.n_items
+        squares = np.asarray(vectors.multiply(vectors).sum(axis=1)).ravel()
+        norms = np.sqrt(squares + (dense**2).sum(axis=1))
         expected = np.ones(data.n_items)
         expected[data.item_position["mystery"]] = 0.0
         np.testing.assert_allclose(norms, expected, atol=1e-5)
@@ -181,6 +186,100 @@ class TestContentWithBigramsAndPruning(ContentContract):
 
 class TestContentOnLabelsOnly(ContentContract):
     params = {"title_weight": 0.0, "text_weight": 0.0}
+
+
+class TestContentWithEmbeddings(ContentContract):
+    params = {"embedding_weight": 1.0}
+    words_only = False
+
+
+def _with_items(rows: list[tuple[str, str, str]]) -> InteractionDataset:
+    """The test world with more catalog items (id, title, text; no labels)."""
+    extra = pd.DataFrame(
+        [(i, title, text, [], []) for i, title, text in rows],
+        columns=["item_id", "title", "text", "categories", "tags"],
+    )
+    return build_dataset(events(), WeightPolicy(), pd.concat([catalog(), extra]))
+
+
+def test_embeddings_match_meaning_where_no_word_is_shared():
+    """Two new items that share no word with anything watched: TF-IDF cannot tell them
+    apart for anyone; the sentence embedding sends the space one to sci-fi fans."""
+    world = _with_items(
+        [
+            ("rocket", "Rocket mission", "Astronauts travel between planets."),
+            ("tuscany", "Tuscany wedding", "Sweethearts marry at sunset."),
+        ]
+    )
+    rocket, tuscany = world.item_position["rocket"], world.item_position["tuscany"]
+    everyone = np.full(world.n_users, -1)
+    words = create_model("content").fit(world).score(world.matrix, everyone)
+    assert np.all(words[:, [rocket, tuscany]] == 0)
+    meaning = create_model("content", {"embedding_weight": 1.0}).fit(world)
+    scores = meaning.score(world.matrix, everyone)
+    fans = [u for u in range(world.n_users) if u % 2 == SCI_FI]
+    romantics = [u for u in range(world.n_users) if u % 2 == ROMANCE]
+    assert np.all(scores[fans, rocket] > scores[fans, tuscany])
+    assert np.all(scores[romantics, tuscany] > scores[romantics, rocket])
+    index, _ = meaning.similar_items(np.array([rocket]), n=3)
+    assert {genre_of(world, i) for i in index[0]} == {SCI_FI}
+
+
+def test_versions_saved_before_embeddings_still_load(data, tmp_path: Path):
+    model = create_model("content").fit(data)
+    model.save(tmp_path / "m")
+    path = tmp_path / "m" / "arrays.npz"
+    with np.load(path, allow_pickle=False) as arrays:
+        older = {k: arrays[k] for k in arrays.files if k != "embeddings"}
+    np.savez(path, **older)
+    loaded = load_model(tmp_path / "m")
+    everyone = np.full(data.n_users, -1)
+    np.testing.assert_array_equal(
+        model.score(data.matrix, everyone), loaded.score(data.matrix, everyone)
+    )
+
+
+def test_the_encoder_loads_from_its_package_without_the_network(monkeypatch):
+    """Downloads are off: the weights and tokenizer come from the installed wheel."""
+    import requests
+
+    from attune.features import text_embeddings
+
+    def no_network(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the encoder tried to download something")
+
+    monkeypatch.setattr(requests, "get", no_network)
+    monkeypatch.setattr(text_embeddings, "_encoder", None)
+    monkeypatch.setattr(text_embeddings, "_last", None)
+    vectors = text_embeddings.embed_texts(["space adventure", "", "science fiction"])
+    assert vectors.shape == (3, text_embeddings.DIMENSIONS) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), [1.0, 0.0, 1.0], atol=1e-5)
+
+
+def test_embeddings_without_the_extra_say_what_to_install(data, monkeypatch):
+    from attune.errors import NotSupportedError
+    from attune.features import text_embeddings
+
+    monkeypatch.setitem(sys.modules, "wordllama", None)  # as if not installed
+    monkeypatch.setattr(text_embeddings, "_encoder", None)
+    monkeypatch.setattr(text_embeddings, "_last", None)
+    with pytest.raises(NotSupportedError, match=r"attune\[embeddings\]"):
+        create_model("content", {"embedding_weight": 1.0}).fit(data)
+    assert create_model("content").fit(data).item_embeddings.shape == (data.n_items, 0)
+
+
+def test_tuning_searches_the_embedding_weight_only_where_the_extra_is_installed(monkeypatch):
+    import optuna
+
+    from attune.models import content
+
+    def space() -> dict[str, Any]:
+        return ContentConfig.search_space(optuna.trial.FixedTrial(defaults))
+
+    defaults = {**ContentConfig().model_dump(), "embedding_weight": 0.5}
+    assert space()["embedding_weight"] == 0.5
+    monkeypatch.setattr(content, "embeddings_available", lambda: False)
+    assert "embedding_weight" not in space()
 
 
 def test_recent_history_counts_more_with_a_recency_half_life(data):

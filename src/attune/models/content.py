@@ -13,6 +13,13 @@ of whole labels, prefixed ``cat:`` and ``tag:`` so that the category "Drama" and
 tag "drama" stay apart and never mix with words. Each field is L2-normalised on its
 own and multiplied by its weight before the fields are summed, so a weight is that
 field's share of the item's direction whatever its length.
+
+Optionally (``embedding_weight`` > 0, with the ``embeddings`` extra) each item also
+gets a dense sentence embedding of the same text (:mod:`attune.features.text_embeddings`,
+a model shipped inside its PyPI package, nothing downloaded), appended to its vector
+with that weight: items whose words differ but whose meaning is near then score
+together. The appended block is kept dense, beside the sparse one, and the two are
+normalised together, so a vector is still one unit direction.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from attune.features.interactions import InteractionDataset
+from attune.features.text_embeddings import DIMENSIONS, embed_texts, embeddings_available
 from attune.models.base import (
     ModelConfig,
     Recommender,
@@ -73,10 +81,18 @@ class ContentConfig(ModelConfig):
         description="Keep only this many most frequent words and n-grams (labels are never "
         "capped); None keeps them all.",
     )
+    embedding_weight: float = Field(
+        default=0.0,
+        ge=0,
+        le=10,
+        description="Weight of a sentence embedding of the item's title, categories, tags "
+        "and text (a model inside the wordllama package: pip install 'attune[embeddings]'); "
+        "0 leaves it out.",
+    )
 
     @classmethod
     def search_space(cls, trial: Any) -> dict[str, Any]:
-        return {
+        space = {
             "title_weight": trial.suggest_float("title_weight", 0.0, 2.0),
             "text_weight": trial.suggest_float("text_weight", 0.0, 2.0),
             "category_weight": trial.suggest_float("category_weight", 0.0, 2.0),
@@ -84,10 +100,15 @@ class ContentConfig(ModelConfig):
             "ngram_max": trial.suggest_int("ngram_max", 1, 2),
             "min_df": trial.suggest_int("min_df", 1, 5),
         }
+        if embeddings_available():  # searched only where the extra is installed
+            space["embedding_weight"] = trial.suggest_float("embedding_weight", 0.0, 2.0)
+        return space
 
 
 class ContentRecommender(Recommender):
-    """See the module docstring. State: the sparse items × features matrix ``item_vectors``.
+    """See the module docstring. State: the sparse items × features matrix ``item_vectors``
+    and, with embeddings, the dense items × dimensions ``item_embeddings`` (else it has
+    no columns); row k of the two together is item k's unit (or zero) vector.
 
     Without a catalog (``dataset.item_features`` is None) or when no item has any text,
     title, category or tag, fit still succeeds: every item vector is zero and every
@@ -101,36 +122,48 @@ class ContentRecommender(Recommender):
 
     def __init__(self, config: ContentConfig | dict | None = None) -> None:
         super().__init__(config)
-        self._set_vectors(sp.csr_matrix((0, 0), dtype=np.float32))
+        self._set_vectors(sp.csr_matrix((0, 0), dtype=np.float32), np.zeros((0, 0), np.float32))
 
     def fit(self, dataset: InteractionDataset) -> Self:
-        self._set_vectors(item_vectors(dataset.item_features, dataset.n_items, self.config))
+        sparse = item_vectors(dataset.item_features, dataset.n_items, self.config)
+        dense = np.zeros((dataset.n_items, 0), dtype=np.float32)
+        if self.config.embedding_weight > 0:
+            weight = np.float32(self.config.embedding_weight)
+            dense = item_embeddings(dataset.item_features, dataset.n_items) * weight
+        self._set_vectors(*_normalize_together(sparse, dense))
         self.item_ids = dataset.item_ids
         return self
 
-    def _set_vectors(self, vectors: sp.csr_matrix) -> None:
+    def _set_vectors(self, vectors: sp.csr_matrix, embeddings: np.ndarray) -> None:
         self.item_vectors = sp.csr_matrix(vectors, dtype=np.float32)
+        self.item_embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
         # features × items, kept so that each query is one sparse product
         self._by_feature = self.item_vectors.T.tocsr()
 
     def score(self, history: sp.csr_matrix, user_index: np.ndarray) -> np.ndarray:
-        profiles = _normalize_rows(sp.csr_matrix(history, dtype=np.float32) @ self.item_vectors)
-        return self._cosines(profiles)
+        history = sp.csr_matrix(history, dtype=np.float32)
+        profiles, dense = _normalize_together(
+            history @ self.item_vectors, np.asarray(history @ self.item_embeddings)
+        )
+        return self._cosines(profiles, dense)
 
     def similar_items(self, item_index: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         item_index = np.asarray(item_index, dtype=np.int64)
-        scores = self._cosines(self.item_vectors[item_index])
+        scores = self._cosines(self.item_vectors[item_index], self.item_embeddings[item_index])
         scores[scores <= 0] = -np.inf
         scores[np.arange(len(item_index)), item_index] = -np.inf
         return top_n(scores, n)
 
-    def _cosines(self, rows: sp.csr_matrix) -> np.ndarray:
-        """Dot products of unit (or zero) rows with every item vector: dense float32."""
+    def _cosines(self, rows: sp.csr_matrix, dense: np.ndarray) -> np.ndarray:
+        """Dot products of unit (or zero) rows, split as the item vectors are, with every
+        item vector: dense float32."""
         out = np.zeros((rows.shape[0], self.n_items), dtype=np.float32)
         block = max(1, BLOCK_CELLS // max(self.n_items, 1))
         for start in range(0, rows.shape[0], block):
             stop = min(start + block, rows.shape[0])
             out[start:stop] = (rows[start:stop] @ self._by_feature).toarray()
+            if self.item_embeddings.shape[1]:
+                out[start:stop] += dense[start:stop] @ self.item_embeddings.T
         return out
 
     def forget(self, person: ErasedPerson) -> bool:
@@ -138,10 +171,13 @@ class ContentRecommender(Recommender):
         return True
 
     def _arrays(self) -> dict[str, np.ndarray]:
-        return sparse_to_arrays(self.item_vectors)
+        return {**sparse_to_arrays(self.item_vectors), "embeddings": self.item_embeddings}
 
     def _restore(self, arrays: dict[str, np.ndarray]) -> None:
-        self._set_vectors(sparse_from_arrays(arrays))
+        vectors = sparse_from_arrays(arrays)
+        # versions saved before embeddings existed have none
+        empty = np.zeros((vectors.shape[0], 0), dtype=np.float32)
+        self._set_vectors(vectors, arrays.get("embeddings", empty))
 
 
 def item_vectors(
@@ -183,6 +219,39 @@ def item_vectors(
     if not blocks:
         return sp.csr_matrix((n_items, 0), dtype=np.float32)
     return _normalize_rows(sp.hstack(blocks, format="csr", dtype=np.float32))
+
+
+def item_embeddings(features: pd.DataFrame | None, n_items: int) -> np.ndarray:
+    """(n_items, DIMENSIONS) unit sentence embeddings of each item's title, categories,
+    tags and text (zero rows for items with none), aligned like :func:`item_vectors`."""
+    if features is None or len(features) == 0:
+        return np.zeros((n_items, DIMENSIONS), dtype=np.float32)
+    if len(features) != n_items:
+        raise ValueError(f"{len(features)} catalog rows for {n_items} items")
+    titles = catalog_column(features, "title")
+    texts = catalog_column(features, "text")
+    categories = catalog_column(features, "categories")
+    tags = catalog_column(features, "tags")
+    documents = [
+        ". ".join(part for part in parts if part)
+        for parts in zip(
+            (_text(v) for v in titles),
+            (_labels(v) for v in categories),
+            (_labels(v) for v in tags),
+            (_text(v) for v in texts),
+            strict=True,
+        )
+    ]
+    return embed_texts(documents)
+
+
+def _labels(value: Any) -> str:
+    """A label list as words ("Sci-Fi, Comedy"); None and NaN as nothing."""
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, Iterable):
+        return ""
+    return ", ".join(str(label) for label in value if label is not None)
 
 
 def _field_block(
@@ -250,6 +319,21 @@ def _join(parts: tuple[Any, ...]) -> Any:
 def _as_tokens(document: list[str]) -> list[str]:
     """Analyzer for label lists: they are tokens already."""
     return document
+
+
+def _normalize_together(
+    sparse: sp.csr_matrix, dense: np.ndarray
+) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Rows of ``[sparse | dense]`` divided by their joint L2 norm (zero rows stay zero),
+    returned as the two parts: float32 CSR and float32 dense."""
+    sparse = sp.csr_matrix(sparse, dtype=np.float32)
+    dense = np.asarray(dense, dtype=np.float32)
+    squares = np.asarray(sparse.multiply(sparse).sum(axis=1)).ravel()
+    if dense.shape[1]:
+        squares = squares + np.einsum("ij,ij->i", dense, dense)
+    norms = np.sqrt(squares)
+    scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0).astype(np.float32)
+    return sp.csr_matrix(sp.diags(scale) @ sparse), dense * scale[:, None]
 
 
 def _normalize_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
