@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+from tests.conftest import two_taste_events
+
 
 def test_recommendations_follow_taste_and_skip_seen_items(client, trained):
     body = client.get("/v1/users/u0/recommendations", params={"n": 2}).json()
@@ -45,6 +47,47 @@ def test_similar_items_and_unknown_item(client, trained):
     missing = client.get("/v1/items/nope/similar")
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "not_found"
+
+
+def _described_and_trained(client, stores, settings) -> None:
+    """The two-taste world with a catalog: "a" items sci-fi, "b" items romance, and a
+    sci-fi item nobody has had yet; then trained."""
+    from attune.ingest.service import IngestService
+    from attune.training.pipeline import train
+
+    described = {f"a{k}": ("Space voyage", "Sci-Fi") for k in range(5)}
+    described |= {f"b{k}": ("Love in Paris", "Romance") for k in range(5)}
+    described["a-new"] = ("Space station", "Sci-Fi")
+    for item_id, (title, genre) in described.items():
+        body = {"title": f"{title} {item_id}", "categories": [genre]}
+        assert client.put(f"/v1/items/{item_id}", json=body).status_code in (200, 201)
+    IngestService(settings, stores).ingest_events(two_taste_events())
+    train(settings, stores)
+
+
+def test_an_item_nobody_had_yet_is_similar_to_items_described_alike(client, stores, any_settings):
+    """Cold start on an item page: the new item has no co-occurrences, so its similar
+    items come from its description, not from whatever is popular."""
+    _described_and_trained(client, stores, any_settings)
+    body = client.get("/v1/items/a-new/similar", params={"n": 4, "explain": True}).json()
+    assert [it["item_id"][0] for it in body["items"]] == ["a"] * 4
+    assert all(it["source"] == "current_item" for it in body["items"])
+    assert body["items"][0]["reasons"][0]["text"] == "Similar to Space station a-new"
+    # and on its page (the current item as context), a stranger is offered its kind
+    page = client.get(
+        "/v1/users/stranger/recommendations", params={"n": 3, "context.item_id": "a-new"}
+    ).json()
+    assert [it["item_id"][0] for it in page["items"]] == ["a"] * 3
+
+
+def test_a_tried_item_shows_its_untried_lookalike_after_its_neighbours(
+    client, stores, any_settings
+):
+    _described_and_trained(client, stores, any_settings)
+    items = client.get("/v1/items/a0/similar", params={"n": 6}).json()["items"]
+    ids = [it["item_id"] for it in items]
+    assert set(ids[:4]) == {"a1", "a2", "a3", "a4"}, "people's behaviour first"
+    assert ids[4] == "a-new", "then the untried item its description matches"
 
 
 def test_unavailable_items_are_never_recommended(client, trained):

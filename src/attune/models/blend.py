@@ -6,7 +6,9 @@ component keeps its own parameters (including how much it favours recent history
 
 from __future__ import annotations
 
+import itertools
 import json
+import shutil
 from pathlib import Path
 from typing import Any, Self
 
@@ -39,7 +41,50 @@ def scale_rows(scores: np.ndarray) -> np.ndarray:
     return np.divide(scores, top, out=np.zeros_like(scores), where=top > 0)
 
 
-class BlendRecommender(Recommender):
+class CompositeRecommender(Recommender):
+    """A model made of component models fitted on the same data: it forgets in each of
+    them and saves each in a ``component_<k>`` folder beside its own files."""
+
+    components: list[Recommender]
+
+    def holds(self, person: ErasedPerson) -> bool | None:
+        return components_hold(self.components, person)
+
+    def forget(self, person: ErasedPerson) -> bool:
+        """Forget in every component (each on a copy); exact when every component is."""
+        self.components, exact = forget_components(self.components, person)
+        return exact
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def _restore(self, arrays: dict[str, np.ndarray]) -> None:
+        return None
+
+    def save(self, path: Path) -> None:
+        super().save(path)
+        for k, model in enumerate(self.components):
+            model.save(path / f"component_{k}")
+        # a folder saved into before may hold more components: they must not load
+        stale = path / f"component_{len(self.components)}"
+        while stale.is_dir():
+            shutil.rmtree(stale)
+            stale = path / f"component_{int(stale.name.split('_')[1]) + 1}"
+
+    @classmethod
+    def load(cls, path: Path) -> Self:
+        from attune.models.registry import load_model
+
+        meta = json.loads((path / "model.json").read_text())
+        if meta.get("format") != ARTIFACT_FORMAT:
+            raise ValidationError(f"{path}: unknown artifact format {meta.get('format')!r}")
+        model = super().load(path)
+        folders = (path / f"component_{k}" for k in itertools.count())
+        model.components = [load_model(f) for f in itertools.takewhile(Path.is_dir, folders)]
+        return model
+
+
+class BlendRecommender(CompositeRecommender):
     """Σ weight × scaled score over the components (all fitted on the same data)."""
 
     name = "blend"
@@ -50,7 +95,7 @@ class BlendRecommender(Recommender):
         if config is None:
             raise ValidationError("a blend needs its components")
         super().__init__(config)
-        self.components: list[Recommender] = []
+        self.components = []
 
     def fit(self, dataset: InteractionDataset) -> Self:
         from attune.models.registry import create_model
@@ -76,36 +121,14 @@ class BlendRecommender(Recommender):
     def similar_items(self, item_index: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         return first_similar_items(self.components, item_index, n, "blend")
 
-    def holds(self, person: ErasedPerson) -> bool | None:
-        return components_hold(self.components, person)
-
-    def forget(self, person: ErasedPerson) -> bool:
-        """Forget in every component (each on a copy); exact when every component is."""
-        self.components, exact = forget_components(self.components, person)
-        return exact
-
-    def _arrays(self) -> dict[str, np.ndarray]:
-        return {}
-
-    def _restore(self, arrays: dict[str, np.ndarray]) -> None:
-        return None
-
-    def save(self, path: Path) -> None:
-        super().save(path)
-        for k, model in enumerate(self.components):
-            model.save(path / f"component_{k}")
-
     @classmethod
     def load(cls, path: Path) -> Self:
-        from attune.models.registry import load_model
-
-        meta = json.loads((path / "model.json").read_text())
-        if meta.get("format") != ARTIFACT_FORMAT:
-            raise ValidationError(f"{path}: unknown artifact format {meta.get('format')!r}")
         model = super().load(path)
-        model.components = [
-            load_model(path / f"component_{k}") for k in range(len(model.config.components))
-        ]
+        if len(model.components) != len(model.config.components):
+            raise ValidationError(
+                f"{path}: {len(model.components)} component folders for "
+                f"{len(model.config.components)} components"
+            )
         return model
 
 

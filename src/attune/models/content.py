@@ -134,6 +134,11 @@ class ContentRecommender(Recommender):
         self.item_ids = dataset.item_ids
         return self
 
+    @property
+    def describes_items(self) -> bool:
+        """Whether any item has a non-zero vector (the catalog said something)."""
+        return bool(self.item_vectors.nnz) or bool(np.any(self.item_embeddings))
+
     def _set_vectors(self, vectors: sp.csr_matrix, embeddings: np.ndarray) -> None:
         self.item_vectors = sp.csr_matrix(vectors, dtype=np.float32)
         self.item_embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)

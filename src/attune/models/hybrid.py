@@ -31,7 +31,6 @@ components' scaled scores over the same candidates, like a blend with its weight
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +40,7 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import Field, StringConstraints
 
-from attune.errors import NotSupportedError, ValidationError
+from attune.errors import NotSupportedError
 from attune.features.aggregates import (
     ItemAggregates,
     category_affinity,
@@ -61,7 +60,6 @@ from attune.features.interactions import (
     weighted_history,
 )
 from attune.models.base import (
-    ARTIFACT_FORMAT,
     ModelConfig,
     Recommender,
     first_similar_items,
@@ -71,6 +69,7 @@ from attune.models.base import (
 )
 from attune.models.blend import (
     BlendComponent,
+    CompositeRecommender,
     components_hold,
     forget_components,
     scale_rows,
@@ -359,7 +358,7 @@ def label_groups(
     return LabelGroups(group_row[kept], contexts[keys[kept] % n_contexts], group_labels)
 
 
-class HybridRecommender(Recommender):
+class HybridRecommender(CompositeRecommender):
     """See the module docstring. State: components, item aggregates, categories, ranker."""
 
     name = "hybrid"
@@ -699,8 +698,6 @@ class HybridRecommender(Recommender):
 
     def save(self, path: Path) -> None:
         super().save(path)
-        for k, model in enumerate(self.components):
-            model.save(path / f"component_{k}")
         ranker = path / RANKER_FILE
         if self.booster is not None:
             ranker.write_text(self.booster.model_to_string())
@@ -709,15 +706,7 @@ class HybridRecommender(Recommender):
 
     @classmethod
     def load(cls, path: Path) -> Self:
-        from attune.models.registry import load_model
-
-        meta = json.loads((path / "model.json").read_text())
-        if meta.get("format") != ARTIFACT_FORMAT:
-            raise ValidationError(f"{path}: unknown artifact format {meta.get('format')!r}")
         model = super().load(path)
-        model.components = [
-            load_model(path / f"component_{k}") for k in range(len(model.config.components))
-        ]
         ranker = path / RANKER_FILE
         if ranker.exists():
             model.booster = _lightgbm().Booster(model_str=ranker.read_text())

@@ -28,6 +28,7 @@ BUILTIN: dict[str, str] = {
     "content": "attune.models.content:ContentRecommender",
     "hybrid": "attune.models.hybrid:HybridRecommender",
     "feature_mf": "attune.models.feature_mf:FeatureMFRecommender",
+    "item_to_item": "attune.models.item_to_item:ItemToItemRecommender",
 }
 
 ENTRY_POINT_GROUP = "attune.models"

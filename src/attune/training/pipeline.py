@@ -20,8 +20,10 @@ import pandas as pd
 
 from attune.config import Settings
 from attune.errors import NotReadyError
-from attune.features.interactions import WeightPolicy, build_dataset
+from attune.features.interactions import InteractionDataset, WeightPolicy, build_dataset
+from attune.models.base import Recommender
 from attune.models.deadline import fit_deadline
+from attune.models.item_to_item import ItemToItemRecommender
 from attune.models.registry import create_model
 from attune.privacy.consent import personalizable
 from attune.store.factory import Stores
@@ -175,6 +177,14 @@ def _choose(
     )
 
 
+def _describing_content(dataset: InteractionDataset) -> Recommender | None:
+    """The content model of the catalog, when the catalog describes any item."""
+    if dataset.item_features is None:
+        return None
+    content = create_model("content").fit(dataset)
+    return content if getattr(content, "describes_items", False) else None
+
+
 def _gate(
     stores: Stores,
     frame: pd.DataFrame,
@@ -203,9 +213,10 @@ def train(
 
     The version's folder holds the main model, a popularity fallback (for people the
     main model cannot score; per segment too with ``settings.segment_keys``, see
-    ``fallback.scores_for_segment``), an item-kNN model for "similar items" (unless the
-    main model is one) and the weighting used, so serving treats live history exactly as
-    training treated stored events.
+    ``fallback.scores_for_segment``), the model for "similar items" (item-kNN, the main
+    model when it is one, completed by content where the catalog describes items: see
+    :mod:`attune.models.item_to_item`) and the weighting used, so serving treats live
+    history exactly as training treated stored events.
 
     ``like``: refit as that version was fitted: with an explicit ``algorithm`` and
     ``params``, also its validated data handling (how values count, whether the
@@ -271,8 +282,10 @@ def train(
             "min_segment_people": settings.min_segment_people,
         },
     ).fit(dataset)
-    # "similar items" always has an item-to-item model, whatever the main model is
-    similar = None if algorithm == "item_knn" else create_model("item_knn").fit(dataset)
+    # "similar items" always has an item-to-item model, whatever the main model is:
+    # item-kNN, completed by content for items it knows too little about
+    knn = None if algorithm == "item_knn" else create_model("item_knn").fit(dataset)
+    content = _describing_content(dataset)
     tell(f"fitting {algorithm} on all data", 0.9)
     refit_limit = None
     if tune_budget_seconds:
@@ -283,8 +296,8 @@ def train(
         refit_limit = max((1 - SAVE_SHARE) * tune_budget_seconds - spent, 0.1 * tune_budget_seconds)
     with fit_deadline(refit_limit):
         model = create_model(algorithm, params).fit(dataset)
-    if similar is None:
-        similar = model
+    knn = knn or model
+    similar = knn if content is None else ItemToItemRecommender.of(knn, content)
 
     checked = None
     if gate:
