@@ -126,3 +126,22 @@ def test_items_without_model_evidence_come_from_the_fallback(client, trained):
     assert model_items and all(it["score"] > 0 for it in model_items)
     assert all(it["item_id"].startswith("a") for it in model_items)
     assert {it["source"] for it in items} == {"model", "popular"}
+
+
+def test_an_item_added_after_training_is_matched_by_its_description(
+    client, stores, any_settings
+):
+    """The version's item space predates the item: its page, and a person who just
+    viewed it, get its look-alikes from the description the catalog now holds."""
+    _described_and_trained(client, stores, any_settings)
+    body = {"title": "Love in Rome", "categories": ["Romance"]}
+    assert client.put("/v1/items/b-added", json=body).status_code in (200, 201)
+    similar = client.get("/v1/items/b-added/similar", params={"n": 4, "explain": True}).json()
+    assert [it["item_id"][0] for it in similar["items"]] == ["b"] * 4
+    assert all(it["source"] == "current_item" for it in similar["items"])
+    assert similar["items"][0]["reasons"][0]["text"] == "Similar to Love in Rome"
+    event = {"user_id": "newcomer", "item_id": "b-added", "type": "view"}
+    assert client.post("/v1/events", json={"events": [event]}).json()["accepted"] == 1
+    items = client.get("/v1/users/newcomer/recommendations", params={"n": 3}).json()["items"]
+    assert [it["item_id"][0] for it in items] == ["b"] * 3
+    assert {it["source"] for it in items} == {"session"}

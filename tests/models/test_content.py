@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from attune.errors import ValidationError
+from attune.errors import NotSupportedError, ValidationError
 from attune.features.interactions import History, InteractionDataset, WeightPolicy, build_dataset
 from attune.models.base import Recommender
 from attune.models.content import ContentConfig, ContentRecommender
@@ -175,6 +175,31 @@ class ContentContract:
             model.similar_items(items, 5)[0], loaded.similar_items(items, 5)[0]
         )
 
+    def test_entries_are_placed_where_training_put_them(self, model, data, tmp_path: Path):
+        """The kept vocabularies (also after a save) give a catalog entry the very vector
+        its item got when the model was fitted: an entry added later lands in that space."""
+        model.save(tmp_path / "m")
+        rows = catalog().set_index("item_id")
+        for placing in (model, load_model(tmp_path / "m")):
+            for item_id in ("i00", "i03", "new-scifi", "new-romance"):
+                sparse, dense = placing.describe([rows.loc[item_id].to_dict()])
+                k = data.item_position[item_id]
+                fitted = model.item_vectors[k].toarray()[0]
+                np.testing.assert_allclose(sparse.toarray()[0], fitted, atol=1e-6)
+                np.testing.assert_allclose(dense[0], model.item_embeddings[k], atol=1e-4)
+
+    def test_an_entry_added_later_finds_its_own_kind(self, model, data):
+        added = [
+            {"title": "Galaxy Patrol", "text": "A starship crew.", "categories": ["Sci-Fi"]},
+            {"title": "Paris Nights", "categories": ["Romance"], "tags": None},
+        ]
+        index, scores = model.similar_to_records(added, 4)
+        for row, genre in enumerate((SCI_FI, ROMANCE)):
+            assert {genre_of(data, i) for i in index[row]} == {genre}, index[row]
+            assert np.all(np.diff(scores[row]) <= 0) and np.all(scores[row] > 0)
+        index, scores = model.similar_to_records([{"title": None, "tags": []}], 3)
+        assert index.tolist() == [[-1, -1, -1]], "nothing to go by, nothing found"
+
 
 class TestContent(ContentContract):
     pass
@@ -230,13 +255,45 @@ def test_versions_saved_before_embeddings_still_load(data, tmp_path: Path):
     model.save(tmp_path / "m")
     path = tmp_path / "m" / "arrays.npz"
     with np.load(path, allow_pickle=False) as arrays:
-        older = {k: arrays[k] for k in arrays.files if k != "embeddings"}
+        assert "state_embeddings" in arrays.files
+        older = {k: arrays[k] for k in arrays.files if k != "state_embeddings"}
     np.savez(path, **older)
     loaded = load_model(tmp_path / "m")
     everyone = np.full(data.n_users, -1)
     np.testing.assert_array_equal(
         model.score(data.matrix, everyone), loaded.score(data.matrix, everyone)
     )
+
+
+def test_versions_saved_before_vocabularies_were_kept_load_but_place_nothing_new(
+    data, tmp_path: Path
+):
+    model = create_model("content").fit(data)
+    model.save(tmp_path / "m")
+    path = tmp_path / "m" / "arrays.npz"
+    with np.load(path, allow_pickle=False) as arrays:
+        older = {k: arrays[k] for k in arrays.files if not k.endswith(("_terms", "_idf"))}
+        assert len(older) == len(arrays.files) - 4, "words and labels: terms and idf each"
+    np.savez(path, **older)
+    loaded = load_model(tmp_path / "m")
+    everyone = np.full(data.n_users, -1)
+    np.testing.assert_array_equal(
+        model.score(data.matrix, everyone), loaded.score(data.matrix, everyone)
+    )
+    with pytest.raises(NotSupportedError, match="train a new version"):
+        loaded.similar_to_records([{"title": "Nebula", "categories": ["Sci-Fi"]}], 3)
+
+
+def test_answers_for_added_entries_are_remembered_until_the_model_changes(data):
+    model = create_model("content").fit(data)
+    added = [{"title": "Galaxy Patrol", "categories": ["Sci-Fi"], "tags": ["space"]}]
+    first = model.similar_to_records(added, 3)
+    assert model.similar_to_records(added, 3)[0] is first[0]
+    assert not first[0].flags.writeable, "shared answers are read-only"
+    model.fit(data)
+    again = model.similar_to_records(added, 3)
+    assert again[0] is not first[0]
+    np.testing.assert_array_equal(again[0], first[0])
 
 
 def test_the_encoder_loads_from_its_package_without_the_network(monkeypatch):

@@ -17,7 +17,7 @@ from attune.models.forgetting import ErasedPerson
 from attune.models.item_to_item import ItemToItemRecommender
 from attune.models.registry import create_model, load_model
 from tests.models.contract import RecommenderContract
-from tests.models.test_content import data, genre_of  # noqa: F401  (data: a fixture)
+from tests.models.test_content import SCI_FI, data, genre_of  # noqa: F401  (data: a fixture)
 
 
 class TestItemToItem(RecommenderContract):
@@ -76,6 +76,10 @@ def test_save_load_round_trip(model, data, tmp_path: Path):  # noqa: F811
     for got, want in answers:
         np.testing.assert_array_equal(got, want)
     assert (loaded.similarity != model.similarity).nnz == 0
+    added = [{"title": "Nebula Patrol", "categories": ["Sci-Fi"], "tags": ["space"]}]
+    got, want = loaded.similar_to_records(added, 4), model.similar_to_records(added, 4)
+    np.testing.assert_array_equal(got[0], want[0])
+    assert {genre_of(data, i) for i in got[0][0]} == {SCI_FI}, "an entry added later: its kind"
 
 
 def test_forgetting_reaches_item_knn_and_leaves_the_original_alone(model, data):  # noqa: F811

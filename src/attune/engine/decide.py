@@ -802,23 +802,31 @@ class DecisionEngine:
         ok: np.ndarray,
         depth: int,
     ) -> dict[str, tuple[float, str]]:
-        """Items similar to weighted seeds: id → (score, the seed that gave most)."""
+        """Items similar to weighted seeds: id → (score, the seed that gave most).
+
+        A seed outside the item-to-item model's item space (added to the catalog since
+        the version was trained) is matched by its catalog description where the model
+        can read one (content), so a new item's page and a person who just viewed it get
+        its look-alikes before the next training."""
         position = _positions(model, "similar")
+        wanted = min(depth + int((~ok).sum()), model.similar.n_items)
+        rows: list[tuple[str, float, np.ndarray, np.ndarray]] = []
         known = [(position[i], w, i) for i, w in seeds if i in position]
-        if not known:
-            return {}
-        refused = int((~ok).sum())
-        try:
-            index, scores = model.similar.similar_items(
-                np.array([p for p, _, _ in known]), min(depth + refused, model.similar.n_items)
-            )
-        except NotSupportedError:  # a version without an item-to-item model
-            return {}
+        if known:
+            try:
+                index, scores = model.similar.similar_items(
+                    np.array([p for p, _, _ in known]), wanted
+                )
+            except NotSupportedError:  # a version without an item-to-item model
+                return {}
+            rows += [(seed, w, index[r], scores[r]) for r, (_, w, seed) in enumerate(known)]
+        unknown = [(i, w) for i, w in seeds if i not in position]
+        rows += self._described_matches(model, unknown, wanted)
         ids = model.similar.item_ids
         found: dict[str, tuple[float, str]] = {}
         best_part: dict[str, float] = {}
-        for r, (_, weight, seed) in enumerate(known):
-            for i, s in zip(index[r].tolist(), scores[r].tolist(), strict=True):
+        for seed, weight, row_index, row_scores in rows:
+            for i, s in zip(row_index.tolist(), row_scores.tolist(), strict=True):
                 if i < 0 or not ok[i] or not math.isfinite(s) or s <= 0:
                     continue
                 item_id = str(ids[i])
@@ -828,6 +836,25 @@ class DecisionEngine:
                 best_part[item_id] = max(best_part.get(item_id, 0.0), part)
                 found[item_id] = (total, top_seed)
         return found
+
+    def _described_matches(
+        self, model: LoadedModel, seeds: list[tuple[str, float]], n: int
+    ) -> list[tuple[str, float, np.ndarray, np.ndarray]]:
+        """(seed, weight, indices, scores) of the items most like each seed the catalog
+        describes, for seeds outside the item-to-item model's space; none where the
+        model cannot read descriptions (item-kNN alone, or an older version)."""
+        match = getattr(model.similar, "similar_to_records", None)
+        if match is None or not seeds:
+            return []
+        facts = self.catalog.lookup()
+        described = [(i, w, facts.records[i]) for i, w in seeds if i in facts.records]
+        if not described:
+            return []
+        try:
+            index, scores = match([record for _, _, record in described], n)
+        except NotSupportedError:
+            return []
+        return [(i, w, index[r], scores[r]) for r, (i, w, _) in enumerate(described)]
 
     def _add_similar_source(
         self,

@@ -40,11 +40,16 @@ def embeddings_available() -> bool:
     return importlib.util.find_spec(PACKAGE) is not None
 
 
-def embed_texts(texts: Sequence[str]) -> np.ndarray:
+def embed_texts(texts: Sequence[str], remember: bool = True) -> np.ndarray:
     """One L2-normalised float32 row of :data:`DIMENSIONS` per text; blank texts get a
     zero row (nothing to say about them). The answer is read-only (it may be shared
-    with the next call for the same texts)."""
+    with the next call for the same texts). ``remember=False`` leaves the memo of the
+    last call alone (a few texts embedded while serving should not evict a catalog's)."""
     global _last
+    if not remember:
+        out = _embed(texts)
+        out.flags.writeable = False
+        return out
     key = hash(tuple(texts))
     last = _last
     if last is not None and last[0] == key:

@@ -20,17 +20,25 @@ a model shipped inside its PyPI package, nothing downloaded), appended to its ve
 with that weight: items whose words differ but whose meaning is near then score
 together. The appended block is kept dense, beside the sparse one, and the two are
 normalised together, so a vector is still one unit direction.
+
+The fitted vocabularies are kept (and saved), so an entry added to the catalog after
+training is placed in the same space (:meth:`ContentRecommender.describe`): a new
+product's page can show its look-alikes before anyone has had it and before the next
+training brings it into the item space.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
 
+from attune.errors import NotSupportedError
 from attune.features.interactions import InteractionDataset
 from attune.features.text_embeddings import DIMENSIONS, embed_texts, embeddings_available
 from attune.models.base import (
@@ -44,8 +52,13 @@ from attune.models.forgetting import ErasedPerson
 
 if TYPE_CHECKING:
     import pandas as pd
+    from sklearn.feature_extraction.text import TfidfVectorizer
 
 BLOCK_CELLS = 16_000_000  # (query × item) score cells computed at once (~200 MB sparse)
+CATALOG_FIELDS = ("title", "text", "categories", "tags")
+BLOCKS = ("words", "labels")
+"""The vocabularies, in column order: title and text words, category and tag labels."""
+DESCRIBED_MEMO = 256
 
 
 class ContentConfig(ModelConfig):
@@ -122,14 +135,20 @@ class ContentRecommender(Recommender):
 
     def __init__(self, config: ContentConfig | dict | None = None) -> None:
         super().__init__(config)
+        # the fitted vocabularies ("words", "labels"), to place entries added later, and
+        # the last answers for such entries (emptied whenever the vectors change)
+        self._vectorizers: dict[str, TfidfVectorizer] = {}
+        self._described: OrderedDict[Hashable, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._described_lock = threading.Lock()
         self._set_vectors(sp.csr_matrix((0, 0), dtype=np.float32), np.zeros((0, 0), np.float32))
 
     def fit(self, dataset: InteractionDataset) -> Self:
-        sparse = item_vectors(dataset.item_features, dataset.n_items, self.config)
-        dense = np.zeros((dataset.n_items, 0), dtype=np.float32)
+        features, n_items = dataset.item_features, dataset.n_items
+        sparse, self._vectorizers = item_vectors(features, n_items, self.config)
+        dense = np.zeros((n_items, 0), dtype=np.float32)
         if self.config.embedding_weight > 0:
             weight = np.float32(self.config.embedding_weight)
-            dense = item_embeddings(dataset.item_features, dataset.n_items) * weight
+            dense = item_embeddings(features, n_items) * weight
         self._set_vectors(*_normalize_together(sparse, dense))
         self.item_ids = dataset.item_ids
         return self
@@ -144,6 +163,8 @@ class ContentRecommender(Recommender):
         self.item_embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
         # features × items, kept so that each query is one sparse product
         self._by_feature = self.item_vectors.T.tocsr()
+        with self._described_lock:
+            self._described.clear()
 
     def score(self, history: sp.csr_matrix, user_index: np.ndarray) -> np.ndarray:
         history = sp.csr_matrix(history, dtype=np.float32)
@@ -158,6 +179,55 @@ class ContentRecommender(Recommender):
         scores[scores <= 0] = -np.inf
         scores[np.arange(len(item_index)), item_index] = -np.inf
         return top_n(scores, n)
+
+    def describe(self, records: Sequence[Mapping[str, Any]]) -> tuple[sp.csr_matrix, np.ndarray]:
+        """Unit (or zero) vectors of catalog entries in this model's space, split as the
+        item vectors are: entries it was not fitted on (items added since) are placed
+        by the vocabularies and weights it was fitted with. Each entry is a mapping
+        with any of title, text, categories, tags.
+
+        Raises:
+            NotSupportedError: the version was saved before vocabularies were kept, or
+                it holds embeddings and the ``embeddings`` extra is not installed.
+        """
+        if self.item_vectors.shape[1] and not self._vectorizers:
+            raise NotSupportedError(
+                "this content model was saved without its vocabularies: train a new version "
+                "to match items added since"
+            )
+        columns = {name: [r.get(name) for r in records] for name in CATALOG_FIELDS}
+        fields = _block_fields(columns, self.config)
+        sparse = _vectorize(self._vectorizers, fields, len(records))
+        dense = np.zeros((len(records), self.item_embeddings.shape[1]), dtype=np.float32)
+        if dense.shape[1]:
+            weight = np.float32(self.config.embedding_weight)
+            dense = embed_texts(_documents(columns), remember=False) * weight
+        return _normalize_together(sparse, dense)
+
+    def similar_to_records(
+        self, records: Sequence[Mapping[str, Any]], n: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``n`` items most like each catalog entry (see :meth:`describe`), as
+        :meth:`similar_items` answers: indices and cosines, best first, -1 / -inf
+        where fewer match. The last :data:`DESCRIBED_MEMO` answers are kept: a new
+        item's page is asked for again and again until the next training."""
+        key = (n, tuple(_record_key(r) for r in records))
+        with self._described_lock:
+            found = self._described.get(key)
+            if found is not None:
+                self._described.move_to_end(key)
+                return found
+        rows, dense = self.describe(records)
+        scores = self._cosines(rows, dense)
+        scores[scores <= 0] = -np.inf
+        found = top_n(scores, n)
+        for part in found:
+            part.flags.writeable = False
+        with self._described_lock:
+            self._described[key] = found
+            while len(self._described) > DESCRIBED_MEMO:
+                self._described.popitem(last=False)
+        return found
 
     def _cosines(self, rows: sp.csr_matrix, dense: np.ndarray) -> np.ndarray:
         """Dot products of unit (or zero) rows, split as the item vectors are, with every
@@ -176,19 +246,36 @@ class ContentRecommender(Recommender):
         return True
 
     def _arrays(self) -> dict[str, np.ndarray]:
-        return {**sparse_to_arrays(self.item_vectors), "embeddings": self.item_embeddings}
+        vocabularies = {}
+        for block, vectorizer in self._vectorizers.items():
+            vocabularies[f"{block}_terms"] = vectorizer.get_feature_names_out().astype(str)
+            vocabularies[f"{block}_idf"] = np.asarray(vectorizer.idf_)
+        return {
+            **sparse_to_arrays(self.item_vectors),
+            "embeddings": self.item_embeddings,
+            **vocabularies,
+        }
 
     def _restore(self, arrays: dict[str, np.ndarray]) -> None:
         vectors = sparse_from_arrays(arrays)
-        # versions saved before embeddings existed have none
+        # versions saved before embeddings existed have none; before vocabularies were
+        # kept, none either (such a version cannot place entries added later)
         empty = np.zeros((vectors.shape[0], 0), dtype=np.float32)
         self._set_vectors(vectors, arrays.get("embeddings", empty))
+        self._vectorizers = {}
+        for block in BLOCKS:
+            if f"{block}_terms" in arrays:
+                terms = arrays[f"{block}_terms"].tolist()
+                vectorizer = _vectorizer(block, self.config, {t: i for i, t in enumerate(terms)})
+                vectorizer.idf_ = arrays[f"{block}_idf"]
+                self._vectorizers[block] = vectorizer
 
 
 def item_vectors(
     features: pd.DataFrame | None, n_items: int, config: ContentConfig
-) -> sp.csr_matrix:
-    """L2-normalised TF-IDF vectors of the catalog, one row per internal item index.
+) -> tuple[sp.csr_matrix, dict[str, TfidfVectorizer]]:
+    """L2-normalised TF-IDF vectors of the catalog, one row per internal item index, and
+    the vocabularies fitted for them.
 
     Args:
         features: catalog rows aligned with the item index (row k = item k), with any of
@@ -198,32 +285,21 @@ def item_vectors(
         config: field weights and vocabulary limits.
 
     Returns:
-        (n_items, n_features) float32 CSR; all-zero rows for items with no metadata.
+        (n_items, n_features) float32 CSR, all-zero rows for items with no metadata;
+        and the fitted vectorizer of each block ("words", "labels") that found any term.
     """
     if features is None or len(features) == 0:
-        return sp.csr_matrix((n_items, 0), dtype=np.float32)
+        return sp.csr_matrix((n_items, 0), dtype=np.float32), {}
     if len(features) != n_items:
         raise ValueError(f"{len(features)} catalog rows for {n_items} items")
-    titles = [_text(v) for v in catalog_column(features, "title")]
-    texts = [_text(v) for v in catalog_column(features, "text")]
-    categories = [label_tokens("cat", v) for v in catalog_column(features, "categories")]
-    tags = [label_tokens("tag", v) for v in catalog_column(features, "tags")]
-    words = _field_block(
-        [(titles, config.title_weight), (texts, config.text_weight)],
-        analyzer="word",
-        config=config,
-        max_features=config.max_features,
-    )
-    labels = _field_block(
-        [(categories, config.category_weight), (tags, config.tag_weight)],
-        analyzer=_as_tokens,
-        config=config,
-        max_features=None,
-    )
-    blocks = [b for b in (words, labels) if b is not None]
-    if not blocks:
-        return sp.csr_matrix((n_items, 0), dtype=np.float32)
-    return _normalize_rows(sp.hstack(blocks, format="csr", dtype=np.float32))
+    columns = {name: catalog_column(features, name) for name in CATALOG_FIELDS}
+    fields = _block_fields(columns, config)
+    vectorizers = {}
+    for block in BLOCKS:
+        vectorizer = _fit_vectorizer(block, fields[block], config)
+        if vectorizer is not None:
+            vectorizers[block] = vectorizer
+    return _vectorize(vectorizers, fields, n_items), vectorizers
 
 
 def item_embeddings(features: pd.DataFrame | None, n_items: int) -> np.ndarray:
@@ -233,21 +309,22 @@ def item_embeddings(features: pd.DataFrame | None, n_items: int) -> np.ndarray:
         return np.zeros((n_items, DIMENSIONS), dtype=np.float32)
     if len(features) != n_items:
         raise ValueError(f"{len(features)} catalog rows for {n_items} items")
-    titles = catalog_column(features, "title")
-    texts = catalog_column(features, "text")
-    categories = catalog_column(features, "categories")
-    tags = catalog_column(features, "tags")
-    documents = [
+    columns = {name: catalog_column(features, name) for name in CATALOG_FIELDS}
+    return embed_texts(_documents(columns))
+
+
+def _documents(columns: Mapping[str, list[Any]]) -> list[str]:
+    """Each item's title, categories, tags and text as one sentence-like text."""
+    return [
         ". ".join(part for part in parts if part)
         for parts in zip(
-            (_text(v) for v in titles),
-            (_labels(v) for v in categories),
-            (_labels(v) for v in tags),
-            (_text(v) for v in texts),
+            (_text(v) for v in columns["title"]),
+            (_labels(v) for v in columns["categories"]),
+            (_labels(v) for v in columns["tags"]),
+            (_text(v) for v in columns["text"]),
             strict=True,
         )
     ]
-    return embed_texts(documents)
 
 
 def _labels(value: Any) -> str:
@@ -259,41 +336,90 @@ def _labels(value: Any) -> str:
     return ", ".join(str(label) for label in value if label is not None)
 
 
-def _field_block(
-    fields: list[tuple[list[Any], float]],
-    *,
-    analyzer: str | Callable[[list[str]], list[str]],
-    config: ContentConfig,
-    max_features: int | None,
-) -> sp.csr_matrix | None:
-    """Σ weight × unit TF-IDF rows of fields that share one vocabulary; None if empty."""
+Fields = list[tuple[list[Any], float]]
+"""The documents of each field sharing one vocabulary, with the field's weight."""
+
+
+def _block_fields(columns: Mapping[str, list[Any]], config: ContentConfig) -> dict[str, Fields]:
+    """Catalog columns as the two blocks' weighted fields: title and text words,
+    category and tag labels."""
+    return {
+        "words": [
+            ([_text(v) for v in columns["title"]], config.title_weight),
+            ([_text(v) for v in columns["text"]], config.text_weight),
+        ],
+        "labels": [
+            ([label_tokens("cat", v) for v in columns["categories"]], config.category_weight),
+            ([label_tokens("tag", v) for v in columns["tags"]], config.tag_weight),
+        ],
+    }
+
+
+def _vectorizer(
+    block: str, config: ContentConfig, vocabulary: dict[str, int] | None = None
+) -> TfidfVectorizer:
+    """The TF-IDF vectorizer of a block; with ``vocabulary``, one restored from a save
+    (its ``idf_`` is then set by the caller)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
+    words = block == "words"
+    return TfidfVectorizer(
+        analyzer="word" if words else _as_tokens,
+        # labels are whole tokens already; only words make n-grams
+        ngram_range=(1, config.ngram_max if words else 1),
+        min_df=config.min_df,
+        max_features=config.max_features if words else None,  # labels are never capped
+        vocabulary=vocabulary,
+        sublinear_tf=True,
+        norm=None,
+        dtype=np.float32,
+    )
+
+
+def _fit_vectorizer(block: str, fields: Fields, config: ContentConfig) -> TfidfVectorizer | None:
+    """A block's vocabulary fitted on its fields of positive weight; None if empty."""
     used = [(docs, weight) for docs, weight in fields if weight > 0]
     if not used:
         return None
     # document frequency counts an item once, whichever of its fields holds the term
     combined = [_join(parts) for parts in zip(*(docs for docs, _ in used), strict=True)]
-    vectorizer = TfidfVectorizer(
-        analyzer=analyzer,
-        # labels are whole tokens already; only words make n-grams
-        ngram_range=(1, config.ngram_max if analyzer == "word" else 1),
-        min_df=config.min_df,
-        max_features=max_features,
-        sublinear_tf=True,
-        norm=None,
-        dtype=np.float32,
-    )
+    vectorizer = _vectorizer(block, config)
     try:
         vectorizer.fit(combined)
     except ValueError:
         # sklearn's way of saying "empty vocabulary" (no text, or min_df pruned it all)
         return None
-    total: sp.csr_matrix | None = None
-    for docs, weight in used:
-        part = _normalize_rows(vectorizer.transform(docs)) * np.float32(weight)
-        total = part if total is None else total + part
-    return total
+    return vectorizer
+
+
+def _vectorize(
+    vectorizers: Mapping[str, TfidfVectorizer], fields: Mapping[str, Fields], n_rows: int
+) -> sp.csr_matrix:
+    """Rows of Σ weight × unit TF-IDF field vectors, the blocks side by side (in
+    :data:`BLOCKS` order), each row L2-normalised; no columns without vocabularies."""
+    blocks = []
+    for block in BLOCKS:
+        vectorizer = vectorizers.get(block)
+        if vectorizer is None:
+            continue
+        total: sp.csr_matrix | None = None
+        for docs, weight in fields[block]:
+            if weight > 0:
+                part = _normalize_rows(vectorizer.transform(docs)) * np.float32(weight)
+                total = part if total is None else total + part
+        if total is not None:
+            blocks.append(total)
+    if not blocks:
+        return sp.csr_matrix((n_rows, 0), dtype=np.float32)
+    return _normalize_rows(sp.hstack(blocks, format="csr", dtype=np.float32))
+
+
+def _record_key(record: Mapping[str, Any]) -> Hashable:
+    """What :meth:`ContentRecommender.describe` reads of an entry, as a hashable key."""
+    return tuple(
+        tuple(map(str, value)) if isinstance(value, list | tuple) else str(value)
+        for value in (record.get(name) for name in CATALOG_FIELDS)
+    )
 
 
 def catalog_column(features: pd.DataFrame, name: str) -> list[Any]:

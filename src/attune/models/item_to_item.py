@@ -7,13 +7,15 @@ with fewer collaborative neighbours than asked for, gets the rest of its list fr
 content model (catalog text, labels and, with the extra, sentence embeddings), ranked
 after every collaborative neighbour: behaviour first, description second. Untried
 items thereby also appear beside the tried items they resemble, which is exposure they
-would not get otherwise.
+would not get otherwise. An item added to the catalog after training, outside the item
+space, gets its list from content too (:meth:`ItemToItemRecommender.similar_to_records`).
 
 Scoring a person (``score``) is item-kNN's: this model is built for item-to-item use.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any, Self
 
 import numpy as np
@@ -115,6 +117,14 @@ class ItemToItemRecommender(CompositeRecommender):
             index[row, : len(row_index)] = row_index
             scores[row, : len(row_scores)] = row_scores
         return index, scores
+
+    def similar_to_records(
+        self, records: Sequence[Mapping[str, Any]], n: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Items like catalog entries outside this model's item space (added since it was
+        trained): content's alone, as nobody has had them beside anything yet (see
+        :meth:`ContentRecommender.describe <attune.models.content.ContentRecommender.describe>`)."""
+        return self._parts()[1].similar_to_records(records, n)  # type: ignore[attr-defined]
 
     def _parts(self) -> tuple[Recommender, Recommender]:
         if len(self.components) != 2:
