@@ -128,9 +128,7 @@ def test_items_without_model_evidence_come_from_the_fallback(client, trained):
     assert {it["source"] for it in items} == {"model", "popular"}
 
 
-def test_an_item_added_after_training_is_matched_by_its_description(
-    client, stores, any_settings
-):
+def test_an_item_added_after_training_is_matched_by_its_description(client, stores, any_settings):
     """The version's item space predates the item: its page, and a person who just
     viewed it, get its look-alikes from the description the catalog now holds."""
     _described_and_trained(client, stores, any_settings)
