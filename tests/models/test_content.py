@@ -296,6 +296,20 @@ def test_answers_for_added_entries_are_remembered_until_the_model_changes(data):
     np.testing.assert_array_equal(again[0], first[0])
 
 
+def test_preparing_to_describe_loads_the_encoder_only_where_the_model_embeds(data, monkeypatch):
+    """A server loads the encoder while it prepares a version, not in a request."""
+    import attune.features.text_embeddings as text_embeddings
+
+    plain = create_model("content").fit(data)
+    embedding = create_model("content", {"embedding_weight": 1.0}).fit(data)
+    loads: list[int] = []
+    monkeypatch.setattr(text_embeddings, "_load", lambda: loads.append(1))
+    plain.prepare_describing()
+    assert loads == []
+    embedding.prepare_describing()
+    assert loads == [1]
+
+
 def test_the_encoder_loads_from_its_package_without_the_network(monkeypatch):
     """Downloads are off: the weights and tokenizer come from the installed wheel."""
     import requests

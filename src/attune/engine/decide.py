@@ -274,10 +274,14 @@ class DecisionEngine:
     def prepare(self, model: LoadedModel) -> None:
         """Build what the first requests for ``model`` would otherwise build inside
         themselves: the catalog snapshot and lookups, each role's item-space view,
-        positions of unavailable items and the fallback's ranking (a second or more at
-        100,000 items). Called for every version before it serves, under the model
+        positions of unavailable items, the fallback's ranking (a second or more at
+        100,000 items) and the sentence encoder where the item-to-item model reads
+        descriptions with it. Called for every version before it serves, under the model
         holder's lock (so it must not ask the holder for the current model)."""
         unavailable = self.unavailable_items()
+        describing = getattr(model.similar, "prepare_describing", None)
+        if describing is not None:
+            describing()
         roles = ("main", "fallback", "similar")
         version = model.version.version_id
         self.catalog.warm({f"{version}/{r}": getattr(model, r).item_ids for r in roles})

@@ -75,6 +75,12 @@ def _embed(texts: Sequence[str]) -> np.ndarray:
     return out
 
 
+def warm() -> None:
+    """Load the encoder now: a server does it while it prepares a model version that
+    embeds, not inside the first request that needs it (half a second)."""
+    _load()
+
+
 def _load() -> Any:
     """The encoder, loaded once per process from the installed package's files."""
     global _encoder

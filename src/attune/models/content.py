@@ -40,7 +40,12 @@ from pydantic import Field
 
 from attune.errors import NotSupportedError
 from attune.features.interactions import InteractionDataset
-from attune.features.text_embeddings import DIMENSIONS, embed_texts, embeddings_available
+from attune.features.text_embeddings import (
+    DIMENSIONS,
+    embed_texts,
+    embeddings_available,
+    warm,
+)
 from attune.models.base import (
     ModelConfig,
     Recommender,
@@ -203,6 +208,12 @@ class ContentRecommender(Recommender):
             weight = np.float32(self.config.embedding_weight)
             dense = embed_texts(_documents(columns), remember=False) * weight
         return _normalize_together(sparse, dense)
+
+    def prepare_describing(self) -> None:
+        """Load what :meth:`describe` needs beyond this model's arrays (the sentence
+        encoder, where the model holds embeddings and the extra is installed)."""
+        if self.item_embeddings.shape[1] and embeddings_available():
+            warm()
 
     def similar_to_records(
         self, records: Sequence[Mapping[str, Any]], n: int

@@ -126,6 +126,9 @@ class ItemToItemRecommender(CompositeRecommender):
         :meth:`ContentRecommender.describe <attune.models.content.ContentRecommender.describe>`)."""
         return self._parts()[1].similar_to_records(records, n)  # type: ignore[attr-defined]
 
+    def prepare_describing(self) -> None:
+        self._parts()[1].prepare_describing()  # type: ignore[attr-defined]
+
     def _parts(self) -> tuple[Recommender, Recommender]:
         if len(self.components) != 2:
             raise ValidationError("item_to_item is not fitted")
