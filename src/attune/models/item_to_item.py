@@ -79,7 +79,7 @@ class ItemToItemRecommender(CompositeRecommender):
     @property
     def similarity(self) -> sp.csr_matrix | None:
         """Item-kNN's similarity matrix (what "because you watched" explanations read)."""
-        return getattr(self._parts()[0], "similarity", None)
+        return getattr(self.knn, "similarity", None)
 
     def score(self, history: Any, user_index: np.ndarray) -> np.ndarray:
         return self._parts()[0].score(history, user_index)
@@ -102,16 +102,17 @@ class ItemToItemRecommender(CompositeRecommender):
         wanted = min(2 * n, content.n_items)
         more_index, more_scores = content.similar_items(item_index[short], wanted)
         for row, extra, extra_scores in zip(short.tolist(), more_index, more_scores, strict=True):
-            kept = index[row][found[row]].tolist()
-            weakest = float(scores[row][found[row]].min()) if kept else 1.0
-            have = set(kept)
+            kept_index = index[row][found[row]].tolist()
+            kept_scores = scores[row][found[row]].tolist()
+            weakest = min(kept_scores, default=1.0)
+            have = set(kept_index)
             fill = [
                 (i, weakest * s)
                 for i, s in zip(extra.tolist(), extra_scores.tolist(), strict=True)
                 if i >= 0 and np.isfinite(s) and s > 0 and i not in have
-            ][: n - len(kept)]
-            row_index = kept + [i for i, _ in fill]
-            row_scores = scores[row][found[row]].tolist() + [s for _, s in fill]
+            ][: n - len(kept_index)]
+            row_index = kept_index + [i for i, _ in fill]
+            row_scores = kept_scores + [s for _, s in fill]
             index[row] = -1
             scores[row] = -np.inf
             index[row, : len(row_index)] = row_index
