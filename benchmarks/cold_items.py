@@ -20,7 +20,9 @@ for one count, below):
    are outside the version's item space; each is then matched by its catalog entry
    (``similar_to_records``). Reported: the share of their top 10 sharing a genre with
    them, and the time to match one entry the first time (nothing remembered), with
-   TF-IDF alone and with embeddings (weight 1).
+   TF-IDF alone and with embeddings (weight 1); and, as the exploration share of the
+   tried items' pages (``look_alikes``), on how many pages one of them would take a
+   slot, whether it shares a genre with the page's item, and how many reach a page.
 """
 
 from __future__ import annotations
@@ -135,7 +137,48 @@ def added_later(name: str) -> dict[str, float]:
         out[f"{label}_genre"] = float(np.mean(shares))
         out[f"{label}_found"] = len(shares)
         out[f"{label}_ms"] = 1000 * float(np.median(seconds))
+        out.update({f"{label}_{k}": v for k, v in pages(model, dataset, added, genres).items()})
     return out
+
+
+def pages(
+    model: ItemToItemRecommender,
+    dataset: InteractionDataset,
+    added: pd.DataFrame,
+    genres: dict[str, set[str]],
+) -> dict[str, float]:
+    """The added items as exploration candidates on the pages of tried items: on how many
+    pages one of them is as close to the page's item as its own 10th closest (so would
+    take a reserved slot), whether the closest of them shares a genre with it, and how
+    many added items reach some page."""
+    records = added.to_dict("records")
+    ids = [str(r["item_id"]) for r in records]
+    tried = np.flatnonzero(np.asarray((dataset.matrix > 0).sum(axis=0)).ravel() > 0)
+    catalog = {str(r["item_id"]): r for r in genres_records(dataset)}
+    offered = same_genre = 0
+    reached: set[str] = set()
+    for anchor in tried.tolist():
+        anchor_id = str(dataset.item_ids[anchor])
+        alike = model.look_alikes(catalog.get(anchor_id, {}), records, K, anchor)
+        if not alike:
+            continue
+        offered += 1
+        reached.update(ids[k] for k, _ in alike)
+        top = ids[alike[0][0]]
+        same_genre += bool(genres.get(anchor_id, set()) & genres.get(top, set()))
+    return {
+        "pages": len(tried),
+        "offered": offered,
+        "offered_genre": same_genre / offered if offered else float("nan"),
+        "reached": len(reached),
+    }
+
+
+def genres_records(dataset: InteractionDataset) -> list[dict]:
+    """The catalog entries the dataset was built with, as records."""
+    features = dataset.item_features
+    frame = features.assign(item_id=dataset.item_ids.astype(str))
+    return frame.to_dict("records")
 
 
 def embedding_weights(name: str) -> dict[float, float]:
@@ -192,6 +235,24 @@ def report() -> str:
             f"| {name} | {r['space']:,} | {r['added']:,} | {r['tfidf_genre']:.3f} | "
             f"{r['embedded_genre']:.3f} | {r['tfidf_ms']:.2f} | {r['embedded_ms']:.2f} |"
         )
+    lines += [
+        "",
+        "The same added items as the exploration share of tried items' pages (similar "
+        "lists of 10): pages where one of them is at least as close to the page's item as "
+        "its own 10th closest, the closest of those sharing a genre with it, and added "
+        "items that reach some page:",
+        "",
+        "| data | content | tried items' pages | pages offering an added item | sharing a genre "
+        "| added items reaching a page |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for name, r in later.items():
+        for label, what in (("tfidf", "TF-IDF"), ("embedded", "with embeddings")):
+            lines.append(
+                f"| {name} | {what} | {r[f'{label}_pages']:,} | {r[f'{label}_offered']:,} | "
+                f"{r[f'{label}_offered_genre']:.3f} | {r[f'{label}_reached']:,} of "
+                f"{r['added']:,} |"
+            )
     return "\n".join(lines) + "\n"
 
 

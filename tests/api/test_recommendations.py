@@ -143,3 +143,33 @@ def test_an_item_added_after_training_is_matched_by_its_description(client, stor
     items = client.get("/v1/users/newcomer/recommendations", params={"n": 3}).json()["items"]
     assert [it["item_id"][0] for it in items] == ["b"] * 3
     assert {it["source"] for it in items} == {"session"}
+
+
+def test_a_new_item_is_offered_on_the_pages_of_the_items_it_looks_like(
+    client, stores, any_settings
+):
+    """New items get exposure before anyone has had them: the exploration share of an
+    item's similar list goes to new items that look like that item, never to others."""
+    _described_and_trained(client, stores, any_settings)
+    added = {"a-added": ("Space voyage deluxe", "Sci-Fi"), "b-added": ("Love in Rome", "Romance")}
+    for item_id, (title, genre) in added.items():
+        body = {"title": title, "categories": [genre], "created_at": int(time.time())}
+        assert client.put(f"/v1/items/{item_id}", json=body).status_code in (200, 201)
+
+    def page(item_id: str, **params: object) -> list[dict]:
+        query = {"n": 10, "explain": True, **params}
+        return client.get(f"/v1/items/{item_id}/similar", params=query).json()["items"]
+
+    scifi, romance = page("a0"), page("b0")
+    offered = [it for it in scifi if it["source"] == "exploration"]
+    assert [it["item_id"] for it in offered] == ["a-added"]
+    assert offered[0]["reasons"][0]["text"] == "New, like Space voyage a0"
+    assert "b-added" not in [it["item_id"] for it in scifi]
+    assert [it["item_id"] for it in romance if it["source"] == "exploration"] == ["b-added"]
+    assert "a-added" not in [it["item_id"] for it in romance]
+    # a placement without an exploration share keeps its similar lists to look-alikes
+    assert client.put("/v1/placements/pdp", json={"exploration": {"share": 0}}).status_code in (
+        200,
+        201,
+    )
+    assert "a-added" not in [it["item_id"] for it in page("a0", placement="pdp")]

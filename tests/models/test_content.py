@@ -200,6 +200,25 @@ class ContentContract:
         index, scores = model.similar_to_records([{"title": None, "tags": []}], 3)
         assert index.tolist() == [[-1, -1, -1]], "nothing to go by, nothing found"
 
+    def test_new_look_alikes_are_those_as_close_as_the_anchors_own(self, model, data):
+        rows = catalog().set_index("item_id")
+        scifi, romance = rows.loc["i02"].to_dict(), rows.loc["i03"].to_dict()
+        added = [
+            dict(romance, item_id="relisted"),  # the same entry, listed again
+            {"title": "A ledger of taxes"},  # shares nothing with anything
+            dict(scifi, title="Space Voyage 99"),  # a near twin of the sci-fi anchor
+            {"title": "Love in Rome", "categories": ["Romance"]},  # related, not as close
+        ]
+        at = data.item_position
+        alike = model.look_alikes(scifi, added, 4, at["i02"])
+        assert [k for k, _ in alike] == [2], "only its twin: not as close as its own 4th"
+        assert [k for k, _ in model.look_alikes(romance, added, 4, at["i03"])] == [0]
+        # the bar is the anchor's n-th closest other item: a copy clears even the closest
+        assert [k for k, _ in model.look_alikes(romance, [dict(romance)], 1, at["i03"])] == [0]
+        _, own = model.similar_items(np.array([at["i02"]]), 4)
+        assert alike[0][1] >= own[0][3] - 1e-6
+        assert model.look_alikes(scifi, [], 4) == []
+
 
 class TestContent(ContentContract):
     pass

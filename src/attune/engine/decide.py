@@ -27,6 +27,7 @@ similar to one item, a re-ranked candidate list, trending) through the same step
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import math
@@ -497,9 +498,7 @@ class DecisionEngine:
         weights = {"current_item": 1.0, "popular": 1.0}
         if person.personalized and person.history:
             weights["model"] = 0.3  # a light personal touch on the similar list
-        similar_config = config.model_copy(
-            update={"sources": weights, "rules": [], "pins": [], "exploration": _NO_EXPLORATION}
-        )
+        similar_config = config.model_copy(update={"sources": weights, "rules": [], "pins": []})
         context = {**context, "item_id": anchor}
         model_list = (
             self._model_candidates(model, [person], size, condition)[0]
@@ -718,7 +717,8 @@ class DecisionEngine:
         self._apply_factors(pool, person, config, segments, context)
         ranked = pool.ranked()
         ordered = self._rerank(ranked, n if not keep_all else len(ranked), level, config, person)
-        ordered = self._explore(ordered, model, person, config, condition, n)
+        anchor = context.get("item_id")
+        ordered = self._explore(ordered, model, person, config, condition, n, anchor)
         ordered = self._pin(ordered, person, config, condition)
         final = ordered[:n]
         if explain:
@@ -1105,24 +1105,46 @@ class DecisionEngine:
         config: PlacementConfig,
         condition: Filter | None,
         n: int,
+        anchor: str | None = None,
     ) -> list[Candidate]:
         """Give new items the reserved share of slots, spread through the list: items
         created within ``new_item_days``, newest first, then (``untried_items``) those the
-        model has seen no interaction with."""
+        model has seen no interaction with. On an item's page (``anchor``: a similar-items
+        list, or ``context.item_id``) only new items that look like that item qualify,
+        where the item-to-item model reads descriptions; elsewhere the new items sharing
+        most categories with what the person had."""
         slots = round(config.exploration.share * n)
         if slots <= 0:
             return ordered
+        # a fresh pass each (the first may have read some before it declines)
+        fresh = functools.partial(self._fresh_items, ordered, model, person, config, condition, n)
+        chosen = None
+        if anchor is not None:
+            chosen = self._new_look_alikes(fresh(), model, n, slots, anchor)
+        if chosen is None:
+            chosen = self._new_for_person(fresh(), person, config, slots)
+        if not chosen:
+            return ordered
+        chosen_ids = {x.item_id for x in chosen}
+        head = [c for c in ordered if c.item_id not in chosen_ids]
+        step = max(1, n // (len(chosen) + 1))
+        for k, candidate in enumerate(chosen):
+            head.insert(min((k + 1) * step, len(head)), candidate)
+        return head
+
+    def _fresh_items(
+        self,
+        ordered: list[Candidate],
+        model: LoadedModel,
+        person: Person,
+        config: PlacementConfig,
+        condition: Filter | None,
+        n: int,
+    ) -> Iterator[NewItem]:
+        """The new items exploration may offer this person, newest first (then untried
+        ones): not in the list already, not excluded, unavailable or filtered out."""
         since = time.time() - config.exploration.new_item_days * 86_400
         shown = {c.item_id for c in ordered[:n]}
-        affinity = self._followed_categories(person)
-        # among the first 50 per slot, those sharing most categories with the person win
-        # (the newest first among equals); with nothing to share, the newest win. Items
-        # sharing as many as any item can fill the slots at once: none after them can
-        # rank above them.
-        wanted = 50 * slots if affinity else slots
-        most = min(len(affinity), self.catalog.most_categories())
-        fresh = []
-        best = 0  # items seen sharing ``most``
         # the catalog checks only matter for an item some of them could keep out
         checks = bool(person.blocked_categories) or condition is not None
         excluded, unavailable = person.excluded, person.unavailable
@@ -1130,23 +1152,39 @@ class DecisionEngine:
         if config.exploration.untried_items:
             untried = self.catalog.untried_items(tried_items(model), model.version.version_id)
             new = itertools.chain(new, untried)
-            # an untried item may share more than any dated one (what ``most`` counts)
-            most = len(affinity)
-        for item_id, _, categories, record, open_to_all in new:
+        for item in new:
+            item_id = item.item_id
             if item_id in shown or item_id in excluded or item_id in unavailable:
                 continue
             shown.add(item_id)  # an item both recent and untried is offered once
-            if (checks or not open_to_all) and not self._record_admissible(
-                record, categories, person, condition
+            if (checks or not item.open_to_all) and not self._record_admissible(
+                item.record, item.categories, person, condition
             ):
                 continue
-            overlap = len(categories & affinity)
-            fresh.append((overlap, item_id, categories))
+            yield item
+
+    def _new_for_person(
+        self, fresh_items: Iterator[NewItem], person: Person, config: PlacementConfig, slots: int
+    ) -> list[Candidate]:
+        """New items for the exploration slots, by the categories the person follows."""
+        affinity = self._followed_categories(person)
+        # among the first 50 per slot, those sharing most categories with the person win
+        # (the newest first among equals); with nothing to share, the newest win. Items
+        # sharing as many as any item can fill the slots at once: none after them can
+        # rank above them.
+        wanted = 50 * slots if affinity else slots
+        most = min(len(affinity), self.catalog.most_categories())
+        if config.exploration.untried_items:
+            # an untried item may share more than any dated one (what ``most`` counts)
+            most = len(affinity)
+        fresh = []
+        best = 0  # items seen sharing ``most``
+        for item in fresh_items:
+            overlap = len(item.categories & affinity)
+            fresh.append((overlap, item.item_id, item.categories))
             best += overlap == most
             if len(fresh) >= wanted or best >= slots:
                 break
-        if not fresh:
-            return ordered
         fresh.sort(key=lambda f: -f[0])  # stable: the newest first among equals
         chosen = []
         for overlap, item_id, categories in fresh[:slots]:
@@ -1155,14 +1193,33 @@ class DecisionEngine:
                 reason = _reason("new", f"New in {followed}, a category you follow")
             else:
                 reason = _reason("new", "New arrival")
-            candidate = Candidate(item_id, sources={"exploration": 1.0}, reasons=[reason])
-            chosen.append(candidate)
-        chosen_ids = {x.item_id for x in chosen}
-        head = [c for c in ordered if c.item_id not in chosen_ids]
-        step = max(1, n // (len(chosen) + 1))
-        for k, candidate in enumerate(chosen):
-            head.insert(min((k + 1) * step, len(head)), candidate)
-        return head
+            chosen.append(Candidate(item_id, sources={"exploration": 1.0}, reasons=[reason]))
+        return chosen
+
+    def _new_look_alikes(
+        self, fresh_items: Iterator[NewItem], model: LoadedModel, n: int, slots: int, anchor: str
+    ) -> list[Candidate] | None:
+        """New items for the exploration slots of ``anchor``'s page: among the first 50
+        per slot, those that would rank among its ``n`` closest items by description,
+        most alike first (none if none does). None where the item-to-item model reads no
+        descriptions or the catalog has none of the anchor."""
+        look_alikes = getattr(model.similar, "look_alikes", None)
+        record = self.catalog.record(anchor)
+        if look_alikes is None or record is None:
+            return None
+        fresh = list(itertools.islice(fresh_items, 50 * slots))
+        if not fresh:
+            return []
+        try:
+            position = _positions(model, "similar").get(anchor)
+            alike = look_alikes(record, [item.record for item in fresh], n, position)
+        except NotSupportedError:  # a version saved before descriptions could be read
+            return None
+        reason = _reason("new", f"New, like {self.catalog.title(anchor)}")
+        return [
+            Candidate(fresh[k].item_id, sources={"exploration": 1.0}, reasons=[reason])
+            for k, _ in alike[:slots]
+        ]
 
     def _pin(
         self,

@@ -144,6 +144,7 @@ class ContentRecommender(Recommender):
         # the last answers for such entries (emptied whenever the vectors change)
         self._vectorizers: dict[str, TfidfVectorizer] = {}
         self._described: OrderedDict[Hashable, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._vectors: OrderedDict[Hashable, tuple[sp.csr_matrix, np.ndarray]] = OrderedDict()
         self._described_lock = threading.Lock()
         self._set_vectors(sp.csr_matrix((0, 0), dtype=np.float32), np.zeros((0, 0), np.float32))
 
@@ -170,6 +171,7 @@ class ContentRecommender(Recommender):
         self._by_feature = self.item_vectors.T.tocsr()
         with self._described_lock:
             self._described.clear()
+            self._vectors.clear()
 
     def score(self, history: sp.csr_matrix, user_index: np.ndarray) -> np.ndarray:
         history = sp.csr_matrix(history, dtype=np.float32)
@@ -239,6 +241,61 @@ class ContentRecommender(Recommender):
             while len(self._described) > DESCRIBED_MEMO:
                 self._described.popitem(last=False)
         return found
+
+    def look_alikes(
+        self,
+        anchor: Mapping[str, Any],
+        records: Sequence[Mapping[str, Any]],
+        n: int,
+        anchor_index: int | None = None,
+    ) -> list[tuple[int, float]]:
+        """Which of ``records`` (catalog entries, in the model's space or not) would rank
+        among the ``n`` items most like ``anchor`` by description: (position in
+        ``records``, cosine), best first. The bar is the anchor's ``n``-th closest other
+        item of the catalog the model was fitted on (``anchor_index``: the anchor's own
+        position there, if it has one), so a new item shown beside the anchor is as
+        much its look-alike as the items listed with it; an entry sharing nothing with
+        it never qualifies."""
+        if not records:
+            return []
+        if anchor_index is None:
+            _, best = self.similar_to_records([anchor], n)
+        else:
+            _, best = self.similar_items(np.array([anchor_index]), n)
+        found = best[0][np.isfinite(best[0])]
+        bar = float(found[-1]) if len(found) == n else 0.0
+        anchor_rows, anchor_dense = self._described_rows([anchor])
+        rows, dense = self._described_rows(records)
+        likeness = np.asarray((rows @ anchor_rows.T).toarray()).ravel() + dense @ anchor_dense[0]
+        qualified = [
+            (k, float(c)) for k, c in enumerate(likeness.tolist()) if c > 0 and c >= bar - 1e-6
+        ]
+        return sorted(qualified, key=lambda kc: -kc[1])
+
+    def _described_rows(
+        self, records: Sequence[Mapping[str, Any]]
+    ) -> tuple[sp.csr_matrix, np.ndarray]:
+        """:meth:`describe` of each entry, the last :data:`DESCRIBED_MEMO` x 16 entries'
+        vectors remembered (the same new items are weighed on request after request)."""
+        keys = [_record_key(r) for r in records]
+        with self._described_lock:
+            known = {k: self._vectors[k] for k in keys if k in self._vectors}
+            for key in known:
+                self._vectors.move_to_end(key)
+        missing = [r for r, k in zip(records, keys, strict=True) if k not in known]
+        if missing:
+            rows, dense = self.describe(missing)
+            fresh = {_record_key(r): (rows[k], dense[k : k + 1]) for k, r in enumerate(missing)}
+            with self._described_lock:
+                self._vectors.update(fresh)
+                while len(self._vectors) > 16 * DESCRIBED_MEMO:
+                    self._vectors.popitem(last=False)
+            known.update(fresh)
+        parts = [known[k] for k in keys]
+        return (
+            sp.vstack([row for row, _ in parts], format="csr", dtype=np.float32),
+            np.vstack([d for _, d in parts]).astype(np.float32, copy=False),
+        )
 
     def _cosines(self, rows: sp.csr_matrix, dense: np.ndarray) -> np.ndarray:
         """Dot products of unit (or zero) rows, split as the item vectors are, with every

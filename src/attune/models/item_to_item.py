@@ -127,6 +127,18 @@ class ItemToItemRecommender(CompositeRecommender):
         :meth:`ContentRecommender.describe <attune.models.content.ContentRecommender.describe>`)."""
         return self._parts()[1].similar_to_records(records, n)  # type: ignore[attr-defined]
 
+    def look_alikes(
+        self,
+        anchor: Mapping[str, Any],
+        records: Sequence[Mapping[str, Any]],
+        n: int,
+        anchor_index: int | None = None,
+    ) -> list[tuple[int, float]]:
+        """Content's :meth:`~attune.models.content.ContentRecommender.look_alikes`: which
+        of ``records`` (new items, say) are among ``anchor``'s ``n`` closest by description."""
+        content = self._parts()[1]
+        return content.look_alikes(anchor, records, n, anchor_index)  # type: ignore[attr-defined]
+
     def prepare_describing(self) -> None:
         self._parts()[1].prepare_describing()  # type: ignore[attr-defined]
 
