@@ -173,3 +173,16 @@ def test_a_new_item_is_offered_on_the_pages_of_the_items_it_looks_like(
         201,
     )
     assert "a-added" not in [it["item_id"] for it in page("a0", placement="pdp")]
+
+
+def test_similar_lists_give_no_slot_to_new_items_they_cannot_compare(client, trained):
+    """Without catalog descriptions nothing says which new item looks like a page's
+    item: its similar list keeps to its neighbours rather than show the newest."""
+    body = {"created_at": int(time.time()), "available": True}
+    assert client.put("/v1/items/fresh", json=body).status_code in (200, 201)
+    items = client.get("/v1/items/a0/similar", params={"n": 10}).json()["items"]
+    assert "fresh" not in [it["item_id"] for it in items]
+    assert "exploration" not in {it["source"] for it in items}
+    # a person's own list still gives it the reserved share
+    home = client.get("/v1/users/u0/recommendations", params={"n": 10}).json()["items"]
+    assert [it["item_id"] for it in home if it["source"] == "exploration"] == ["fresh"]

@@ -515,6 +515,7 @@ class DecisionEngine:
             context,
             model_list,
             explain=request.explain,
+            look_alikes_only=True,
         )
 
     def rank(self, request: DecisionRequest) -> Recommendation:
@@ -682,7 +683,11 @@ class DecisionEngine:
         only: set[str] | None = None,
         keep_all: bool = False,
         explain: bool = True,
+        look_alikes_only: bool = False,
     ) -> Recommendation:
+        """The list from every source the placement weighs. ``look_alikes_only``: the
+        exploration share goes only to new items that look like the page's item (a
+        similar-items list), none where that cannot be judged."""
         pool = Pool()
         depth = n + 2 * max(10, n)
         draft = Draft(pool, model, person, config, condition, context, depth)
@@ -718,7 +723,9 @@ class DecisionEngine:
         ranked = pool.ranked()
         ordered = self._rerank(ranked, n if not keep_all else len(ranked), level, config, person)
         anchor = context.get("item_id")
-        ordered = self._explore(ordered, model, person, config, condition, n, anchor)
+        ordered = self._explore(
+            ordered, model, person, config, condition, n, anchor, look_alikes_only
+        )
         ordered = self._pin(ordered, person, config, condition)
         final = ordered[:n]
         if explain:
@@ -1106,13 +1113,15 @@ class DecisionEngine:
         condition: Filter | None,
         n: int,
         anchor: str | None = None,
+        look_alikes_only: bool = False,
     ) -> list[Candidate]:
         """Give new items the reserved share of slots, spread through the list: items
         created within ``new_item_days``, newest first, then (``untried_items``) those the
         model has seen no interaction with. On an item's page (``anchor``: a similar-items
         list, or ``context.item_id``) only new items that look like that item qualify,
-        where the item-to-item model reads descriptions; elsewhere the new items sharing
-        most categories with what the person had."""
+        where the item-to-item model reads descriptions (with ``look_alikes_only``, none
+        where it cannot); elsewhere the new items sharing most categories with what the
+        person had."""
         slots = round(config.exploration.share * n)
         if slots <= 0:
             return ordered
@@ -1121,7 +1130,7 @@ class DecisionEngine:
         chosen = None
         if anchor is not None:
             chosen = self._new_look_alikes(fresh(), model, n, slots, anchor)
-        if chosen is None:
+        if chosen is None and not look_alikes_only:
             chosen = self._new_for_person(fresh(), person, config, slots)
         if not chosen:
             return ordered
