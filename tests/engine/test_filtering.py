@@ -90,6 +90,46 @@ def test_a_changed_catalog_is_re_read_in_the_background_and_then_used():
     assert filters.allowed(comedy, items, "v1/main").index.tolist() == [2]
 
 
+def test_a_write_through_this_process_is_read_at_once_not_at_the_next_period():
+    catalog = FakeCatalog(catalog_rows({"i1"}))
+    filters = CatalogFilters(catalog, refresh_seconds=3600)
+    comedy = filters.parse('"Comedy" in categories')
+    items = np.array(["i0", "i1", "i2", "i3"])
+    assert filters.allowed(comedy, items, "v1/main").index.tolist() == [1]
+    catalog.write(catalog_rows({"i2"}))
+    assert filters.allowed(comedy, items, "v1/main").index.tolist() == [1], "an hour's period"
+    filters.written()
+    wait_for(lambda: filters.allowed(comedy, items, "v1/main").index.tolist() == [2])
+
+
+def test_a_write_during_a_running_check_is_followed_by_another(monkeypatch):
+    """The running check may have read the stamp before the write: one more follows."""
+    import threading
+
+    catalog = FakeCatalog(catalog_rows({"i1"}))
+    filters = CatalogFilters(catalog, refresh_seconds=3600)
+    comedy = filters.parse('"Comedy" in categories')
+    items = np.array(["i0", "i1", "i2", "i3"])
+    filters.allowed(comedy, items, "v1/main")
+    reading, release = threading.Event(), threading.Event()
+    stamp = catalog.content_stamp
+
+    def slow_stamp() -> str:
+        found = stamp()
+        reading.set()
+        release.wait(5)
+        return found
+
+    monkeypatch.setattr(catalog, "content_stamp", slow_stamp)
+    filters.written()  # a check starts and reads the old stamp
+    assert reading.wait(5)
+    catalog.write(catalog_rows({"i3"}))
+    filters.written()  # while it runs
+    monkeypatch.setattr(catalog, "content_stamp", stamp)
+    release.set()
+    wait_for(lambda: filters.allowed(comedy, items, "v1/main").index.tolist() == [3])
+
+
 def test_invalidate_forces_a_synchronous_re_read():
     catalog = FakeCatalog(catalog_rows({"i1"}))
     filters = CatalogFilters(catalog)

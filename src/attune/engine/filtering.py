@@ -143,6 +143,7 @@ class CatalogFilters:
         self._token = 0
         self._lock = threading.Lock()
         self._refresh = BackgroundRefresh(self._refresh_in_background, "catalog-refresh")
+        self._written = False  # the catalog was written since the running check began
         self._token_lock = threading.Lock()
         self._in_use = _Lru(MASK_CACHE_SIZE // 4)  # (text, space) → (filter, item ids)
         self._on_snapshot: list[Callable[[CatalogSnapshot], None]] = []
@@ -194,7 +195,24 @@ class CatalogFilters:
         if self._snapshot is current:
             self._refresh.start()
 
+    def written(self) -> None:
+        """This process has just written the catalog (an item created, changed or made
+        unavailable through the API): check it now, in the background, rather than at
+        the next period, so the next requests see the change within the time a re-read
+        takes. A check already running is followed by one more (it may have read the
+        stamp before the write)."""
+        self._written = True
+        if self._snapshot is not None:
+            self._refresh.start()
+
     def _refresh_in_background(self) -> None:
+        self._written = False
+        self._refresh_once()
+        while self._written and self._snapshot is not None:
+            self._written = False
+            self._refresh_once()
+
+    def _refresh_once(self) -> None:
         current = self._snapshot
         if current is None:  # invalidated: the next request reads it
             return

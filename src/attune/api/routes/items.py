@@ -26,16 +26,24 @@ MAX_ITEM_BATCH = 10_000
 
 
 @router.put("/v1/items/{item_id}", response_model=ItemOut, summary="Create or replace an item")
-def put_item(item_id: ItemIdPath, item: ItemIn, ingest: IngestDep) -> dict[str, Any]:
-    return item_out(ingest.put_item(item_id, item))
+def put_item(
+    item_id: ItemIdPath, item: ItemIn, ingest: IngestDep, recommendations: RecommendationsDep
+) -> dict[str, Any]:
+    stored = ingest.put_item(item_id, item)
+    recommendations.filters.written()  # lists see it as soon as the catalog is re-read
+    return item_out(stored)
 
 
 @router.post("/v1/items:batch", response_model=BatchResult, summary="Create or replace items")
-def post_items(batch: ItemBatchIn, ingest: IngestDep) -> BatchResult:
+def post_items(
+    batch: ItemBatchIn, ingest: IngestDep, recommendations: RecommendationsDep
+) -> BatchResult:
     """Each entry is an item with its ``item_id``; invalid entries are rejected one by one."""
     if len(batch.items) > MAX_ITEM_BATCH:
         raise PayloadTooLargeError(f"a batch holds at most {MAX_ITEM_BATCH} items")
     stored, results = ingest.put_items(batch.items)
+    if stored:
+        recommendations.filters.written()
     return BatchResult(accepted=stored, rejected=len(results) - stored, results=results)
 
 
