@@ -130,6 +130,25 @@ def test_a_write_during_a_running_check_is_followed_by_another(monkeypatch):
     wait_for(lambda: filters.allowed(comedy, items, "v1/main").index.tolist() == [3])
 
 
+def test_a_burst_of_writes_is_re_read_together_not_once_per_write(monkeypatch):
+    """A catalog sync of single writes must not keep re-reading the catalog back to back
+    beside the requests: re-reads for writes are spaced, and the last write still lands."""
+    import attune.engine.filtering as filtering
+
+    monkeypatch.setattr(filtering, "WRITE_RECHECK_SECONDS", 0.3)
+    catalog = FakeCatalog(catalog_rows({"i1"}))
+    filters = CatalogFilters(catalog, refresh_seconds=3600)
+    comedy = filters.parse('"Comedy" in categories')
+    items = np.array(["i0", "i1", "i2", "i3"])
+    filters.allowed(comedy, items, "v1/main")
+    for k in range(40):  # 0.4 s of writes
+        catalog.write(catalog_rows({f"i{k % 4}"}))
+        filters.written()
+        time.sleep(0.01)
+    wait_for(lambda: filters.allowed(comedy, items, "v1/main").index.tolist() == [39 % 4])
+    assert catalog.frames_read <= 4, "the first, then at most one per spacing"
+
+
 def test_invalidate_forces_a_synchronous_re_read():
     catalog = FakeCatalog(catalog_rows({"i1"}))
     filters = CatalogFilters(catalog)

@@ -51,6 +51,9 @@ from attune.store.protocols import CatalogStore
 log = logging.getLogger(__name__)
 
 CATALOG_REFRESH_SECONDS = 5.0
+WRITE_RECHECK_SECONDS = 1.0
+"""Least time from the end of one catalog re-read to the start of the next (at least
+twice the re-read's own time): writes coming one after another are re-read together."""
 PARSED_CACHE_SIZE = 1_024
 MASK_CACHE_SIZE = 128
 
@@ -144,6 +147,7 @@ class CatalogFilters:
         self._lock = threading.Lock()
         self._refresh = BackgroundRefresh(self._refresh_in_background, "catalog-refresh")
         self._written = False  # the catalog was written since the running check began
+        self._next_read_at = float("-inf")  # no re-read for writes starts before this
         self._token_lock = threading.Lock()
         self._in_use = _Lru(MASK_CACHE_SIZE // 4)  # (text, space) → (filter, item ids)
         self._on_snapshot: list[Callable[[CatalogSnapshot], None]] = []
@@ -199,28 +203,41 @@ class CatalogFilters:
         """This process has just written the catalog (an item created, changed or made
         unavailable through the API): check it now, in the background, rather than at
         the next period, so the next requests see the change within the time a re-read
-        takes. A check already running is followed by one more (it may have read the
-        stamp before the write)."""
+        takes (within :data:`WRITE_RECHECK_SECONDS` more right after another re-read).
+        A check already running is followed by one more (it may have read the stamp
+        before the write)."""
         self._written = True
         if self._snapshot is not None:
             self._refresh.start()
 
     def _refresh_in_background(self) -> None:
-        self._written = False
-        self._refresh_once()
-        while self._written and self._snapshot is not None:
+        while True:
             self._written = False
-            self._refresh_once()
+            # after a re-read, the next waits its turn: a catalog sync writing item after
+            # item re-reads it every WRITE_RECHECK_SECONDS (or two re-reads' time), not
+            # back to back beside the requests
+            wait = self._next_read_at - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            started = time.monotonic()
+            if self._refresh_once():
+                ended = time.monotonic()
+                self._next_read_at = ended + max(WRITE_RECHECK_SECONDS, 2 * (ended - started))
+            if not self._written or self._snapshot is None:
+                return
 
-    def _refresh_once(self) -> None:
+    def _refresh_once(self) -> bool:
+        """Check the stamp and re-read the catalog if it moved; whether it re-read."""
         current = self._snapshot
         if current is None:  # invalidated: the next request reads it
-            return
+            return False
+        reread = False
         try:
             stamp = self.catalog.content_stamp()
             if stamp == current.stamp:
                 fresh = replace(current, checked_at=time.monotonic())
             else:
+                reread = True
                 with building_long_lived():
                     fresh = self._read(stamp)
                     self._prepare(fresh)
@@ -232,6 +249,7 @@ class CatalogFilters:
                 self._snapshot = fresh
                 if fresh.token != current.token:  # entries keyed by an older token go
                     self._masks.retain(lambda key: key[1] == fresh.token)  # type: ignore[index]
+        return reread
 
     def _prepare(self, snapshot: CatalogSnapshot) -> None:
         """Build, for ``snapshot``, the allowed items of the filters in use and what the
