@@ -315,6 +315,27 @@ def test_answers_for_added_entries_are_remembered_until_the_model_changes(data):
     np.testing.assert_array_equal(again[0], first[0])
 
 
+def test_a_page_s_bar_and_its_new_items_are_worked_out_once_until_the_model_changes(
+    data, monkeypatch
+):
+    """An item page is asked for again and again: its bar (a product over the whole
+    catalog) and the new items' vectors are computed once, and again after a refit."""
+    model = create_model("content").fit(data)
+    page = catalog().set_index("item_id").loc["i02"].to_dict()
+    added = [dict(page, title="Space Voyage 99"), {"title": "Paris Hearts 2"}]
+    products, described = [], []
+    similar_items, describe = model.similar_items, model.describe
+    monkeypatch.setattr(model, "similar_items", lambda *a: products.append(1) or similar_items(*a))
+    monkeypatch.setattr(model, "describe", lambda r: described.append(len(r)) or describe(r))
+    at = data.item_position["i02"]
+    first = model.look_alikes(page, added, 4, at)
+    assert model.look_alikes(page, added, 4, at) == first
+    assert products == [1] and described == [1, 2], "the page's entry, then the two new ones"
+    model.fit(data)
+    assert model.look_alikes(page, added, 4, at) == first
+    assert products == [1, 1] and described == [1, 2, 1, 2]
+
+
 def test_preparing_to_describe_loads_the_encoder_only_where_the_model_embeds(data, monkeypatch):
     """A server loads the encoder while it prepares a version, not in a request."""
     import attune.features.text_embeddings as text_embeddings

@@ -820,9 +820,12 @@ class DecisionEngine:
         can read one (content), so a new item's page and a person who just viewed it get
         its look-alikes before the next training."""
         position = _positions(model, "similar")
+        known = [(position[i], w, i) for i, w in seeds if i in position]
+        unknown = [(i, w) for i, w in seeds if i not in position]
+        if not known and not (unknown and hasattr(model.similar, "similar_to_records")):
+            return {}
         wanted = min(depth + int((~ok).sum()), model.similar.n_items)
         rows: list[tuple[str, float, np.ndarray, np.ndarray]] = []
-        known = [(position[i], w, i) for i, w in seeds if i in position]
         if known:
             try:
                 index, scores = model.similar.similar_items(
@@ -831,7 +834,6 @@ class DecisionEngine:
             except NotSupportedError:  # a version without an item-to-item model
                 return {}
             rows += [(seed, w, index[r], scores[r]) for r, (_, w, seed) in enumerate(known)]
-        unknown = [(i, w) for i, w in seeds if i not in position]
         rows += self._described_matches(model, unknown, wanted)
         ids = model.similar.item_ids
         found: dict[str, tuple[float, str]] = {}

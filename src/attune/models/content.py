@@ -64,6 +64,7 @@ CATALOG_FIELDS = ("title", "text", "categories", "tags")
 BLOCKS = ("words", "labels")
 """The vocabularies, in column order: title and text words, category and tag labels."""
 DESCRIBED_MEMO = 256
+STACKED_MEMO = 64
 
 
 class ContentConfig(ModelConfig):
@@ -145,6 +146,8 @@ class ContentRecommender(Recommender):
         self._vectorizers: dict[str, TfidfVectorizer] = {}
         self._described: OrderedDict[Hashable, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._vectors: OrderedDict[Hashable, tuple[sp.csr_matrix, np.ndarray]] = OrderedDict()
+        self._stacked: OrderedDict[Hashable, tuple[sp.csr_matrix, np.ndarray]] = OrderedDict()
+        self._bars: OrderedDict[Hashable, float] = OrderedDict()
         self._described_lock = threading.Lock()
         self._set_vectors(sp.csr_matrix((0, 0), dtype=np.float32), np.zeros((0, 0), np.float32))
 
@@ -172,6 +175,8 @@ class ContentRecommender(Recommender):
         with self._described_lock:
             self._described.clear()
             self._vectors.clear()
+            self._stacked.clear()
+            self._bars.clear()
 
     def score(self, history: sp.csr_matrix, user_index: np.ndarray) -> np.ndarray:
         history = sp.csr_matrix(history, dtype=np.float32)
@@ -258,12 +263,7 @@ class ContentRecommender(Recommender):
         it never qualifies."""
         if not records:
             return []
-        if anchor_index is None:
-            _, best = self.similar_to_records([anchor], n)
-        else:
-            _, best = self.similar_items(np.array([anchor_index]), n)
-        found = best[0][np.isfinite(best[0])]
-        bar = float(found[-1]) if len(found) == n else 0.0
+        bar = self._bar(anchor, n, anchor_index)
         anchor_rows, anchor_dense = self._described_rows([anchor])
         rows, dense = self._described_rows(records)
         likeness = np.asarray((rows @ anchor_rows.T).toarray()).ravel() + dense @ anchor_dense[0]
@@ -272,12 +272,39 @@ class ContentRecommender(Recommender):
         ]
         return sorted(qualified, key=lambda kc: -kc[1])
 
+    def _bar(self, anchor: Mapping[str, Any], n: int, anchor_index: int | None) -> float:
+        """The cosine of ``anchor``'s ``n``-th closest other item (0 with fewer), the last
+        :data:`DESCRIBED_MEMO` x 16 remembered: a page is asked for again and again, and
+        each costs a product over the whole catalog."""
+        key = (n, anchor_index if anchor_index is not None else _record_key(anchor))
+        with self._described_lock:
+            bar = self._bars.get(key)
+        if bar is not None:
+            return bar
+        if anchor_index is None:
+            _, best = self.similar_to_records([anchor], n)
+        else:
+            _, best = self.similar_items(np.array([anchor_index]), n)
+        found = best[0][np.isfinite(best[0])]
+        bar = float(found[-1]) if len(found) == n else 0.0
+        with self._described_lock:
+            self._bars[key] = bar
+            while len(self._bars) > 16 * DESCRIBED_MEMO:
+                self._bars.popitem(last=False)
+        return bar
+
     def _described_rows(
         self, records: Sequence[Mapping[str, Any]]
     ) -> tuple[sp.csr_matrix, np.ndarray]:
         """:meth:`describe` of each entry, the last :data:`DESCRIBED_MEMO` x 16 entries'
-        vectors remembered (the same new items are weighed on request after request)."""
+        vectors remembered (the same new items are weighed on request after request),
+        and the last few lists of entries stacked."""
         keys = [_record_key(r) for r in records]
+        together = tuple(keys)
+        with self._described_lock:
+            stacked = self._stacked.get(together)
+        if stacked is not None:
+            return stacked
         with self._described_lock:
             known = {k: self._vectors[k] for k in keys if k in self._vectors}
             for key in known:
@@ -292,10 +319,15 @@ class ContentRecommender(Recommender):
                     self._vectors.popitem(last=False)
             known.update(fresh)
         parts = [known[k] for k in keys]
-        return (
+        stacked = (
             sp.vstack([row for row, _ in parts], format="csr", dtype=np.float32),
             np.vstack([d for _, d in parts]).astype(np.float32, copy=False),
         )
+        with self._described_lock:
+            self._stacked[together] = stacked
+            while len(self._stacked) > STACKED_MEMO:
+                self._stacked.popitem(last=False)
+        return stacked
 
     def _cosines(self, rows: sp.csr_matrix, dense: np.ndarray) -> np.ndarray:
         """Dot products of unit (or zero) rows, split as the item vectors are, with every
