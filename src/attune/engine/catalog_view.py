@@ -18,7 +18,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from attune.engine.filtering import CatalogFilters, CatalogSnapshot, _Lru
+from attune.engine.filtering import CatalogFilters, CatalogSnapshot
+from attune.lru import Lru
 
 NO_CATEGORIES: frozenset[str] = frozenset()
 
@@ -55,7 +56,7 @@ class CatalogView:
 
     def __init__(self, filters: CatalogFilters) -> None:
         self.filters = filters
-        self._views = _Lru(32)  # (snapshot token, what) → lookup, space view, creation order
+        self._views = Lru(32)  # (snapshot token, what) → lookup, space view, creation order
         self._space_ids: dict[str, np.ndarray] = {}  # space name → its item ids
         self._used: set[str] = set()  # space names asked for since the last change
         filters.on_snapshot(self._prepare)

@@ -34,7 +34,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, replace
 from functools import partial
@@ -46,6 +45,7 @@ import pandas as pd
 from attune.engine.background import BackgroundRefresh, building_long_lived, giving_way
 from attune.engine.expression_eval import frame_records
 from attune.engine.expressions import Filter, parse_filter
+from attune.lru import Lru
 from attune.store.protocols import CatalogStore
 
 log = logging.getLogger(__name__)
@@ -95,43 +95,6 @@ class AllowedItems:
         return cls(mask, np.flatnonzero(mask))
 
 
-class _Lru:
-    """A small thread-safe LRU map."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._data: OrderedDict[Hashable, Any] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: Hashable) -> Any | None:
-        with self._lock:
-            value = self._data.get(key)
-            if value is not None:
-                self._data.move_to_end(key)
-            return value
-
-    def put(self, key: Hashable, value: Any) -> None:
-        with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self.size:
-                self._data.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
-
-    def items(self) -> list[tuple[Hashable, Any]]:
-        with self._lock:
-            return list(self._data.items())
-
-    def retain(self, keep: Callable[[Hashable], bool]) -> None:
-        """Drop every entry whose key ``keep`` refuses."""
-        with self._lock:
-            for key in [k for k in self._data if not keep(k)]:
-                del self._data[key]
-
-
 class CatalogFilters:
     """Parses filters and says which items of a model's item space they allow."""
 
@@ -140,8 +103,8 @@ class CatalogFilters:
     ) -> None:
         self.catalog = catalog
         self.refresh_seconds = refresh_seconds
-        self._parsed = _Lru(PARSED_CACHE_SIZE)
-        self._masks = _Lru(MASK_CACHE_SIZE)
+        self._parsed = Lru(PARSED_CACHE_SIZE)
+        self._masks = Lru(MASK_CACHE_SIZE)
         self._snapshot: CatalogSnapshot | None = None
         self._token = 0
         self._lock = threading.Lock()
@@ -149,7 +112,7 @@ class CatalogFilters:
         self._written = False  # the catalog was written since the running check began
         self._next_read_at = float("-inf")  # no re-read for writes starts before this
         self._token_lock = threading.Lock()
-        self._in_use = _Lru(MASK_CACHE_SIZE // 4)  # (text, space) → (filter, item ids)
+        self._in_use = Lru(MASK_CACHE_SIZE // 4)  # (text, space) → (filter, item ids)
         self._on_snapshot: list[Callable[[CatalogSnapshot], None]] = []
         self._wanted: dict[Hashable, Filter] = {}
         self._build_wanted = BackgroundRefresh(self._build_masks, "filter-masks")

@@ -30,11 +30,11 @@ from attune.engine.decide import (
     new_recommendation_id,
     with_clock,
 )
-from attune.engine.filtering import _Lru
 from attune.engine.lookups import placement_digest
 from attune.engine.model_holder import ModelHolder
 from attune.engine.trending import TrendingItem
 from attune.errors import AttuneError
+from attune.lru import Lru
 from attune.store.cache import GENERATION_SECONDS, user_key
 from attune.store.factory import Stores
 from attune.store.protocols import EventRow
@@ -157,7 +157,7 @@ class RecommendationService:
         self.log = RecommendationLog(stores.recommendation_logs)
         self.log_answers = log_answers
         self.cache_seconds = float(getattr(settings, "recommendation_cache_seconds", CACHE_SECONDS))
-        self._digests = _Lru(DIGESTS_KEPT)  # cache-key ingredients → their digest
+        self._digests = Lru(DIGESTS_KEPT)  # cache-key ingredients → their digest
 
     # -- lists ---------------------------------------------------------------------------
 

@@ -261,6 +261,8 @@ class Recommender(ABC):
     @classmethod
     def load(cls, path: Path) -> Self:
         meta = json.loads((path / "model.json").read_text())
+        if meta.get("format") != ARTIFACT_FORMAT:
+            raise ValidationError(f"{path}: unknown artifact format {meta.get('format')!r}")
         if meta.get("algorithm") != cls.name:
             raise ValidationError(
                 f"{path} holds a {meta.get('algorithm')!r} model, not {cls.name!r}"

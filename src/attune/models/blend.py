@@ -7,7 +7,6 @@ component keeps its own parameters (including how much it favours recent history
 from __future__ import annotations
 
 import itertools
-import json
 import shutil
 from pathlib import Path
 from typing import Any, Self
@@ -18,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from attune.errors import ValidationError
 from attune.features.interactions import History, InteractionDataset
-from attune.models.base import ARTIFACT_FORMAT, ModelConfig, Recommender, first_similar_items
+from attune.models.base import ModelConfig, Recommender, first_similar_items
 from attune.models.forgetting import ErasedPerson
 
 
@@ -75,9 +74,6 @@ class CompositeRecommender(Recommender):
     def load(cls, path: Path) -> Self:
         from attune.models.registry import load_model
 
-        meta = json.loads((path / "model.json").read_text())
-        if meta.get("format") != ARTIFACT_FORMAT:
-            raise ValidationError(f"{path}: unknown artifact format {meta.get('format')!r}")
         model = super().load(path)
         folders = (path / f"component_{k}" for k in itertools.count())
         model.components = [load_model(f) for f in itertools.takewhile(Path.is_dir, folders)]

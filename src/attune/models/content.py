@@ -29,8 +29,6 @@ training brings it into the item space.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
@@ -46,6 +44,7 @@ from attune.features.text_embeddings import (
     embeddings_available,
     warm,
 )
+from attune.lru import Lru
 from attune.models.base import (
     ModelConfig,
     Recommender,
@@ -144,11 +143,10 @@ class ContentRecommender(Recommender):
         # the fitted vocabularies ("words", "labels"), to place entries added later, and
         # the last answers for such entries (emptied whenever the vectors change)
         self._vectorizers: dict[str, TfidfVectorizer] = {}
-        self._described: OrderedDict[Hashable, tuple[np.ndarray, np.ndarray]] = OrderedDict()
-        self._vectors: OrderedDict[Hashable, tuple[sp.csr_matrix, np.ndarray]] = OrderedDict()
-        self._stacked: OrderedDict[Hashable, tuple[sp.csr_matrix, np.ndarray]] = OrderedDict()
-        self._bars: OrderedDict[Hashable, float] = OrderedDict()
-        self._described_lock = threading.Lock()
+        self._described = Lru(DESCRIBED_MEMO)  # (n, entries) → similar_to_records' answer
+        self._vectors = Lru(16 * DESCRIBED_MEMO)  # entry → its (sparse row, dense row)
+        self._stacked = Lru(STACKED_MEMO)  # entries → their rows stacked
+        self._bars = Lru(16 * DESCRIBED_MEMO)  # (n, anchor) → its n-th closest cosine
         self._set_vectors(sp.csr_matrix((0, 0), dtype=np.float32), np.zeros((0, 0), np.float32))
 
     def fit(self, dataset: InteractionDataset) -> Self:
@@ -172,11 +170,8 @@ class ContentRecommender(Recommender):
         self.item_embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
         # features × items, kept so that each query is one sparse product
         self._by_feature = self.item_vectors.T.tocsr()
-        with self._described_lock:
-            self._described.clear()
-            self._vectors.clear()
-            self._stacked.clear()
-            self._bars.clear()
+        for memo in (self._described, self._vectors, self._stacked, self._bars):
+            memo.clear()
 
     def score(self, history: sp.csr_matrix, user_index: np.ndarray) -> np.ndarray:
         history = sp.csr_matrix(history, dtype=np.float32)
@@ -230,21 +225,16 @@ class ContentRecommender(Recommender):
         where fewer match. The last :data:`DESCRIBED_MEMO` answers are kept: a new
         item's page is asked for again and again until the next training."""
         key = (n, tuple(_record_key(r) for r in records))
-        with self._described_lock:
-            found = self._described.get(key)
-            if found is not None:
-                self._described.move_to_end(key)
-                return found
+        found = self._described.get(key)
+        if found is not None:
+            return found  # type: ignore[no-any-return]
         rows, dense = self.describe(records)
         scores = self._cosines(rows, dense)
         scores[scores <= 0] = -np.inf
         found = top_n(scores, n)
         for part in found:
             part.flags.writeable = False
-        with self._described_lock:
-            self._described[key] = found
-            while len(self._described) > DESCRIBED_MEMO:
-                self._described.popitem(last=False)
+        self._described.put(key, found)
         return found
 
     def look_alikes(
@@ -277,20 +267,16 @@ class ContentRecommender(Recommender):
         :data:`DESCRIBED_MEMO` x 16 remembered: a page is asked for again and again, and
         each costs a product over the whole catalog."""
         key = (n, anchor_index if anchor_index is not None else _record_key(anchor))
-        with self._described_lock:
-            bar = self._bars.get(key)
+        bar = self._bars.get(key)
         if bar is not None:
-            return bar
+            return bar  # type: ignore[no-any-return]
         if anchor_index is None:
             _, best = self.similar_to_records([anchor], n)
         else:
             _, best = self.similar_items(np.array([anchor_index]), n)
         found = best[0][np.isfinite(best[0])]
         bar = float(found[-1]) if len(found) == n else 0.0
-        with self._described_lock:
-            self._bars[key] = bar
-            while len(self._bars) > 16 * DESCRIBED_MEMO:
-                self._bars.popitem(last=False)
+        self._bars.put(key, bar)
         return bar
 
     def _described_rows(
@@ -301,32 +287,23 @@ class ContentRecommender(Recommender):
         and the last few lists of entries stacked."""
         keys = [_record_key(r) for r in records]
         together = tuple(keys)
-        with self._described_lock:
-            stacked = self._stacked.get(together)
+        stacked = self._stacked.get(together)
         if stacked is not None:
-            return stacked
-        with self._described_lock:
-            known = {k: self._vectors[k] for k in keys if k in self._vectors}
-            for key in known:
-                self._vectors.move_to_end(key)
+            return stacked  # type: ignore[no-any-return]
+        known = {k: v for k in keys if (v := self._vectors.get(k)) is not None}
         missing = [r for r, k in zip(records, keys, strict=True) if k not in known]
         if missing:
             rows, dense = self.describe(missing)
             fresh = {_record_key(r): (rows[k], dense[k : k + 1]) for k, r in enumerate(missing)}
-            with self._described_lock:
-                self._vectors.update(fresh)
-                while len(self._vectors) > 16 * DESCRIBED_MEMO:
-                    self._vectors.popitem(last=False)
+            for key, vectors in fresh.items():
+                self._vectors.put(key, vectors)
             known.update(fresh)
         parts = [known[k] for k in keys]
         stacked = (
             sp.vstack([row for row, _ in parts], format="csr", dtype=np.float32),
             np.vstack([d for _, d in parts]).astype(np.float32, copy=False),
         )
-        with self._described_lock:
-            self._stacked[together] = stacked
-            while len(self._stacked) > STACKED_MEMO:
-                self._stacked.popitem(last=False)
+        self._stacked.put(together, stacked)
         return stacked
 
     def _cosines(self, rows: sp.csr_matrix, dense: np.ndarray) -> np.ndarray:

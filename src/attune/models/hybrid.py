@@ -70,7 +70,6 @@ from attune.models.base import (
 from attune.models.blend import (
     BlendComponent,
     CompositeRecommender,
-    components_hold,
     forget_components,
     scale_rows,
 )
@@ -645,9 +644,6 @@ class HybridRecommender(CompositeRecommender):
 
     def similar_items(self, item_index: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         return first_similar_items(self.components, item_index, n, "hybrid")
-
-    def holds(self, person: ErasedPerson) -> bool | None:
-        return components_hold(self.components, person)
 
     def forget(self, person: ErasedPerson) -> bool:
         """Forget in every component and take the person out of the item aggregates,
