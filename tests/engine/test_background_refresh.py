@@ -168,3 +168,49 @@ def test_giving_way_shortens_the_switch_interval_until_the_last_holder_leaves() 
             assert sys.getswitchinterval() == min(interval, BUILD_SWITCH_SECONDS)
         assert sys.getswitchinterval() < interval, "still held by the outer holder"
     assert sys.getswitchinterval() == interval
+
+
+def test_a_refresh_asked_again_while_running_runs_once_more_and_no_more() -> None:
+    from attune.engine.background import BackgroundRefresh
+
+    runs: list[int] = []
+    inside, release = threading.Event(), threading.Event()
+
+    def job() -> None:
+        runs.append(len(runs))
+        inside.set()
+        assert release.wait(timeout=30)
+
+    refresh = BackgroundRefresh(job, "test")
+    refresh.start()
+    assert inside.wait(timeout=30)
+    refresh.start()  # plain: the running one is enough
+    assert not refresh._again
+    for _ in range(3):  # a change after the running read began: one more run for all three
+        refresh.start(again=True)
+    release.set()
+    assert refresh.wait(timeout=30)
+    assert runs == [0, 1]
+    refresh.start()
+    assert refresh.wait(timeout=30) and runs == [0, 1, 2]
+
+
+def test_a_failing_refresh_asked_again_still_runs_again() -> None:
+    from attune.engine.background import BackgroundRefresh
+
+    calls, errors = [], []
+    inside, release = threading.Event(), threading.Event()
+
+    def job() -> None:
+        calls.append(1)
+        inside.set()
+        assert release.wait(timeout=30)
+        raise RuntimeError("database away")
+
+    refresh = BackgroundRefresh(job, "test", on_error=lambda: errors.append(1))
+    refresh.start()
+    assert inside.wait(timeout=30)
+    refresh.start(again=True)
+    release.set()
+    assert refresh.wait(timeout=30)
+    assert len(calls) == 2 and len(errors) == 2 and not refresh.running

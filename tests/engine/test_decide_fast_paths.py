@@ -125,6 +125,46 @@ def test_unavailable_items_are_re_read_in_the_background(world, monkeypatch) -> 
     assert other not in [it.item_id for it in engine.for_user(DecisionRequest("u0", 5)).items]
 
 
+def test_a_write_during_a_read_of_unavailable_items_is_not_undone(world, monkeypatch) -> None:
+    """A read that began before this process marked an item unavailable must not publish
+    its older set over the write; the read that follows it does publish."""
+    import threading
+
+    engine = world.engine
+    engine.unavailable_items()  # the first read
+    shown = world.for_user("u0", 5).items[0].item_id
+    real = world.stores.catalog.unavailable_item_ids
+    began, release = [threading.Event(), threading.Event()], [threading.Event(), threading.Event()]
+    reads = []
+
+    def held_read() -> set[str]:
+        k = len(reads)
+        found = real()  # the first: before the write below
+        reads.append(found)
+        began[k].set()
+        assert release[k].wait(timeout=30)
+        return found
+
+    monkeypatch.setattr(world.stores.catalog, "unavailable_item_ids", held_read)
+    monkeypatch.setattr(engine, "_next_unavailable_read", float("-inf"))
+    engine._unavailable_refresh.start()
+    assert began[0].wait(timeout=30)
+    world.stores.catalog.upsert_items(
+        [{**world.stores.catalog.get_item(shown), "available": False}]
+    )
+    engine.catalog_written({shown: False})
+    assert shown in engine.unavailable_items()  # at once
+    monkeypatch.setattr(decide, "WRITE_RECHECK_SECONDS", 0.0)
+    release[0].set()
+    assert began[1].wait(timeout=30)  # the older read ended; the next one is reading
+    assert shown in engine.unavailable_items()  # not undone by what the older one saw
+    release[1].set()
+    assert engine._unavailable_refresh.wait(timeout=30)
+    assert len(reads) == 2 and shown not in reads[0] and shown in reads[1]
+    assert shown in engine.unavailable_items()
+    assert shown not in [it.item_id for it in engine.for_user(DecisionRequest("u0", 5)).items]
+
+
 def test_a_cached_answer_is_the_answer(world) -> None:
     first = world.for_user("u3", 6, placement=None)
     keys = [k for k in world.stores.cache.list_keys() if "rec:" in k]

@@ -326,7 +326,25 @@ def test_unavailable_item_ids(stores: Stores):
     assert stores.catalog.unavailable_item_ids() == {"off2"}
     assert stores.catalog.delete_item("off2") is True
     assert stores.catalog.delete_item("off2") is False
-    assert stores.catalog.unavailable_item_ids() == set()
+    # a deleted item is never to be shown, whatever it was
+    assert stores.catalog.unavailable_item_ids() == {"off2"}
+    assert stores.catalog.delete_item("on") is True
+    assert stores.catalog.unavailable_item_ids() == {"off2", "on"}
+
+
+def test_deleted_items_are_remembered_until_written_again(stores: Stores):
+    stores.catalog.upsert_items([item("a"), item("b"), item("c")])
+    assert stores.catalog.deleted_item_ids() == set()
+    assert stores.catalog.delete_item("a") is True
+    assert stores.catalog.delete_item("events-only") is False  # never in the catalog
+    assert stores.catalog.deleted_item_ids() == {"a", "events-only"}
+    assert stores.catalog.get_item("a") is None
+    assert set(stores.catalog.item_frame()["item_id"]) == {"b", "c"}
+    assert stores.catalog.count() == 2
+    stores.catalog.upsert_items([item("a", title="back")])  # written again: lifted
+    assert stores.catalog.deleted_item_ids() == {"events-only"}
+    assert stores.catalog.unavailable_item_ids() == {"events-only"}
+    assert stores.catalog.get_item("a")["title"] == "back"
 
 
 # users --------------------------------------------------------------------------------------

@@ -54,3 +54,22 @@ def test_migrations_running_at_once_in_one_process_all_succeed(tmp_path):
     with ThreadPoolExecutor(len(engines)) as pool:
         for future in [pool.submit(migrate, engine) for engine in engines]:
             future.result()  # raises what the thread raised
+
+
+def test_a_catalog_from_before_tombstones_can_delete_items(tmp_path):
+    from attune.store.sql.catalog import SqlCatalogStore
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    _upgrade(engine, "0003_retire_old_champions")  # before deleted items were remembered
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO items (item_id, categories, tags, available, updated_at) "
+                "VALUES ('kept', '[]', '[]', 1, 0), ('gone', '[]', '[]', 1, 0)"
+            )
+        )
+    migrate(engine)
+    catalog = SqlCatalogStore(engine)
+    assert catalog.delete_item("gone") is True
+    assert catalog.deleted_item_ids() == {"gone"}
+    assert set(catalog.item_frame()["item_id"]) == {"kept"}

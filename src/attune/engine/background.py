@@ -100,28 +100,40 @@ class BackgroundRefresh:
         self.what = what
         self.on_error = on_error
         self._running = False
+        self._again = False
         self._lock = threading.Lock()
 
     @property
     def running(self) -> bool:
         return self._running
 
-    def start(self) -> None:
+    def start(self, again: bool = False) -> None:
+        """Start a run unless one is going; with ``again``, a run already going is
+        followed by one more (it may have read its source before the change that asks)."""
         with self._lock:
             if self._running:
+                self._again = self._again or again
                 return
             self._running = True
         threading.Thread(target=self._run, name=f"attune-{self.what}", daemon=True).start()
 
     def _run(self) -> None:
+        finished = False
         try:
-            self.job()
-        except Exception:
-            log.exception("could not refresh %s; keeping what was there", self.what)
-            if self.on_error is not None:
-                self.on_error()
+            while not finished:
+                try:
+                    self.job()
+                except Exception:
+                    log.exception("could not refresh %s; keeping what was there", self.what)
+                    if self.on_error is not None:
+                        self.on_error()
+                with self._lock:
+                    finished = not self._again
+                    self._again = False
+                    self._running = not finished
         finally:
-            self._running = False
+            if not finished:  # the job raised past Exception: let a later start run it
+                self._running = False
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until no run is going; False on timeout."""

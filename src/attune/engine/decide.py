@@ -46,7 +46,7 @@ from attune.engine import diversity
 from attune.engine.background import BackgroundRefresh
 from attune.engine.catalog_view import CatalogView, NewItem, SpaceView, clock_context
 from attune.engine.expressions import Filter
-from attune.engine.filtering import CatalogFilters
+from attune.engine.filtering import WRITE_RECHECK_SECONDS, CatalogFilters
 from attune.engine.lookups import (
     dense_block,
     empty_history_ranking,
@@ -265,11 +265,14 @@ class DecisionEngine:
         self.segments = SegmentBook(stores.segments)
         self.placements = PlacementBook(stores.placements)
         self._unavailable: frozenset[str] = frozenset()
+        self._deleted: frozenset[str] = frozenset()
         self._unavailable_at = float("-inf")
+        self._next_unavailable_read = float("-inf")
+        self._catalog_writes = 0  # catalog writes made through this engine
         self._unavailable_refresh = BackgroundRefresh(
             self._read_unavailable, "unavailable-items", self._retry_unavailable_later
         )
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # the first read of unavailable items holds it
         models.on_load(self.prepare)
 
     def prepare(self, model: LoadedModel) -> None:
@@ -313,9 +316,53 @@ class DecisionEngine:
                 self._unavailable_refresh.start()
         return self._unavailable
 
+    def deleted_items(self) -> frozenset[str]:
+        """Items deleted from the catalog (a subset of :meth:`unavailable_items`)."""
+        self.unavailable_items()
+        return self._deleted
+
+    def catalog_written(
+        self, shown: Mapping[str, bool] | None = None, deleted: Iterable[str] = ()
+    ) -> None:
+        """This process has just written the catalog: ``shown`` says, per item written,
+        whether it may be shown now (False: made unavailable), ``deleted`` the items
+        deleted. The next lists of this process follow at once (never an item sold out
+        or deleted a moment ago); the catalog is also re-read now, in the background,
+        rather than at the next period, for what else a write changes (a new item's
+        description, its filters). Writes one after another are re-read together (at most
+        one re-read per :data:`~attune.engine.filtering.WRITE_RECHECK_SECONDS`)."""
+        self.filters.written()
+        self._catalog_writes += 1  # a read running now may predate this write
+        if self._unavailable_at == float("-inf"):
+            return  # nothing read yet: the first request reads it
+        deleted = frozenset(deleted)
+        hidden = {i for i, ok in (shown or {}).items() if not ok} | deleted
+        back = {i for i, ok in (shown or {}).items() if ok}
+        with self._lock:
+            if hidden - self._unavailable or back & self._unavailable:
+                self._unavailable = (self._unavailable - back) | hidden
+            if deleted - self._deleted or back & self._deleted:
+                self._deleted = (self._deleted - back) | deleted
+        self._unavailable_refresh.start(again=True)  # what other processes wrote, too
+
     def _read_unavailable(self) -> None:
-        self._unavailable = frozenset(self.stores.catalog.unavailable_item_ids())
-        self._unavailable_at = time.monotonic()
+        wait = self._next_unavailable_read - time.monotonic()
+        if wait > 0:  # right after another read: let the writes of a sync gather
+            time.sleep(wait)
+        started = time.monotonic()
+        writes = self._catalog_writes
+        unavailable = frozenset(self.stores.catalog.unavailable_item_ids())
+        deleted = frozenset(self.stores.catalog.deleted_item_ids())
+        with self._lock:
+            # a write of this process during the read was applied to the sets already,
+            # and the read may not have seen it: the run that follows it publishes
+            current = writes == self._catalog_writes
+            if current:
+                self._unavailable, self._deleted = unavailable, deleted
+        self._unavailable_at = ended = time.monotonic()
+        if not current:
+            self._unavailable_refresh.start(again=True)
+        self._next_unavailable_read = ended + max(WRITE_RECHECK_SECONDS, 2 * (ended - started))
 
     def _retry_unavailable_later(self) -> None:
         self._unavailable_at = time.monotonic()
@@ -485,6 +532,8 @@ class DecisionEngine:
         context = with_clock(request.context)
         model = self.model()
         anchor = request.anchor
+        if anchor in self.deleted_items():
+            raise NotFoundError(f"item {anchor!r} was deleted from the catalog")
         if anchor not in model.item_position and self.stores.catalog.get_item(anchor) is None:
             raise NotFoundError(f"item {anchor!r} is not in the catalog or the model")
         person = self.person(request.user_id, config, context, request.session)

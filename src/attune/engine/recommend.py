@@ -354,6 +354,19 @@ class RecommendationService:
             if events and self.engine.consents(person):
                 self.stores.sessions.record(person, events)
 
+    def catalog_written(
+        self, shown: Mapping[str, bool] | None = None, deleted: Sequence[str] = ()
+    ) -> None:
+        """Items were written or deleted here: see :meth:`DecisionEngine.catalog_written`."""
+        self.engine.catalog_written(shown, deleted)
+
+    def knows_item(self, item_id: str) -> bool:
+        """Whether the serving model version knows the item (it may recommend it)."""
+        model = self.engine.models.current()
+        return model is not None and (
+            item_id in model.item_position or item_id in model.fallback_position
+        )
+
     def forget_cached(self, user_id: str) -> None:
         """Drop every cached answer for the person (their state changed)."""
         self.stores.cache.delete_prefix(user_key(user_id) + "rec:")

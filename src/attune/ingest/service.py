@@ -28,7 +28,7 @@ from attune.privacy.consent import (
     drop_live_state,
 )
 from attune.store.factory import Stores
-from attune.store.protocols import EventRow, UserRow
+from attune.store.protocols import EventRow, ItemRow, UserRow
 
 
 @dataclass
@@ -129,8 +129,8 @@ class IngestService:
         self.stores.catalog.upsert_items([row])
         return row
 
-    def put_items(self, raw_items: Sequence[Any]) -> tuple[int, list[dict[str, Any]]]:
-        """Validate and upsert a batch of items; returns (stored, per-item results)."""
+    def put_items(self, raw_items: Sequence[Any]) -> tuple[list[ItemRow], list[dict[str, Any]]]:
+        """Validate and upsert a batch of items; returns (rows stored, per-item results)."""
         now = time.time()
         rows, results = [], []
         for index, raw in enumerate(raw_items):
@@ -148,7 +148,7 @@ class IngestService:
             rows.append(item_row(entry.item_id, entry, now))
             results.append({"index": index, "item_id": entry.item_id, "status": "accepted"})
         self.stores.catalog.upsert_items(rows)
-        return len(rows), results
+        return rows, results
 
     def user_row(self, user_id: str, user: UserIn, now: float | None = None) -> UserRow:
         """The profile row of external ``user_id``: id pseudonymised, traits scrubbed."""

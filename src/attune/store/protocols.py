@@ -159,10 +159,15 @@ class CatalogStore(Protocol):
 
     def list_items(self, cursor: str | None = None, limit: int = 100) -> Page: ...
 
-    def delete_item(self, item_id: str) -> bool: ...
+    def delete_item(self, item_id: str, deleted_at: float | None = None) -> bool:
+        """Remove the item and remember it was deleted (:meth:`deleted_item_ids`), also
+        when the catalog did not hold it; whether the catalog held it."""
+
+    def deleted_item_ids(self) -> set[str]:
+        """Items deleted and not written again since."""
 
     def unavailable_item_ids(self) -> set[str]:
-        """Items stored with ``available = false`` (never recommended)."""
+        """Items never to recommend: stored with ``available = false``, or deleted."""
 
     def content_stamp(self) -> str:
         """An opaque value that changes whenever any item is written or deleted; cheap to

@@ -1,10 +1,10 @@
-"""Catalog routes: create or replace items, read them back, list them."""
+"""Catalog routes: create, replace or delete items, read them back, list them."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 
 from attune.api.deps import IngestDep, RecommendationsDep, ServicesDep, StoresDep
 from attune.api.routes._common import NO_NUL, ItemIdPath, item_out
@@ -30,7 +30,7 @@ def put_item(
     item_id: ItemIdPath, item: ItemIn, ingest: IngestDep, recommendations: RecommendationsDep
 ) -> dict[str, Any]:
     stored = ingest.put_item(item_id, item)
-    recommendations.filters.written()  # lists see it as soon as the catalog is re-read
+    recommendations.catalog_written({item_id: stored["available"]})  # the next lists follow
     return item_out(stored)
 
 
@@ -43,8 +43,28 @@ def post_items(
         raise PayloadTooLargeError(f"a batch holds at most {MAX_ITEM_BATCH} items")
     stored, results = ingest.put_items(batch.items)
     if stored:
-        recommendations.filters.written()
-    return BatchResult(accepted=stored, rejected=len(results) - stored, results=results)
+        recommendations.catalog_written({row["item_id"]: row["available"] for row in stored})
+    return BatchResult(accepted=len(stored), rejected=len(results) - len(stored), results=results)
+
+
+@router.delete(
+    "/v1/items/{item_id}",
+    status_code=204,
+    summary="Delete an item",
+    responses={404: {"description": "Neither the catalog nor the serving model knows it"}},
+)
+def delete_item(
+    item_id: ItemIdPath, stores: StoresDep, recommendations: RecommendationsDep
+) -> Response:
+    """The item leaves the catalog and is never recommended again, from the next list on
+    (models trained on its events still know it; the events stay, for people's histories
+    and attribution). Writing it again brings it back. An item known only from events
+    can be deleted too, so that it is never recommended."""
+    if stores.catalog.get_item(item_id) is None and not recommendations.knows_item(item_id):
+        raise NotFoundError(f"item {item_id!r} not found")
+    stores.catalog.delete_item(item_id)
+    recommendations.catalog_written(deleted=[item_id])
+    return Response(status_code=204)
 
 
 @router.get("/v1/items/{item_id}", response_model=ItemOut, summary="Read an item")

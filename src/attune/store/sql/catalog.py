@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,7 +18,7 @@ from attune.store.sql._util import (
     encode_cursor,
     reading,
 )
-from attune.store.sql.schema import items, users
+from attune.store.sql.schema import item_tombstones, items, users
 
 
 def _upsert(
@@ -65,7 +66,17 @@ class SqlCatalogStore:
         self.engine = engine
 
     def upsert_items(self, rows: Sequence[ItemRow]) -> int:
-        return _upsert(self.engine, items, "item_id", rows)
+        """Create or replace items; an item deleted before is back (its tombstone lifted)."""
+        written = _upsert(self.engine, items, "item_id", rows)
+        if written and self._has_tombstones():
+            with self.engine.begin() as conn:
+                for part in chunks(list({row["item_id"] for row in rows}), 900):
+                    conn.execute(delete(item_tombstones).where(item_tombstones.c.item_id.in_(part)))
+        return written
+
+    def _has_tombstones(self) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(select(item_tombstones.c.item_id).limit(1)).first() is not None
 
     def get_item(self, item_id: str) -> ItemRow | None:
         with self.engine.connect() as conn:
@@ -83,9 +94,25 @@ class SqlCatalogStore:
     def list_items(self, cursor: str | None = None, limit: int = 100) -> Page:
         return _page(self.engine, items, "item_id", cursor, limit)
 
-    def delete_item(self, item_id: str) -> bool:
+    def delete_item(self, item_id: str, deleted_at: float | None = None) -> bool:
+        """Remove the item from the catalog and leave a tombstone (also for an item the
+        catalog never held, known only from events), so serving never shows it again;
+        whether the catalog held it."""
+        tombstone = dialect_insert(self.engine, item_tombstones).values(
+            item_id=item_id, deleted_at=time.time() if deleted_at is None else deleted_at
+        )
         with self.engine.begin() as conn:
-            return bool(conn.execute(delete(items).where(items.c.item_id == item_id)).rowcount)
+            removed = bool(conn.execute(delete(items).where(items.c.item_id == item_id)).rowcount)
+            conn.execute(
+                tombstone.on_conflict_do_update(
+                    index_elements=["item_id"], set_={"deleted_at": tombstone.excluded.deleted_at}
+                )
+            )
+        return removed
+
+    def deleted_item_ids(self) -> set[str]:
+        with self.engine.connect() as conn:
+            return set(conn.execute(select(item_tombstones.c.item_id)).scalars())
 
     def item_frame(self) -> pd.DataFrame:
         """Every item's id and fields, for content models, evaluation and filters."""
@@ -117,7 +144,9 @@ class SqlCatalogStore:
     def unavailable_item_ids(self) -> set[str]:
         with self.engine.connect() as conn:
             query = select(items.c.item_id).where(items.c.available.is_(False))
-            return set(conn.execute(query).scalars())
+            return set(conn.execute(query).scalars()) | set(
+                conn.execute(select(item_tombstones.c.item_id)).scalars()
+            )
 
     def count(self) -> int:
         return _count(self.engine, items)

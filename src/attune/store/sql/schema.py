@@ -61,6 +61,15 @@ items = Table(
     Column("updated_at", Float, nullable=False),
 )
 
+# items deleted from the catalog: never recommended, though events still name them and
+# trained models may know them; writing the item again lifts its tombstone
+item_tombstones = Table(
+    "item_tombstones",
+    metadata,
+    Column("item_id", String(ID), primary_key=True),
+    Column("deleted_at", Float, nullable=False),
+)
+
 users = Table(
     "users",
     metadata,
