@@ -583,13 +583,13 @@ def users_erase(
     their next model check. With Redis, the erasure is also broadcast, so every server
     process on that Redis forgets them at once."""
     from attune.auth.audit import CLI_ACTOR
-    from attune.engine.erasure_broadcast import ErasureBroadcast
+    from attune.engine.broadcast import ServerBroadcast
     from attune.engine.model_holder import ModelHolder
     from attune.privacy.service import PrivacyService
 
     with _session(workspace) as (settings, stores):
         holder = ModelHolder(stores, settings=settings)
-        broadcast = ErasureBroadcast.for_stores(stores)
+        broadcast = ServerBroadcast.for_stores(stores)
         models = broadcast.forgetting(settings.workspace, holder) if broadcast else holder
         report = PrivacyService(settings, stores, models).erase(user_id, actor=CLI_ACTOR)
         with console.status("saving a model version without them"):

@@ -39,7 +39,7 @@ from attune.api.security import SecurityHeaders, authorize
 from attune.api.workspaces import WorkspaceServices
 from attune.auth.authenticator import Authenticator
 from attune.config import DEFAULT_WORKSPACE, Settings
-from attune.engine.erasure_broadcast import ErasureBroadcast
+from attune.engine.broadcast import ServerBroadcast
 from attune.engine.model_holder import ModelHolder
 from attune.engine.recommend import RecommendationService
 from attune.ingest.service import IngestService
@@ -54,17 +54,20 @@ STATIC = Path(__file__).resolve().parent / "static"
 
 
 def build_services(
-    settings: Settings, stores: Stores, broadcast: ErasureBroadcast | None = None
+    settings: Settings, stores: Stores, broadcast: ServerBroadcast | None = None
 ) -> Services:
-    """A workspace's services; with ``broadcast`` (Redis), its erasures reach every
-    server process's models at once."""
+    """A workspace's services; with ``broadcast`` (Redis), its erasures and catalog
+    writes reach every server process at once."""
     models = ModelHolder(stores, refresh_seconds=settings.model_refresh_seconds, settings=settings)
     forgetting: ForgettingModels = models
-    if broadcast is not None:
-        broadcast.attach(settings.workspace, models)
-        forgetting = broadcast.forgetting(settings.workspace, models)
     ingest = IngestService(settings, stores)
     recommendations = RecommendationService(stores, models, settings)
+    if broadcast is not None:
+        broadcast.attach(settings.workspace, models, recommendations.engine)
+        forgetting = broadcast.forgetting(settings.workspace, models)
+        recommendations.announce_catalog = functools.partial(
+            broadcast.publish_catalog, settings.workspace
+        )
     # each accepted event updates the person's live session and drops their cached lists
     ingest.bus.subscribe(recommendations.on_events)
     return Services(
@@ -96,7 +99,7 @@ def create_app(settings: Settings | None = None, stores: Stores | None = None) -
         own = stores is None
         opened = open_stores(settings) if own else stores
         assert opened is not None
-        broadcast = ErasureBroadcast.for_stores(opened)  # None without Redis
+        broadcast = ServerBroadcast.for_stores(opened)  # None without Redis
         app.state.services = build_services(settings, opened, broadcast)
         app.state.services.models.refresh()
         # trending items are counted from the event store (a second or more at millions
@@ -109,7 +112,7 @@ def create_app(settings: Settings | None = None, stores: Stores | None = None) -
         app.state.workspaces = WorkspaceServices(
             settings, app.state.services, functools.partial(build_services, broadcast=broadcast)
         )
-        app.state.erasure_broadcast = broadcast
+        app.state.broadcast = broadcast
         app.state.train_jobs = TrainJobs()
         if broadcast is not None:
             broadcast.start()

@@ -178,7 +178,7 @@ class ModelHolder:
             history: their events as stored (any order).
             durable: schedule the job that saves the result; False where another
                 process erased them and its job saves it (see
-                :mod:`attune.engine.erasure_broadcast`).
+                :mod:`attune.engine.broadcast`).
 
         Returns:
             role ("main", "fallback", "similar") → "exact" or "refit scheduled"; empty

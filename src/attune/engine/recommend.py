@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from time import monotonic
 from typing import Any
 
@@ -158,6 +158,10 @@ class RecommendationService:
         self.log_answers = log_answers
         self.cache_seconds = float(getattr(settings, "recommendation_cache_seconds", CACHE_SECONDS))
         self._digests = Lru(DIGESTS_KEPT)  # cache-key ingredients → their digest
+        self.announce_catalog: Callable[[Mapping[str, bool] | None, Sequence[str]], Any] | None = (
+            None
+        )
+        """Tells the other server processes of a catalog write (set with Redis)."""
 
     # -- lists ---------------------------------------------------------------------------
 
@@ -357,8 +361,12 @@ class RecommendationService:
     def catalog_written(
         self, shown: Mapping[str, bool] | None = None, deleted: Sequence[str] = ()
     ) -> None:
-        """Items were written or deleted here: see :meth:`DecisionEngine.catalog_written`."""
+        """Items were written or deleted here: this process's lists follow at once
+        (:meth:`DecisionEngine.catalog_written`), and so do the other processes' where a
+        broadcast is set up (:mod:`attune.engine.broadcast`)."""
         self.engine.catalog_written(shown, deleted)
+        if self.announce_catalog is not None:
+            self.announce_catalog(shown, deleted)
 
     def knows_item(self, item_id: str) -> bool:
         """Whether the serving model version knows the item (it may recommend it)."""

@@ -1,17 +1,27 @@
-"""Erasure reaching every server process at once, over Redis pub/sub.
+"""Changes reaching every server process at once, over Redis pub/sub.
 
-With several processes or replicas on one Redis (``attune serve --workers N``), the
-process that erases a person forgets them in its own loaded models and schedules the
-durable new version; every other process would keep serving what its models learned
-from the person until that version is published and loaded. :class:`ErasureBroadcast`
-closes that gap: the erasing process publishes the erasure (workspace, the person's
-stored id and the history read before their events were deleted) on a channel per
-workspace, and every process applies it to the models it holds for that workspace, at
-once and without a job of its own (the origin's job publishes the version for all).
+With several processes or replicas on one Redis (``attune serve --workers N``), each
+holds its own models and its own view of the catalog. Two kinds of change must not wait
+for each process to notice on its own, and travel on a channel per workspace:
+
+* **Erasures** (``<prefix>:erasure:<workspace>``). The process that erases a person
+  forgets them in its own loaded models and schedules the durable new version; every
+  other process would keep serving what its models learned from the person until that
+  version is published and loaded. The erasing process publishes the erasure (the
+  person's stored id and the history read before their events were deleted), and every
+  process applies it to the models it holds for that workspace, at once and without a
+  job of its own (the origin's job publishes the version for all).
+* **Catalog writes** (``<prefix>:catalog:<workspace>``). An item written or deleted
+  through one process reaches that process's next list at once; the others would see it
+  at their next catalog check (every few seconds), offering meanwhile an item sold out
+  or deleted a moment ago. The writing process publishes which items it wrote (whether
+  each may be shown) and deleted, and every process applies that to its lists and
+  re-reads its catalog now (:meth:`attune.engine.decide.DecisionEngine.catalog_written`).
 
 Pub/sub messages are delivered to the processes subscribed at that moment and stored
-nowhere, so nothing about the person stays in Redis. A process that is not subscribed
-then (starting, reconnecting) catches up when the new version is published, as before.
+nowhere, so nothing about an erased person stays in Redis. A process that is not
+subscribed then (starting, reconnecting) catches up as before: with the newly published
+version, or at its next catalog check.
 """
 
 from __future__ import annotations
@@ -20,7 +30,7 @@ import json
 import logging
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import astuple
 from typing import Any, Protocol
 
@@ -31,7 +41,16 @@ from attune.store.redis_cache import RedisCache
 log = logging.getLogger(__name__)
 
 FORMAT = 1
-"""Version of the message layout; messages of another version are ignored."""
+"""Version of the message layouts; messages of another version are ignored."""
+KINDS = ("erasure", "catalog")
+
+
+class CatalogWriter(Protocol):
+    """What a subscriber needs from a :class:`attune.engine.recommend.RecommendationService`."""
+
+    def catalog_written(
+        self, shown: Mapping[str, bool] | None = None, deleted: Sequence[str] = ()
+    ) -> None: ...
 
 
 class HeldModels(Protocol):
@@ -45,7 +64,7 @@ class HeldModels(Protocol):
 
 
 class BadMessage(ValueError):
-    """A message on an erasure channel that is not an erasure this process can apply."""
+    """A message on a broadcast channel that this process cannot apply."""
 
 
 def encode(origin: str, workspace: str, user_id: str, history: Sequence[HistoryEvent]) -> str:
@@ -87,13 +106,48 @@ def _event(row: Any) -> HistoryEvent:
     return HistoryEvent(item_id, type_, value, float(timestamp), context)
 
 
-class ErasureBroadcast:
-    """Publishes this process's erasures and applies the others' to the held models.
+def encode_catalog(
+    origin: str, workspace: str, shown: Mapping[str, bool], deleted: Iterable[str]
+) -> str:
+    return json.dumps(
+        {
+            "format": FORMAT,
+            "origin": origin,
+            "workspace": workspace,
+            "shown": dict(shown),
+            "deleted": list(deleted),
+        }
+    )
+
+
+def decode_catalog(data: Any) -> tuple[str, str, dict[str, bool], list[str]]:
+    """(origin, workspace, shown, deleted) of a catalog message, or :class:`BadMessage`."""
+    try:
+        body = json.loads(data)
+        if not isinstance(body, dict) or body.get("format") != FORMAT:
+            raise BadMessage("not a catalog message of this format")
+        origin, workspace = body["origin"], body["workspace"]
+        shown, deleted = body["shown"], body["deleted"]
+        if not all(isinstance(v, str) and v for v in (origin, workspace)):
+            raise BadMessage("origin and workspace must be strings")
+        if not isinstance(shown, dict) or not all(
+            isinstance(k, str) and isinstance(v, bool) for k, v in shown.items()
+        ):
+            raise BadMessage("shown must map item ids to true or false")
+        if not isinstance(deleted, list) or not all(isinstance(i, str) for i in deleted):
+            raise BadMessage("deleted must be a list of item ids")
+    except (TypeError, KeyError, ValueError, UnicodeDecodeError) as exc:
+        raise BadMessage(type(exc).__name__) from None
+    return origin, workspace, shown, deleted
+
+
+class ServerBroadcast:
+    """Publishes this process's erasures and catalog writes, and applies the others'.
 
     Args:
         client: a ``redis.Redis`` client (the stores' own).
         prefix: the namespace of Attune's Redis keys; channels are
-            ``<prefix>:erasure:<workspace>``.
+            ``<prefix>:<kind>:<workspace>`` (kinds: :data:`KINDS`).
         poll_seconds: how often the subscriber thread looks up from waiting (to stop).
     """
 
@@ -104,27 +158,50 @@ class ErasureBroadcast:
         self.origin = uuid.uuid4().hex  # this process (app), to skip its own messages
         self.received = 0
         """Erasures from other processes applied here (for tests and metrics)."""
+        self.catalog_received = 0
+        """Catalog writes from other processes applied here."""
         self._holders: dict[str, HeldModels] = {}
+        self._writers: dict[str, CatalogWriter] = {}
         self._stop = threading.Event()
         self._subscribed = threading.Event()
         self._thread: threading.Thread | None = None
 
     @classmethod
-    def for_stores(cls, stores: Stores) -> ErasureBroadcast | None:
+    def for_stores(cls, stores: Stores) -> ServerBroadcast | None:
         """A broadcast over the Redis the stores' cache lives in; None without Redis."""
         cache = stores.cache
         if not isinstance(cache, RedisCache):
             return None
         return cls(cache.client, cache.prefix)
 
-    def channel(self, workspace: str) -> str:
-        return f"{self.prefix}:erasure:{workspace}"
+    def channel(self, workspace: str, kind: str = "erasure") -> str:
+        return f"{self.prefix}:{kind}:{workspace}"
+
+    def attach(
+        self, workspace: str, holder: HeldModels, writer: CatalogWriter | None = None
+    ) -> None:
+        """Apply other processes' erasures in ``workspace`` to ``holder``'s models, and
+        their catalog writes to ``writer``'s lists."""
+        self._holders[workspace] = holder
+        if writer is not None:
+            self._writers[workspace] = writer
+
+    # -- this process's catalog writes --------------------------------------------------------
+
+    def publish_catalog(
+        self, workspace: str, shown: Mapping[str, bool] | None = None, deleted: Sequence[str] = ()
+    ) -> int:
+        """Tell the other processes which items were written (whether each may be shown)
+        and deleted; how many subscribers got it. Never raises: the write is done, and
+        the others see it at their next catalog check."""
+        try:
+            message = encode_catalog(self.origin, workspace, shown or {}, deleted)
+            return int(self.client.publish(self.channel(workspace, "catalog"), message))
+        except Exception:
+            log.exception("could not broadcast a catalog write; other processes catch up later")
+            return 0
 
     # -- this process's erasures ------------------------------------------------------------
-
-    def attach(self, workspace: str, holder: HeldModels) -> None:
-        """Apply other processes' erasures in ``workspace`` to ``holder``'s models."""
-        self._holders[workspace] = holder
 
     def publish(self, workspace: str, user_id: str, history: Sequence[HistoryEvent]) -> int:
         """Tell the other processes to forget the person; how many subscribers got it.
@@ -152,12 +229,12 @@ class ErasureBroadcast:
         if self._thread is None:
             self._stop.clear()
             self._thread = threading.Thread(
-                target=self._run, name="attune-erasure-subscriber", daemon=True
+                target=self._run, name="attune-broadcast-subscriber", daemon=True
             )
             self._thread.start()
         if self._subscribed.wait(wait_seconds):
             return True
-        log.warning("not subscribed to erasures yet; the subscriber keeps trying")
+        log.warning("not subscribed to broadcasts yet; the subscriber keeps trying")
         return False
 
     def stop(self, wait_seconds: float = 5.0) -> None:
@@ -175,25 +252,26 @@ class ErasureBroadcast:
         return self._subscribed.is_set()
 
     def _run(self) -> None:
-        pattern = _glob_escape(self.prefix) + ":erasure:*"
+        patterns = [f"{_glob_escape(self.prefix)}:{kind}:*" for kind in KINDS]
         delay = 0.5
         while not self._stop.is_set():
             pubsub = None
             try:
                 pubsub = self.client.pubsub()
-                pubsub.psubscribe(pattern)
+                pubsub.psubscribe(*patterns)
                 while not self._stop.is_set():
                     message = pubsub.get_message(timeout=self.poll_seconds)
                     if message is None:
                         continue
                     if message["type"] == "psubscribe":
-                        self._subscribed.set()
-                        delay = 0.5
+                        if int(message["data"]) >= len(patterns):  # every pattern confirmed
+                            self._subscribed.set()
+                            delay = 0.5
                     elif message["type"] == "pmessage":
                         self._handle(message["channel"], message["data"])
             except Exception:
                 self._subscribed.clear()
-                log.exception("erasure subscription failed; reconnecting in %.1f s", delay)
+                log.exception("broadcast subscription failed; reconnecting in %.1f s", delay)
                 self._stop.wait(delay)
                 delay = min(delay * 2, 30.0)
             finally:
@@ -203,9 +281,12 @@ class ErasureBroadcast:
 
     def _handle(self, channel: Any, data: Any) -> None:
         """Apply one message; a bad one is logged (never its content) and skipped."""
+        name = channel.decode() if isinstance(channel, bytes) else str(channel)
+        if name.startswith(f"{self.prefix}:catalog:"):
+            self._handle_catalog(name, data)
+            return
         try:
             origin, workspace, user_id, history = decode(data)
-            name = channel.decode() if isinstance(channel, bytes) else str(channel)
             if name != self.channel(workspace):
                 raise BadMessage("workspace does not match the channel")
         except BadMessage as exc:
@@ -223,11 +304,28 @@ class ErasureBroadcast:
         except Exception:
             log.exception("could not apply an erasure from another process")
 
+    def _handle_catalog(self, channel: str, data: Any) -> None:
+        try:
+            origin, workspace, shown, deleted = decode_catalog(data)
+            if channel != self.channel(workspace, "catalog"):
+                raise BadMessage("workspace does not match the channel")
+        except BadMessage as exc:
+            log.warning("ignored a malformed catalog message (%s)", exc)
+            return
+        writer = self._writers.get(workspace)
+        if origin == self.origin or writer is None:
+            return
+        try:
+            writer.catalog_written(shown, deleted)
+            self.catalog_received += 1
+        except Exception:
+            log.exception("could not apply a catalog write from another process")
+
 
 class BroadcastingModels:
     """The erasure side of a model holder: forgets here and broadcasts the erasure."""
 
-    def __init__(self, broadcast: ErasureBroadcast, workspace: str, holder: HeldModels) -> None:
+    def __init__(self, broadcast: ServerBroadcast, workspace: str, holder: HeldModels) -> None:
         self.broadcast = broadcast
         self.workspace = workspace
         self.holder = holder
@@ -247,4 +345,4 @@ def _close_quietly(pubsub: Any) -> None:
     try:
         pubsub.close()
     except Exception:
-        log.debug("closing the erasure subscription failed", exc_info=True)
+        log.debug("closing the broadcast subscription failed", exc_info=True)

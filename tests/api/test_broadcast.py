@@ -1,5 +1,7 @@
-"""Erasure through one server process reaches every other process's models at once
-(`attune serve --workers N` on one Redis), before any new model version is published."""
+"""Erasures and catalog writes through one server process reach every other process at
+once (`attune serve --workers N` on one Redis): models forget before any new version is
+published, and lists stop offering an item sold out or deleted a moment ago before the
+other processes' own catalog checks."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from attune.api.app import create_app
 from attune.config import Settings
-from attune.engine.erasure_broadcast import ErasureBroadcast
+from attune.engine.broadcast import ServerBroadcast
 from attune.ingest.service import IngestService
 from attune.store.factory import Stores
 from attune.store.protocols import HistoryEvent
@@ -81,8 +83,8 @@ def test_erasure_in_one_process_reaches_the_other_before_a_new_version(
         assert stores.model_versions.latest("champion").version_id == champion.version_id
         assert second.app.state.services.models.current().version == champion
         assert asked == ["publish"] and second_jobs == []
-        assert second.app.state.erasure_broadcast.received == 1
-        assert first.app.state.erasure_broadcast.received == 0  # its own message: skipped
+        assert second.app.state.broadcast.received == 1
+        assert first.app.state.broadcast.received == 0  # its own message: skipped
         # pub/sub stores nothing: no key holds the person
         assert redis_traces(redis_client, shared.redis_prefix, "bridge") == []
 
@@ -110,7 +112,7 @@ def test_erasure_from_the_command_line_reaches_running_servers_and_saves_a_versi
         assert result.exit_code == 0, result.output
         assert "broadcast to running servers" in result.output
         assert eventually(lambda: "x" not in listed(server))
-        assert server.app.state.erasure_broadcast.received == 1
+        assert server.app.state.broadcast.received == 1
     saved = stores.model_versions.latest("champion")
     assert saved.version_id != champion.version_id  # the command's own version
 
@@ -124,7 +126,7 @@ def test_the_subscriber_survives_bad_messages(
         TestClient(create_app(shared), headers=AUTH) as second,
     ):
         hold_jobs(first, monkeypatch)
-        broadcast: ErasureBroadcast = second.app.state.erasure_broadcast
+        broadcast: ServerBroadcast = second.app.state.broadcast
         channel = broadcast.channel("default")
         good = {
             "format": 1,
@@ -164,8 +166,8 @@ def test_a_dropped_subscription_reconnects(redis_client) -> None:
 
     prefix = f"attune-broadcast-test-{uuid.uuid4().hex[:8]}"
     origin, subscriber = (
-        ErasureBroadcast(redis_client, prefix),
-        ErasureBroadcast(redis_client, prefix, poll_seconds=0.05),
+        ServerBroadcast(redis_client, prefix),
+        ServerBroadcast(redis_client, prefix, poll_seconds=0.05),
     )
     held = Held()
     subscriber.attach("default", held)
@@ -203,12 +205,12 @@ def test_a_dropped_subscription_reconnects(redis_client) -> None:
 
 def test_without_redis_nothing_is_broadcast(any_settings: Settings, stores: Stores) -> None:
     with TestClient(create_app(any_settings, stores), headers=AUTH) as api:
-        assert api.app.state.erasure_broadcast is None
+        assert api.app.state.broadcast is None
         assert api.delete("/v1/users/bridge").status_code == 200
 
 
 def test_a_message_carries_the_contexts_of_the_events_and_reads_older_ones() -> None:
-    from attune.engine.erasure_broadcast import decode, encode
+    from attune.engine.broadcast import decode, encode
 
     history = [
         HistoryEvent("x", "view", None, 1_700_001_001.0, {"device": "tv"}),
@@ -220,3 +222,66 @@ def test_a_message_carries_the_contexts_of_the_events_and_reads_older_ones() -> 
     older["history"] = [row[:4] for row in older["history"]]  # before contexts were sent
     _, _, _, read = decode(json.dumps(older))
     assert read == history and read[0].context is None
+
+
+# -- catalog writes ----------------------------------------------------------------------------
+
+
+@pytest.mark.redis
+def test_an_item_sold_out_or_deleted_through_one_process_leaves_the_others_lists_at_once(
+    shared: Settings, stores: Stores
+) -> None:
+    with (
+        TestClient(create_app(shared), headers=AUTH) as first,
+        TestClient(create_app(shared), headers=AUTH) as second,
+    ):
+        shown = listed(second)
+        assert listed(first) == shown and len(shown) >= 2
+        sold_out, deleted = shown[0], shown[1]
+        # the other process's own check would come only after this long
+        check_period = second.app.state.services.recommendations.filters.refresh_seconds
+        assert check_period >= 5
+        started = time.monotonic()
+        assert first.put(f"/v1/items/{sold_out}", json={"available": False}).status_code == 200
+        assert eventually(lambda: sold_out not in listed(second), 2.0)
+        assert first.delete(f"/v1/items/{deleted}").status_code == 204
+        assert eventually(lambda: deleted not in listed(second), 2.0)
+        assert time.monotonic() - started < check_period
+        assert second.get(f"/v1/items/{deleted}/similar").status_code == 404
+        assert second.app.state.broadcast.catalog_received == 2
+        assert first.app.state.broadcast.catalog_received == 0  # its own: skipped
+        # back on sale, written through the other process this time
+        assert second.put(f"/v1/items/{sold_out}", json={"available": True}).status_code == 200
+        assert eventually(lambda: sold_out in listed(first), 2.0)
+
+
+@pytest.mark.redis
+def test_bad_catalog_messages_are_skipped(shared: Settings, redis_client) -> None:
+    with (
+        TestClient(create_app(shared), headers=AUTH) as first,
+        TestClient(create_app(shared), headers=AUTH) as second,
+    ):
+        broadcast: ServerBroadcast = second.app.state.broadcast
+        channel = broadcast.channel("default", "catalog")
+        good = {"format": 1, "origin": "elsewhere", "workspace": "default"}
+        bad: list[Any] = [
+            b"\xff not json",
+            json.dumps({**good, "shown": {"x": "no"}, "deleted": []}),
+            json.dumps({**good, "shown": {}, "deleted": "x"}),
+            json.dumps({**good, "shown": [], "deleted": []}),
+            json.dumps({**good, "format": 2, "shown": {}, "deleted": ["x"]}),
+            json.dumps({**good, "workspace": "other", "shown": {}, "deleted": ["x"]}),
+        ]
+        for message in bad:
+            assert redis_client.publish(channel, message) >= 1
+        shown = listed(second)
+        assert first.delete(f"/v1/items/{shown[0]}").status_code == 204
+        assert eventually(lambda: shown[0] not in listed(second), 2.0)
+        assert broadcast.alive and broadcast.catalog_received == 1
+
+
+def test_a_catalog_message_round_trips() -> None:
+    from attune.engine.broadcast import decode_catalog, encode_catalog
+
+    message = encode_catalog("here", "default", {"a": False, "b": True}, ["c"])
+    assert decode_catalog(message) == ("here", "default", {"a": False, "b": True}, ["c"])
