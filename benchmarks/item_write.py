@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""How soon an item written through the API reaches item pages.
+"""How soon an item written through the API reaches item pages and lists.
 
     .venv/bin/python benchmarks/item_write.py [--writes 8] [--write BENCHMARKS.md]
 
@@ -12,6 +12,16 @@ its description, source ``current_item``) replace the popular fill. Reported: se
 from the PUT's answer to that page, with the re-read the write starts, against the
 periodic check alone (the same process with the write's nudge turned off), writes
 spaced 1 to ``--writes`` seconds apart so they land at different points of the period.
+
+Then two server processes on one Redis (two apps in this process, each with its own
+engine, catalog view and background threads, as ``attune serve --workers 2`` runs them):
+each time, a person's first recommended film is marked ``"available": false`` through
+the first, and the second's list for that person is asked for every 5 ms until the film
+is gone; then it is put back on sale and the next write waits until the second offers it
+again. Reported: whether the first process's own next list still offered it, and
+seconds until the second's did not, with the catalog broadcast and without it (the
+second's periodic check alone), writes again spaced 1 to ``--writes`` seconds apart.
+Needs Redis (``ATTUNE_BENCH_REDIS_URL``, default ``redis://127.0.0.1:6379/0``).
 """
 
 from __future__ import annotations
@@ -76,11 +86,73 @@ def seconds_to_page(folder: str, writes: int, nudge: bool) -> list[float]:
         filtering.CatalogFilters.written = written  # type: ignore[method-assign]
 
 
+def seconds_to_gone(folder: str, writes: int, broadcast: bool) -> tuple[int, list[float]]:
+    """(lists of the writing process still offering the film right after its write,
+    seconds until the other process's list no longer did) per write."""
+    import uuid
+
+    from starlette.testclient import TestClient
+
+    from attune.api.app import create_app
+
+    prefix = f"attune-bench-item-write-{uuid.uuid4().hex[:8]}"
+    os.environ.update(
+        ATTUNE_DATA_DIR=folder,
+        ATTUNE_ADMIN_KEY=KEY,
+        ATTUNE_EMBEDDED_WORKER="false",
+        ATTUNE_REDIS_URL=os.environ.get("ATTUNE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        ATTUNE_REDIS_PREFIX=prefix,
+    )
+    headers = {"Authorization": f"Bearer {KEY}"}
+    try:
+        with (
+            TestClient(create_app(), headers=headers) as first,
+            TestClient(create_app(), headers=headers) as second,
+        ):
+            if not broadcast:
+                first.app.state.services.recommendations.announce_catalog = None
+
+            def listed(client: TestClient, person: str) -> list[str]:
+                answer = client.get(f"/v1/users/{person}/recommendations", params={"n": 10})
+                return [it["item_id"] for it in answer.json()["items"]]
+
+            stale, found = 0, []
+            for k in range(writes):
+                person = str(k + 1)
+                film = listed(second, person)[0]
+                time.sleep(1 + k)  # writes at different points of the 5-second period
+                body = first.get(f"/v1/items/{film}").json()
+                body = {key: body[key] for key in ("title", "categories", "created_at")}
+                put = first.put(f"/v1/items/{film}", json={**body, "available": False})
+                assert put.status_code == 200, put.text
+                started = time.perf_counter()
+                stale += film in listed(first, person)
+                while film in listed(second, person):
+                    time.sleep(0.005)
+                found.append(time.perf_counter() - started)
+                assert first.put(f"/v1/items/{film}", json=body).status_code == 200
+                while film not in listed(second, person):
+                    time.sleep(0.05)
+        return stale, found
+    finally:
+        for name in ("ATTUNE_REDIS_URL", "ATTUNE_REDIS_PREFIX"):
+            os.environ.pop(name, None)
+        import redis
+
+        client = redis.Redis.from_url(
+            os.environ.get("ATTUNE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+        )
+        for key in client.scan_iter(match=f"{prefix}*"):
+            client.delete(key)
+
+
 def report(writes: int) -> str:
     with tempfile.TemporaryDirectory(prefix="attune-item-write-") as folder:
         prepare(folder)
         periodic = seconds_to_page(folder, writes, nudge=False)
         nudged = seconds_to_page(folder, writes, nudge=True)
+        quiet = seconds_to_gone(folder, writes, broadcast=False)
+        told = seconds_to_gone(folder, writes, broadcast=True)
     stamp = datetime.now(UTC).date().isoformat()
     lines = [
         "## Item writes reaching item pages",
@@ -98,6 +170,22 @@ def report(writes: int) -> str:
     ):
         lines.append(
             f"| {what} | {len(times)} | {statistics.median(times):.2f} | {max(times):.2f} |"
+        )
+    lines += [
+        "",
+        "A film sold out through one of two server processes on one Redis:",
+        "",
+        "| the other process learns it | writes | writer's next list still offering it "
+        "| median s until the other's list does not | slowest s |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for what, (stale, times) in (
+        ("at its next periodic check (every 5 s)", quiet),
+        ("from the writer's broadcast", told),
+    ):
+        lines.append(
+            f"| {what} | {len(times)} | {stale} | {statistics.median(times):.3f} "
+            f"| {max(times):.3f} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -50,6 +50,8 @@ SLOW_DECISION_SECONDS = GENERATION_SECONDS / 2
 """An answer that took longer than this to decide is not cached: the caches remember a
 person's generation for :data:`~attune.store.cache.GENERATION_SECONDS` only, so a change
 that landed early in a longer decision might no longer be there to refuse it."""
+CatalogAnnouncer = Callable[[Mapping[str, bool] | None, Sequence[str]], object]
+"""Tells other server processes which items were written (shown or not) and deleted."""
 DIGESTS_KEPT = 4_096
 """Distinct (version, catalog, placement, filter, context…) cache-key digests remembered."""
 
@@ -158,9 +160,7 @@ class RecommendationService:
         self.log_answers = log_answers
         self.cache_seconds = float(getattr(settings, "recommendation_cache_seconds", CACHE_SECONDS))
         self._digests = Lru(DIGESTS_KEPT)  # cache-key ingredients → their digest
-        self.announce_catalog: Callable[[Mapping[str, bool] | None, Sequence[str]], Any] | None = (
-            None
-        )
+        self.announce_catalog: CatalogAnnouncer | None = None
         """Tells the other server processes of a catalog write (set with Redis)."""
 
     # -- lists ---------------------------------------------------------------------------
