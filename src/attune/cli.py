@@ -59,6 +59,16 @@ def _summary(report: Any) -> None:
         console.print(f"rejected rows and their reasons: [bold]{report.rejected_file}[/]")
 
 
+def _tell_servers_catalog_changed(settings: Any, stores: Any) -> None:
+    """With Redis, running server processes re-read the catalog now (which items exist,
+    which may be shown) rather than at their next check a few seconds later."""
+    from attune.engine.broadcast import ServerBroadcast
+
+    broadcast = ServerBroadcast.for_stores(stores)
+    if broadcast is not None and broadcast.publish_catalog(settings.workspace):
+        console.print("running servers told to re-read the catalog")
+
+
 def _run_import(
     kind: str, path: Path, importer: Callable[..., Any], workspace: str | None, **options: Any
 ) -> None:
@@ -80,6 +90,8 @@ def _run_import(
             )
         write_rejected(report, path, settings.workspace_dir / "rejected")
         _summary(report)
+        if kind == "items" and report.accepted:
+            _tell_servers_catalog_changed(settings, stores)
 
 
 @import_app.command("events")
@@ -157,6 +169,8 @@ def import_movielens_cmd(
                 )
         for report in reports:
             _summary(report)
+        if reports[0].accepted:
+            _tell_servers_catalog_changed(settings, stores)
 
 
 @app.command()

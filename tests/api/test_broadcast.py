@@ -285,3 +285,29 @@ def test_a_catalog_message_round_trips() -> None:
 
     message = encode_catalog("here", "default", {"a": False, "b": True}, ["c"])
     assert decode_catalog(message) == ("here", "default", {"a": False, "b": True}, ["c"])
+
+
+@pytest.mark.redis
+def test_an_items_import_from_the_command_line_reaches_running_servers_at_once(
+    shared: Settings, stores: Stores, monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    from typer.testing import CliRunner
+
+    from attune.cli import app as cli
+
+    for name in ("data_dir", "database_url", "redis_url", "redis_prefix"):
+        value = getattr(shared, name)
+        if value is not None:
+            monkeypatch.setenv(f"ATTUNE_{name.upper()}", str(value))
+    with TestClient(create_app(shared), headers=AUTH) as server:
+        first = listed(server)[0]
+        catalog = tmp_path / "items.csv"
+        catalog.write_text(f"item_id,title,available\n{first},Sold out,false\n")
+        started = time.monotonic()
+        result = CliRunner().invoke(cli, ["import", "items", str(catalog)], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        assert "running servers told to re-read the catalog" in result.output
+        assert eventually(lambda: first not in listed(server), 2.0)
+        period = server.app.state.services.recommendations.filters.refresh_seconds
+        assert time.monotonic() - started < period
+        assert server.app.state.broadcast.catalog_received == 1
