@@ -90,3 +90,37 @@ def test_deleting_an_item_nobody_knows_is_a_404_and_changes_nothing(client, trai
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
     assert stores.catalog.deleted_item_ids() == set()
+
+
+def test_many_items_deleted_at_once_are_answered_one_by_one(client, trained, stores):
+    put_catalog(client)
+    answer = client.post(
+        "/v1/items:delete", json={"item_ids": ["a3", "nobody", "a4", "a3", " b0 "]}
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["deleted"] == 3 and body["not_found"] == 1
+    assert body["results"] == [
+        {"item_id": "a3", "status": "deleted"},
+        {"item_id": "nobody", "status": "not_found"},
+        {"item_id": "a4", "status": "deleted"},
+        {"item_id": "b0", "status": "deleted"},
+    ]
+    assert stores.catalog.deleted_item_ids() == {"a3", "a4", "b0"}
+    assert not {"a3", "a4", "b0"} & set(ids(recs(client, "u0", n=10)))
+
+
+def test_bad_delete_bodies_are_422_with_the_field_path(client, trained):
+    for body, loc in (
+        ({"item_ids": []}, ["body", "item_ids"]),
+        ({"item_ids": ["ok", ""]}, ["body", "item_ids", 1]),
+        ({"item_ids": ["x" * 257]}, ["body", "item_ids", 0]),
+        ({"item_ids": ["a\x00b"]}, ["body", "item_ids", 0]),
+        ({"item_ids": "a3"}, ["body", "item_ids"]),
+        ({"items": ["a3"]}, ["body", "item_ids"]),
+        ({"item_ids": [f"i{k}" for k in range(10_001)]}, ["body", "item_ids"]),
+    ):
+        response = client.post("/v1/items:delete", json=body)
+        assert response.status_code == 422, (body, response.text)
+        assert loc in [d["loc"] for d in response.json()["error"]["details"]], response.text
+    assert "a3" in ids(recs(client, "u0", n=5))  # nothing was deleted

@@ -341,9 +341,12 @@ def test_deleted_items_are_remembered_until_written_again(stores: Stores):
     assert stores.catalog.get_item("a") is None
     assert set(stores.catalog.item_frame()["item_id"]) == {"b", "c"}
     assert stores.catalog.count() == 2
+    assert stores.catalog.delete_items(["b", "b", "c", "ghost"]) == {"b", "c"}
+    assert stores.catalog.deleted_item_ids() == {"a", "b", "c", "events-only", "ghost"}
+    stores.catalog.upsert_items([item("b"), item("c")])
     stores.catalog.upsert_items([item("a", title="back")])  # written again: lifted
-    assert stores.catalog.deleted_item_ids() == {"events-only"}
-    assert stores.catalog.unavailable_item_ids() == {"events-only"}
+    assert stores.catalog.deleted_item_ids() == {"events-only", "ghost"}
+    assert stores.catalog.unavailable_item_ids() == {"events-only", "ghost"}
     assert stores.catalog.get_item("a")["title"] == "back"
 
 

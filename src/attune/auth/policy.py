@@ -55,6 +55,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("PUT", "/v1/items/{item_id}"): Rule("ingest"),
     ("POST", "/v1/items:batch"): Rule("ingest"),
     ("DELETE", "/v1/items/{item_id}"): Rule("ingest"),
+    ("POST", "/v1/items:delete"): Rule("ingest"),
     ("PUT", "/v1/users/{user_id}"): Rule("ingest"),
     ("PUT", "/v1/users/{user_id}/preferences"): Rule("ingest", "own_user"),
     ("PATCH", "/v1/users/{user_id}/preferences"): Rule("ingest", "own_user"),

@@ -237,6 +237,27 @@ class ItemBatchIn(BaseModel):
     items: list[Any] = Field(description="Item objects with their item_id (see ItemIn).")
 
 
+MAX_ITEM_DELETES = 10_000
+
+
+class ItemDeleteIn(BaseModel):
+    """Body of ``POST /v1/items:delete``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    item_ids: list[Id] = Field(
+        min_length=1, max_length=MAX_ITEM_DELETES, description="Items to delete (repeats ignored)"
+    )
+
+
+class ItemDeleteOut(BaseModel):
+    deleted: int = Field(description="Items deleted (the catalog held them or models knew them)")
+    not_found: int = Field(description="Ids neither the catalog nor the serving model knows")
+    results: list[dict[str, Any]] = Field(
+        description="Per distinct id in the order sent: item_id and status (deleted, not_found)"
+    )
+
+
 class ItemOut(BaseModel):
     item_id: str
     title: str | None

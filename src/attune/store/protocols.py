@@ -163,6 +163,9 @@ class CatalogStore(Protocol):
         """Remove the item and remember it was deleted (:meth:`deleted_item_ids`), also
         when the catalog did not hold it; whether the catalog held it."""
 
+    def delete_items(self, item_ids: Sequence[str], deleted_at: float | None = None) -> set[str]:
+        """:meth:`delete_item` for many ids at once; the ids the catalog held."""
+
     def deleted_item_ids(self) -> set[str]:
         """Items deleted and not written again since."""
 

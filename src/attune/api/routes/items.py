@@ -18,7 +18,15 @@ from attune.api.routes.recommendations import (
     recommendation_out,
 )
 from attune.errors import NotFoundError, PayloadTooLargeError
-from attune.ingest.schemas import MAX_ID_LENGTH, BatchResult, ItemBatchIn, ItemIn, ItemOut
+from attune.ingest.schemas import (
+    MAX_ID_LENGTH,
+    BatchResult,
+    ItemBatchIn,
+    ItemDeleteIn,
+    ItemDeleteOut,
+    ItemIn,
+    ItemOut,
+)
 
 router = APIRouter(tags=["items"])
 
@@ -65,6 +73,23 @@ def delete_item(
     stores.catalog.delete_item(item_id)
     recommendations.catalog_written(deleted=[item_id])
     return Response(status_code=204)
+
+
+@router.post("/v1/items:delete", response_model=ItemDeleteOut, summary="Delete items")
+def delete_items(
+    body: ItemDeleteIn, stores: StoresDep, recommendations: RecommendationsDep
+) -> ItemDeleteOut:
+    """``DELETE /v1/items/{id}`` for up to 10,000 ids at once, answered per id: ids
+    neither the catalog nor the serving model knows are ``not_found`` and store nothing."""
+    ids = list(dict.fromkeys(body.item_ids))
+    held = stores.catalog.get_items(ids)
+    known = [i for i in ids if i in held or recommendations.knows_item(i)]
+    if known:
+        stores.catalog.delete_items(known)
+        recommendations.catalog_written(deleted=known)
+    found = set(known)
+    results = [{"item_id": i, "status": "deleted" if i in found else "not_found"} for i in ids]
+    return ItemDeleteOut(deleted=len(known), not_found=len(ids) - len(known), results=results)
 
 
 @router.get("/v1/items/{item_id}", response_model=ItemOut, summary="Read an item")

@@ -98,17 +98,25 @@ class SqlCatalogStore:
         """Remove the item from the catalog and leave a tombstone (also for an item the
         catalog never held, known only from events), so serving never shows it again;
         whether the catalog held it."""
-        tombstone = dialect_insert(self.engine, item_tombstones).values(
-            item_id=item_id, deleted_at=time.time() if deleted_at is None else deleted_at
+        return bool(self.delete_items([item_id], deleted_at))
+
+    def delete_items(self, item_ids: Sequence[str], deleted_at: float | None = None) -> set[str]:
+        """:meth:`delete_item` for many ids in one transaction; the ids the catalog held."""
+        ids = list(dict.fromkeys(item_ids))
+        when = time.time() if deleted_at is None else deleted_at
+        tombstone = dialect_insert(self.engine, item_tombstones)
+        tombstone = tombstone.on_conflict_do_update(
+            index_elements=["item_id"], set_={"deleted_at": tombstone.excluded.deleted_at}
         )
+        held: set[str] = set()
         with self.engine.begin() as conn:
-            removed = bool(conn.execute(delete(items).where(items.c.item_id == item_id)).rowcount)
-            conn.execute(
-                tombstone.on_conflict_do_update(
-                    index_elements=["item_id"], set_={"deleted_at": tombstone.excluded.deleted_at}
+            for part in chunks(ids, 900):
+                gone = conn.execute(
+                    delete(items).where(items.c.item_id.in_(part)).returning(items.c.item_id)
                 )
-            )
-        return removed
+                held.update(gone.scalars())
+                conn.execute(tombstone, [{"item_id": i, "deleted_at": when} for i in part])
+        return held
 
     def deleted_item_ids(self) -> set[str]:
         with self.engine.connect() as conn:
