@@ -283,3 +283,51 @@ def test_a_failing_preparation_still_publishes_the_changed_catalog():
     filters.snapshot()
     wait_for(lambda: catalog.frames_read == 2 and not filters._reading)
     assert filters.allowed(comedy, items, "v1/main").index.tolist() == [2]
+
+
+def test_item_spaces_holding_the_same_ids_share_one_view(monkeypatch):
+    """A version's roles load their item ids into separate arrays: equal ids, one view
+    (at 100,000 items each view took a third of a second of a catalog change)."""
+    from attune.engine import catalog_view
+    from attune.engine.catalog_view import CatalogView
+
+    builds = []
+    build = catalog_view._build
+    monkeypatch.setattr(
+        catalog_view, "_build", lambda snapshot, ids: builds.append(1) or build(snapshot, ids)
+    )
+    view = CatalogView(CatalogFilters(FakeCatalog(catalog_rows({"i1"}))))
+    main = np.array(["i0", "i1", "i2", "i3"], dtype=object)
+    similar = np.array(["i0", "i1", "i2", "i3"], dtype=object)  # equal, not the same array
+    other = np.array(["i1", "i0", "i2", "i3"], dtype=object)
+    assert view.space(similar, "v1/similar") is view.space(main, "v1/main")
+    assert view.space(other, "v1/other") is not view.space(main, "v1/main")
+    assert view.space(other, "v1/other").categories[0] == {"Comedy"}
+    assert len(builds) == 2
+
+
+def test_new_items_come_newest_first_and_are_built_only_when_reached():
+    from attune.engine.catalog_view import CatalogView
+
+    now = time.time()
+    rows = [
+        {"item_id": "old", "categories": ["A"], "created_at": now - 90 * 86_400},
+        {"item_id": "undated", "categories": ["A", "B", "C"], "created_at": None},
+        {"item_id": "tie-first", "categories": ["B"], "created_at": now - 86_400},
+        {"item_id": "newest", "categories": ["A", "B"], "created_at": now},
+        {"item_id": "tie-second", "categories": [], "created_at": now - 86_400},
+    ]
+    view = CatalogView(CatalogFilters(FakeCatalog(rows)))
+    recent = list(view.new_items(now - 30 * 86_400))
+    assert [i.item_id for i in recent] == ["newest", "tie-first", "tie-second"]
+    assert recent[0].categories == {"A", "B"} and recent[0].created_at == now
+    assert recent[0].record["item_id"] == "newest" and recent[0].open_to_all
+    assert [i.item_id for i in view.new_items(now - 365 * 86_400, limit=10)][-1] == "old"
+    assert view.most_categories() == 2  # dated items only
+    order = view._by_creation(view.snapshot())
+    assert list(view.new_items(now - 30 * 86_400)) == recent  # built once, kept
+    fresh = CatalogView(CatalogFilters(FakeCatalog(rows)))
+    first = next(fresh.new_items(now - 30 * 86_400))
+    built = fresh._by_creation(fresh.snapshot())._built
+    assert first.item_id == "newest" and sum(item is not None for item in built) == 1
+    assert order.widest == 2

@@ -10,7 +10,6 @@ person refused, nor hidden by region.
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -97,11 +96,12 @@ class CatalogView:
         key = (snapshot.token, space)
         view = self._views.get(key)
         if view is None:
-            # roles of one version often share one item-id array: one view for them all
+            # the roles of a version share one item space (often not one array): one view
+            # for them all
             twins = [
                 self._views.get((snapshot.token, name))
                 for name, ids in list(self._space_ids.items())
-                if ids is item_ids and name != space
+                if name != space and _same_ids(ids, item_ids)
             ]
             view = next((v for v in twins if v is not None), None) or _build(snapshot, item_ids)
             self._views.put(key, view)
@@ -111,11 +111,11 @@ class CatalogView:
         """Catalog items created at or after ``since``, newest first (at most ``limit``).
 
         The catalog's items by creation time, newest first, are sorted once per
-        snapshot; a call slices that list (``since`` moves with the clock, and
+        snapshot; a call walks that order (``since`` moves with the clock, and
         re-sorting a large catalog inside a request would stall it)."""
-        newest_first, negated_times, _ = self._by_creation(self.snapshot())
-        end = min(int(np.searchsorted(negated_times, -since, side="right")), limit)
-        return itertools.islice(newest_first, end)
+        order = self._by_creation(self.snapshot())
+        end = min(int(np.searchsorted(order.negated_times, -since, side="right")), limit)
+        return order.newest(end)
 
     def untried_items(self, tried: frozenset[str], key: str) -> list[NewItem]:
         """Catalog items whose id is not in ``tried`` (a model version's interacted items;
@@ -137,26 +137,15 @@ class CatalogView:
         return found  # type: ignore[no-any-return]
 
     def most_categories(self) -> int:
-        """The most categories any dated catalog item has (what :meth:`new_items` gives)."""
-        return self._by_creation(self.snapshot())[2]  # type: ignore[no-any-return]
+        """At least as many categories as any dated catalog item has (what
+        :meth:`new_items` gives)."""
+        return self._by_creation(self.snapshot()).widest
 
-    def _by_creation(self, snapshot: CatalogSnapshot) -> tuple[list[NewItem], np.ndarray, int]:
+    def _by_creation(self, snapshot: CatalogSnapshot) -> CreationOrder:
         key = (snapshot.token, "by-creation")
         found = self._views.get(key)
         if found is None:
-            lookup = self._lookup_for(snapshot)
-            dated = sorted(
-                (
-                    (str(r["item_id"]), float(r["created_at"]), r)
-                    for r in snapshot.records
-                    if r.get("created_at") is not None
-                ),
-                key=lambda entry: -entry[1],
-            )
-            items = [_new_item(lookup, i, created, r) for i, created, r in dated]
-            negated_times = np.array([-created for _, created, _ in dated], dtype=np.float64)
-            widest = max((len(item.categories) for item in items), default=0)
-            found = (items, negated_times, widest)
+            found = CreationOrder(snapshot, self._lookup_for(snapshot))
             self._views.put(key, found)
         return found  # type: ignore[no-any-return]
 
@@ -191,6 +180,42 @@ class NewItem(NamedTuple):
     open_to_all: bool
     """Available and not limited to regions: only a person's own exclusions, blocked
     categories or a filter can keep it out."""
+
+
+class CreationOrder:
+    """One snapshot's dated items, newest first (equal times in catalog order).
+
+    Each item's :class:`NewItem` is built the first time a request walks to it: requests
+    only ever walk the newest, and building one for every item of a 100,000-item catalog
+    took a third of a catalog change's preparation (0.6 of 2.5 s)."""
+
+    def __init__(self, snapshot: CatalogSnapshot, lookup: CatalogLookup) -> None:
+        dated = [r for r in snapshot.records if r.get("created_at") is not None]
+        times = np.fromiter((float(r["created_at"]) for r in dated), np.float64, len(dated))
+        order = np.argsort(-times, kind="stable")
+        self._dated = [dated[k] for k in order.tolist()]
+        self.negated_times = -times[order]
+        self.widest = max((len(r.get("categories") or ()) for r in dated), default=0)
+        """Categories of the most labelled dated item (labels as listed: never fewer)."""
+        self._lookup = lookup
+        self._built: list[NewItem | None] = [None] * len(dated)
+
+    def newest(self, end: int) -> Iterator[NewItem]:
+        """The first ``end`` items, newest first."""
+        for k in range(end):
+            item = self._built[k]
+            if item is None:  # two requests may both build it: the same item either way
+                record = self._dated[k]
+                item = _new_item(
+                    self._lookup, str(record["item_id"]), -self.negated_times[k], record
+                )
+                self._built[k] = item
+            yield item
+
+
+def _same_ids(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two item-id arrays hold the same ids in the same order."""
+    return a is b or (a.shape == b.shape and bool(np.array_equal(a, b)))
 
 
 def _new_item(
