@@ -321,6 +321,7 @@ def test_new_items_come_newest_first_and_are_built_only_when_reached():
     recent = list(view.new_items(now - 30 * 86_400))
     assert [i.item_id for i in recent] == ["newest", "tie-first", "tie-second"]
     assert recent[0].categories == {"A", "B"} and recent[0].created_at == now
+    assert type(recent[0].created_at) is float  # a plain float, as the catalog gave it
     assert recent[0].record["item_id"] == "newest" and recent[0].open_to_all
     assert [i.item_id for i in view.new_items(now - 365 * 86_400, limit=10)][-1] == "old"
     assert view.most_categories() == 2  # dated items only

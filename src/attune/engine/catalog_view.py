@@ -207,7 +207,7 @@ class CreationOrder:
             if item is None:  # two requests may both build it: the same item either way
                 record = self._dated[k]
                 item = _new_item(
-                    self._lookup, str(record["item_id"]), -self.negated_times[k], record
+                    self._lookup, str(record["item_id"]), float(-self.negated_times[k]), record
                 )
                 self._built[k] = item
             yield item
