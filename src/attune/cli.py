@@ -6,7 +6,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -20,6 +20,9 @@ from attune.config import Settings, get_settings
 from attune.errors import AttuneError
 from attune.training.promotion import version_summary
 from attune.training.versions_cli import versions_app
+
+if TYPE_CHECKING:
+    from attune.store.factory import Stores
 
 app = typer.Typer(help="Attune: an open-source AI personalization engine.", no_args_is_help=True)
 import_app = typer.Typer(
@@ -59,7 +62,7 @@ def _summary(report: Any) -> None:
         console.print(f"rejected rows and their reasons: [bold]{report.rejected_file}[/]")
 
 
-def _tell_servers_catalog_changed(settings: Any, stores: Any) -> None:
+def _tell_servers_catalog_changed(settings: Settings, stores: Stores) -> None:
     """With Redis, running server processes re-read the catalog now (which items exist,
     which may be shown) rather than at their next check a few seconds later."""
     from attune.engine.broadcast import ServerBroadcast

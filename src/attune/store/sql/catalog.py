@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, Table, bindparam, delete, func, select
+from sqlalchemy import Connection, Engine, Table, bindparam, delete, func, select
 
 from attune.store.protocols import ItemRow, Page, UserRow
 from attune.store.sql._util import (
@@ -27,8 +27,10 @@ def _upsert(
     key: str,
     rows: Sequence[dict[str, Any]],
     keep: tuple[str, ...] = (),
+    then: Callable[[Connection, Sequence[dict[str, Any]]], object] | None = None,
 ) -> int:
-    """Insert or replace rows by primary key; columns in ``keep`` survive an update."""
+    """Insert or replace rows by primary key; columns in ``keep`` survive an update.
+    ``then`` runs for each chunk of rows in the same transaction."""
     if not rows:
         return 0
     statement = dialect_insert(engine, table)
@@ -39,6 +41,8 @@ def _upsert(
     with engine.begin() as conn:
         for part in chunks(rows):
             conn.execute(statement, list(part))
+            if then is not None:
+                then(conn, part)
     return len(rows)
 
 
@@ -59,6 +63,12 @@ def _count(engine: Engine, table: Table) -> int:
         return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
 
 
+def _lift_tombstones(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Forget that the items of ``rows`` were deleted (they are written again)."""
+    for part in chunks(list({row["item_id"] for row in rows}), 900):
+        conn.execute(delete(item_tombstones).where(item_tombstones.c.item_id.in_(part)))
+
+
 class SqlCatalogStore:
     """Items; see :class:`attune.store.protocols.CatalogStore`."""
 
@@ -66,17 +76,9 @@ class SqlCatalogStore:
         self.engine = engine
 
     def upsert_items(self, rows: Sequence[ItemRow]) -> int:
-        """Create or replace items; an item deleted before is back (its tombstone lifted)."""
-        written = _upsert(self.engine, items, "item_id", rows)
-        if written and self._has_tombstones():
-            with self.engine.begin() as conn:
-                for part in chunks(list({row["item_id"] for row in rows}), 900):
-                    conn.execute(delete(item_tombstones).where(item_tombstones.c.item_id.in_(part)))
-        return written
-
-    def _has_tombstones(self) -> bool:
-        with self.engine.connect() as conn:
-            return conn.execute(select(item_tombstones.c.item_id).limit(1)).first() is not None
+        """Create or replace items; an item deleted before is back (its tombstone lifted
+        in the same transaction)."""
+        return _upsert(self.engine, items, "item_id", rows, then=_lift_tombstones)
 
     def get_item(self, item_id: str) -> ItemRow | None:
         with self.engine.connect() as conn:
