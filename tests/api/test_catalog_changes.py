@@ -124,3 +124,29 @@ def test_bad_delete_bodies_are_422_with_the_field_path(client, trained):
         assert response.status_code == 422, (body, response.text)
         assert loc in [d["loc"] for d in response.json()["error"]["details"]], response.text
     assert "a3" in ids(recs(client, "u0", n=5))  # nothing was deleted
+
+
+def test_a_price_change_reaches_filtered_lists_without_a_whole_catalog_read(client, trained):
+    import time
+
+    put_catalog(client)
+    catalog = client.app.state.services.recommendations.engine.filters.catalog
+    assert sorted(ids(recs(client, "u0", n=5, filter="price < 9"))) == ["a3"]
+    whole_reads: list[int] = []
+    read = catalog.item_frame
+
+    def counted(item_ids=None):
+        if item_ids is None:
+            whole_reads.append(1)
+        return read(item_ids)
+
+    catalog.item_frame = counted
+    try:
+        assert client.put("/v1/items/a4", json={"categories": ["A"], "price": 1}).status_code == 200
+        deadline = time.monotonic() + 2  # the written item is re-read in the background
+        while sorted(ids(recs(client, "u0", n=5, filter="price < 9"))) != ["a3", "a4"]:
+            assert time.monotonic() < deadline, "the new price never reached the list"
+            time.sleep(0.01)
+    finally:
+        del catalog.item_frame
+    assert whole_reads == []

@@ -13,7 +13,7 @@ from attune.errors import ValidationError
 
 
 class FakeCatalog:
-    """Just the two catalog calls filters make, counting the expensive one."""
+    """The catalog calls filters make, counting the expensive one (whole reads)."""
 
     def __init__(self, rows: list[dict]) -> None:
         self.rows = rows
@@ -22,6 +22,9 @@ class FakeCatalog:
 
     def content_stamp(self) -> str:
         return str(self.version)
+
+    def changes_since(self, stamp: str, limit: int = 10_000) -> None:
+        return None  # no change log: a changed catalog is re-read whole
 
     def item_frame(self) -> pd.DataFrame:
         self.frames_read += 1

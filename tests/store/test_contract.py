@@ -532,6 +532,65 @@ def test_catalog_content_stamp_changes_with_every_write_and_delete(stores):
     one = stores.catalog.content_stamp()
     assert one != empty and stores.catalog.content_stamp() == one
     stores.catalog.upsert_items([item_row("i1", ItemIn(price=3), now=101.0)])
-    assert stores.catalog.content_stamp() not in (empty, one)
+    two = stores.catalog.content_stamp()
+    assert two not in (empty, one)
     stores.catalog.delete_item("i1")
-    assert stores.catalog.content_stamp() == empty
+    assert stores.catalog.content_stamp() not in (empty, one, two)
+
+
+def test_catalog_changes_since_a_stamp_name_the_items_written_or_deleted(stores):
+    catalog = stores.catalog
+    start = catalog.content_stamp()
+    assert catalog.changes_since(start) == (start, [])
+    catalog.upsert_items([item("a"), item("b")])
+    catalog.upsert_items([item("c"), item("a", title="A")])
+    catalog.delete_items(["b", "only-in-events"])
+    now = catalog.content_stamp()
+    assert catalog.changes_since(start) == (now, ["a", "b", "c", "only-in-events"])
+    middle = str(int(start) + 2)  # after the two upserts
+    assert catalog.changes_since(middle) == (now, ["b", "only-in-events"])
+    assert catalog.changes_since(now) == (now, [])
+    # more ids than the reader wants, an unknown or future stamp: re-read it all
+    assert catalog.changes_since(start, limit=3) is None
+    assert catalog.changes_since("not a version") is None
+    assert catalog.changes_since(str(int(now) + 5)) is None
+    # the frame of just some items, in the columns of the whole one
+    part = catalog.item_frame(["c", "a", "nobody"]).set_index("item_id")
+    assert sorted(part.index) == ["a", "c"] and part.loc["a", "title"] == "A"
+    assert list(catalog.item_frame(["a"]).columns) == list(catalog.item_frame().columns)
+
+
+def test_catalog_changes_too_many_to_list_or_pruned_ask_for_a_whole_read(stores, monkeypatch):
+    from attune.store.sql import catalog as sql_catalog
+
+    monkeypatch.setattr(sql_catalog, "LOGGED_IDS", 2)
+    start = stores.catalog.content_stamp()
+    stores.catalog.upsert_items([item("a"), item("b"), item("c")])  # logged without ids
+    assert stores.catalog.changes_since(start) is None
+    since_bulk = stores.catalog.content_stamp()
+    stores.catalog.upsert_items([item("d")])
+    assert stores.catalog.changes_since(since_bulk) == (stores.catalog.content_stamp(), ["d"])
+    monkeypatch.setattr(sql_catalog, "PRUNE_EVERY", 1)
+    monkeypatch.setattr(sql_catalog, "KEPT_CHANGES", 1)
+    stores.catalog.upsert_items([item("e")])  # prunes every row but its own
+    assert stores.catalog.changes_since(since_bulk) is None
+
+
+def test_concurrent_catalog_writes_get_versions_in_turn_and_all_are_logged(stores):
+    from concurrent.futures import ThreadPoolExecutor
+
+    start = int(stores.catalog.content_stamp())
+
+    def write(k: int) -> None:
+        for j in range(5):
+            stores.catalog.upsert_items([item(f"w{k}-{j}"), item(f"shared-{j}")])
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(write, range(4)))
+    changes = stores.catalog.changes_since(str(start))
+    assert changes is not None
+    stamp, ids = changes
+    assert int(stamp) == start + 20
+    assert set(ids) == {f"w{k}-{j}" for k in range(4) for j in range(5)} | {
+        f"shared-{j}" for j in range(5)
+    }

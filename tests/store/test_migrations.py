@@ -73,3 +73,23 @@ def test_a_catalog_from_before_tombstones_can_delete_items(tmp_path):
     assert catalog.delete_item("gone") is True
     assert catalog.deleted_item_ids() == {"gone"}
     assert set(catalog.item_frame()["item_id"]) == {"kept"}
+
+
+def test_a_catalog_from_before_versions_starts_its_change_log(tmp_path):
+    from attune.store.sql.catalog import SqlCatalogStore
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    _upgrade(engine, "0004_item_tombstones")  # before the catalog had a version
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO items (item_id, categories, tags, available, updated_at) "
+                "VALUES ('old', '[]', '[]', 1, 0)"
+            )
+        )
+    migrate(engine)
+    catalog = SqlCatalogStore(engine)
+    start = catalog.content_stamp()
+    assert start == "0" and catalog.changes_since(start) == ("0", [])
+    catalog.delete_item("old")
+    assert catalog.changes_since(start) == ("1", ["old"])

@@ -327,10 +327,10 @@ class DecisionEngine:
         """This process has just written the catalog: ``shown`` says, per item written,
         whether it may be shown now (False: made unavailable), ``deleted`` the items
         deleted. The next lists of this process follow at once (never an item sold out
-        or deleted a moment ago); the catalog is also re-read now, in the background,
-        rather than at the next period, for what else a write changes (a new item's
-        description, its filters). Writes one after another are re-read together (at most
-        one re-read per :data:`~attune.engine.filtering.WRITE_RECHECK_SECONDS`)."""
+        or deleted a moment ago); the written items are also re-read now, in the
+        background, rather than at the next period, for what else a write changes (a new
+        item's description, its filters): milliseconds, as the catalog's change log names
+        them (:class:`~attune.engine.filtering.CatalogFilters`)."""
         self.filters.written()
         self._catalog_writes += 1  # a read running now may predate this write
         if self._unavailable_at == float("-inf"):

@@ -4,14 +4,19 @@ Three caches, from slowest to fastest to rebuild:
 
 1. A **catalog snapshot** (every item's fields as plain dicts, with a ``token``), read
    the first time a filter that reads fields is asked for. Every ``refresh_seconds`` (as
-   for unavailable items) a background thread checks the catalog's ``content_stamp()``;
-   only if it changed is the catalog re-read there, while requests go on with the old
-   snapshot. Reading ~10k items takes a few hundred ms (JSON decoding), so
-   no request waits for it except the very first. Before a re-read snapshot is
-   published, the same thread builds what requests derive from it: the masks of the
+   for unavailable items), and at once after a write through this process or announced
+   by another, a background thread checks the catalog's version (``content_stamp()``);
+   if it moved, the items written since are re-read alone (the catalog's change log,
+   ``changes_since``, names them: milliseconds) and patched into a new snapshot. A whole
+   re-read (a second or more at 100,000 items, mostly JSON decoding) is left for what a
+   patch cannot follow: an item deleted (rows would move), more than
+   :data:`PATCH_MOST_ITEMS` items, a bulk write logged without ids, a log pruned past
+   the snapshot. Requests go on with the old snapshot meanwhile. Before a new snapshot
+   is published, the same thread builds what requests derive from it: the masks of the
    filters in use (here) and the views of :class:`~attune.engine.catalog_view.CatalogView`
-   (listeners of :meth:`CatalogFilters.on_snapshot`), so a catalog change never stalls
-   a request (at 100,000 items they take seconds).
+   (listeners of :meth:`CatalogFilters.on_snapshot`), from the parent's, re-evaluated
+   on the changed rows alone, for a patched one; so a catalog change never stalls a
+   request.
 2. A **catalog mask** per (filter text, snapshot token): one bool per catalog row, from
    evaluating the filter row by row (one to a few microseconds per item), with the GIL
    handed over often meanwhile (``giving_way``). Filters that read ``now`` are also
@@ -35,7 +40,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -52,8 +57,13 @@ log = logging.getLogger(__name__)
 
 CATALOG_REFRESH_SECONDS = 5.0
 WRITE_RECHECK_SECONDS = 1.0
-"""Least time from the end of one catalog re-read to the start of the next (at least
-twice the re-read's own time): writes coming one after another are re-read together."""
+"""Least time from the end of one whole catalog re-read to the start of the next (at
+least twice the re-read's own time): writes coming one after another are re-read
+together."""
+PATCH_RECHECK_SECONDS = 0.05
+"""The same after a patch (the written items alone re-read): milliseconds of work."""
+PATCH_MOST_ITEMS = 10_000
+"""Items changed since the last read beyond which the catalog is re-read whole."""
 PARSED_CACHE_SIZE = 1_024
 MASK_CACHE_SIZE = 128
 
@@ -68,6 +78,11 @@ class CatalogSnapshot:
         records: one dict of plain values per item (the columns of ``item_frame``).
         rows: external item id → position in ``records``.
         checked_at: ``time.monotonic()`` when the stamp was last found unchanged.
+        parent: for a snapshot patched from another (only the items a write changed
+            re-read), that one's token: what requests derive from it is patched too.
+        changed: the rows of a patched snapshot whose record is new or changed,
+            ascending; those from ``parent_size`` on are items the parent did not hold.
+        parent_size: how many records the parent held.
     """
 
     token: int
@@ -75,6 +90,9 @@ class CatalogSnapshot:
     records: list[dict[str, Any]]
     rows: pd.Index
     checked_at: float
+    parent: int | None = None
+    changed: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    parent_size: int = 0
 
 
 @dataclass(frozen=True)
@@ -183,26 +201,30 @@ class CatalogFilters:
             if wait > 0:
                 time.sleep(wait)
             started = time.monotonic()
-            if self._refresh_once():
+            read = self._refresh_once()
+            if read is not None:
                 ended = time.monotonic()
-                self._next_read_at = ended + max(WRITE_RECHECK_SECONDS, 2 * (ended - started))
+                least = WRITE_RECHECK_SECONDS if read == "whole" else PATCH_RECHECK_SECONDS
+                self._next_read_at = ended + max(least, 2 * (ended - started))
             if not self._written or self._snapshot is None:
                 return
 
-    def _refresh_once(self) -> bool:
-        """Check the stamp and re-read the catalog if it moved; whether it re-read."""
+    def _refresh_once(self) -> str | None:
+        """Check the stamp and, if it moved, re-read what changed; how: ``"patch"`` (the
+        written items alone), ``"whole"`` or None (nothing read)."""
         current = self._snapshot
         if current is None:  # invalidated: the next request reads it
-            return False
-        reread = False
+            return None
+        read = None
         try:
             stamp = self.catalog.content_stamp()
             if stamp == current.stamp:
                 fresh = replace(current, checked_at=time.monotonic())
             else:
-                reread = True
                 with building_long_lived():
-                    fresh = self._read(stamp)
+                    read, fresh = "patch", self._patched(current)
+                    if fresh is None:
+                        read, fresh = "whole", self._read(stamp)
                     self._prepare(fresh)
         except Exception:
             log.exception("could not re-read the catalog for filters; keeping the old one")
@@ -212,7 +234,7 @@ class CatalogFilters:
                 self._snapshot = fresh
                 if fresh.token != current.token:  # entries keyed by an older token go
                     self._masks.retain(lambda key: key[1] == fresh.token)  # type: ignore[index]
-        return reread
+        return read
 
     def _prepare(self, snapshot: CatalogSnapshot) -> None:
         """Build, for ``snapshot``, the allowed items of the filters in use and what the
@@ -232,15 +254,58 @@ class CatalogFilters:
     def _read(self, stamp: str) -> CatalogSnapshot:
         frame = self.catalog.item_frame()
         ids = frame["item_id"].astype(str).tolist() if "item_id" in frame else []
-        with self._token_lock:
-            self._token += 1
-            token = self._token
         return CatalogSnapshot(
-            token,
+            self._next_token(),
             stamp,
             frame_records(frame),
             pd.Index(ids, dtype=object),
             time.monotonic(),
+        )
+
+    def _next_token(self) -> int:
+        with self._token_lock:
+            self._token += 1
+            return self._token
+
+    def _patched(self, current: CatalogSnapshot) -> CatalogSnapshot | None:
+        """``current`` with the items written since it was read re-read alone (the
+        catalog's change log names them), or None when a whole re-read is needed: the
+        log does not say, too many changed, or an item left the catalog (rows would
+        move). Reading 100,000 items takes a second or more; a write's few, milliseconds.
+        """
+        changes = self.catalog.changes_since(current.stamp, PATCH_MOST_ITEMS)
+        if changes is None:
+            return None
+        stamp, ids = changes
+        fresh = frame_records(self.catalog.item_frame(ids)) if ids else []
+        written = {str(record["item_id"]): record for record in fresh}
+        rows = current.rows.get_indexer(pd.Index(ids, dtype=object)).tolist() if ids else []
+        if any(row >= 0 and item_id not in written for item_id, row in zip(ids, rows, strict=True)):
+            return None  # deleted: the rows after it would move
+        records = list(current.records)
+        changed, added = [], []
+        for item_id, row in zip(ids, rows, strict=True):
+            record = written.get(item_id)
+            if record is None:
+                continue  # never in the catalog (an events-only item deleted)
+            if row < 0:
+                row = len(records)
+                records.append(record)
+                added.append(item_id)
+            else:
+                records[row] = record
+            changed.append(row)
+        if not changed:
+            return replace(current, stamp=stamp, checked_at=time.monotonic())
+        return CatalogSnapshot(
+            self._next_token(),
+            stamp,
+            records,
+            current.rows.append(pd.Index(added, dtype=object)) if added else current.rows,
+            time.monotonic(),
+            parent=current.token,
+            changed=np.asarray(sorted(changed), dtype=np.int64),
+            parent_size=len(current.records),
         )
 
     def ready(self, condition: Filter) -> bool:
@@ -279,10 +344,26 @@ class CatalogFilters:
         key = self._mask_key(condition, snapshot)
         mask = self._masks.get(key)
         if mask is None:
+            mask = self._patched_mask(condition, snapshot)
+        if mask is None:
             with giving_way():  # requests of the process keep moving meanwhile
                 mask = condition.mask_records(snapshot.records)
-            self._masks.put(key, mask)
+        self._masks.put(key, mask)
         return mask  # type: ignore[no-any-return]
+
+    def _patched_mask(self, condition: Filter, snapshot: CatalogSnapshot) -> np.ndarray | None:
+        """A patched snapshot's mask from its parent's, re-evaluated on the changed rows
+        alone (a filter reads one item at a time); None without the parent's."""
+        if snapshot.parent is None:
+            return None
+        parent = self._masks.get(self._mask_key(condition, snapshot, snapshot.parent))
+        if parent is None:
+            return None
+        mask = np.zeros(len(snapshot.records), dtype=bool)
+        mask[: len(parent)] = parent
+        changed = snapshot.changed
+        mask[changed] = condition.mask_records([snapshot.records[row] for row in changed.tolist()])
+        return mask
 
     def allowed(self, condition: Filter, item_ids: np.ndarray, space: str) -> AllowedItems:
         """Which of ``item_ids`` (one recommender's item space) ``condition`` allows.
@@ -314,8 +395,11 @@ class CatalogFilters:
             self._masks.put(key, allowed)
         return allowed  # type: ignore[no-any-return]
 
-    def _mask_key(self, condition: Filter, snapshot: CatalogSnapshot) -> tuple[Hashable, ...]:
-        return ("catalog", snapshot.token, condition.text, self._bucket(condition))
+    def _mask_key(
+        self, condition: Filter, snapshot: CatalogSnapshot, token: int | None = None
+    ) -> tuple[Hashable, ...]:
+        token = snapshot.token if token is None else token
+        return ("catalog", token, condition.text, self._bucket(condition))
 
     def _bucket(self, condition: Filter) -> int:
         """For filters that read ``now``, the current ``refresh_seconds`` time slot."""
@@ -328,6 +412,33 @@ class CatalogFilters:
         key = ("rows", snapshot.token, space)
         rows = self._masks.get(key)
         if rows is None:
-            rows = snapshot.rows.get_indexer(pd.Index(item_ids.astype(str), dtype=object))
+            parent = (
+                None
+                if snapshot.parent is None
+                else self._masks.get(("rows", snapshot.parent, space))
+            )
+            rows = (
+                catalog_rows(snapshot, item_ids)
+                if parent is None
+                else patched_rows(parent, snapshot, item_ids)  # type: ignore[arg-type]
+            )
             self._masks.put(key, rows)
         return rows  # type: ignore[no-any-return]
+
+
+def catalog_rows(snapshot: CatalogSnapshot, item_ids: np.ndarray) -> np.ndarray:
+    """The catalog row of each of ``item_ids`` in ``snapshot`` (-1: not in the catalog)."""
+    return snapshot.rows.get_indexer(pd.Index(item_ids.astype(str), dtype=object))
+
+
+def patched_rows(parent: np.ndarray, snapshot: CatalogSnapshot, item_ids: np.ndarray) -> np.ndarray:
+    """:func:`catalog_rows` for a patched snapshot, from its parent's: rows never move in
+    a patch, and only items the parent did not hold can have gained one."""
+    if not len(snapshot.changed) or snapshot.changed[-1] < snapshot.parent_size:
+        return parent
+    absent = np.flatnonzero(parent < 0)
+    if not len(absent):
+        return parent
+    rows = parent.copy()
+    rows[absent] = catalog_rows(snapshot, item_ids[absent])
+    return rows

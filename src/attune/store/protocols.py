@@ -176,9 +176,16 @@ class CatalogStore(Protocol):
         """An opaque value that changes whenever any item is written or deleted; cheap to
         read, so caches of :meth:`item_frame` can tell when to re-read it."""
 
-    def item_frame(self) -> pd.DataFrame:
-        """One row per item: columns item_id, title, text, categories, tags, available,
-        price, regions, language, created_at (UTC Unix seconds), properties."""
+    def changes_since(self, stamp: str, limit: int = 10_000) -> tuple[str, list[str]] | None:
+        """The ids of the items written or deleted since the state ``stamp`` (a
+        :meth:`content_stamp`) and the stamp of the state they lead to, so a cache of
+        :meth:`item_frame` can re-read just those; None when they cannot be told (then
+        re-read it all)."""
+
+    def item_frame(self, item_ids: Sequence[str] | None = None) -> pd.DataFrame:
+        """One row per item (of ``item_ids`` alone when given): columns item_id, title,
+        text, categories, tags, available, price, regions, language, created_at (UTC Unix
+        seconds), properties."""
 
     def count(self) -> int: ...
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, Table, bindparam, delete, func, select
+from sqlalchemy import Connection, Engine, Table, bindparam, delete, func, insert, select
 
 from attune.store.protocols import ItemRow, Page, UserRow
 from attune.store.sql._util import (
@@ -18,7 +18,7 @@ from attune.store.sql._util import (
     encode_cursor,
     reading,
 )
-from attune.store.sql.schema import item_tombstones, items, users
+from attune.store.sql.schema import catalog_changes, catalog_state, item_tombstones, items, users
 
 
 def _upsert(
@@ -28,9 +28,11 @@ def _upsert(
     rows: Sequence[dict[str, Any]],
     keep: tuple[str, ...] = (),
     then: Callable[[Connection, Sequence[dict[str, Any]]], object] | None = None,
+    last: Callable[[Connection], object] | None = None,
 ) -> int:
     """Insert or replace rows by primary key; columns in ``keep`` survive an update.
-    ``then`` runs for each chunk of rows in the same transaction."""
+    ``then`` runs for each chunk of rows and ``last`` once at the end, in the same
+    transaction."""
     if not rows:
         return 0
     statement = dialect_insert(engine, table)
@@ -43,6 +45,8 @@ def _upsert(
             conn.execute(statement, list(part))
             if then is not None:
                 then(conn, part)
+        if last is not None:
+            last(conn)
     return len(rows)
 
 
@@ -69,6 +73,51 @@ def _lift_tombstones(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         conn.execute(delete(item_tombstones).where(item_tombstones.c.item_id.in_(part)))
 
 
+ITEM_FRAME_COLUMNS = [
+    "item_id",
+    "title",
+    "text",
+    "categories",
+    "tags",
+    "available",
+    "price",
+    "regions",
+    "language",
+    "created_at",
+    "properties",
+]
+LOGGED_IDS = 10_000
+"""A write of more items than this is logged without their ids: readers re-read it all."""
+KEPT_CHANGES = 10_000
+"""Change-log rows kept (older ones are pruned): a reader further behind re-reads all."""
+PRUNE_EVERY = 500
+
+
+def _next_version(engine: Engine, conn: Connection, item_ids: Sequence[str]) -> int:
+    """Move the catalog's version on by one inside a write's transaction and log the ids
+    the write changed. The version row stays locked until the write commits, so
+    concurrent writers take turns here and versions commit in order, without gaps."""
+    bump = dialect_insert(engine, catalog_state).values(name="items", version=1)
+    bump = bump.on_conflict_do_update(
+        index_elements=["name"], set_={"version": catalog_state.c.version + 1}
+    ).returning(catalog_state.c.version)
+    version = int(conn.execute(bump).scalar_one())
+    ids = list(dict.fromkeys(item_ids))
+    logged = ids if len(ids) <= LOGGED_IDS else None
+    conn.execute(
+        insert(catalog_changes).values(version=version, item_ids=logged, changed_at=time.time())
+    )
+    if version % PRUNE_EVERY == 0:
+        old = catalog_changes.c.version <= version - KEPT_CHANGES
+        conn.execute(delete(catalog_changes).where(old))
+    return version
+
+
+def _version(conn: Connection) -> int:
+    query = select(catalog_state.c.version).where(catalog_state.c.name == "items")
+    return int(conn.execute(query).scalar() or 0)
+
+
 class SqlCatalogStore:
     """Items; see :class:`attune.store.protocols.CatalogStore`."""
 
@@ -78,7 +127,14 @@ class SqlCatalogStore:
     def upsert_items(self, rows: Sequence[ItemRow]) -> int:
         """Create or replace items; an item deleted before is back (its tombstone lifted
         in the same transaction)."""
-        return _upsert(self.engine, items, "item_id", rows, then=_lift_tombstones)
+        return _upsert(
+            self.engine,
+            items,
+            "item_id",
+            rows,
+            then=_lift_tombstones,
+            last=lambda conn: _next_version(self.engine, conn, [r["item_id"] for r in rows]),
+        )
 
     def get_item(self, item_id: str) -> ItemRow | None:
         with self.engine.connect() as conn:
@@ -118,38 +174,59 @@ class SqlCatalogStore:
                 )
                 held.update(gone.scalars())
                 conn.execute(tombstone, [{"item_id": i, "deleted_at": when} for i in part])
+            if ids:
+                _next_version(self.engine, conn, ids)
         return held
 
     def deleted_item_ids(self) -> set[str]:
         with self.engine.connect() as conn:
             return set(conn.execute(select(item_tombstones.c.item_id)).scalars())
 
-    def item_frame(self) -> pd.DataFrame:
-        """Every item's id and fields, for content models, evaluation and filters."""
-        columns = [
-            "item_id",
-            "title",
-            "text",
-            "categories",
-            "tags",
-            "available",
-            "price",
-            "regions",
-            "language",
-            "created_at",
-            "properties",
-        ]
-        query = select(*(items.c[name] for name in columns))
+    def item_frame(self, item_ids: Sequence[str] | None = None) -> pd.DataFrame:
+        """Every item's id and fields (only those of ``item_ids`` when given), for content
+        models, evaluation and filters."""
+        query = select(*(items.c[name] for name in ITEM_FRAME_COLUMNS))
         with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        return pd.DataFrame([tuple(r) for r in rows], columns=columns)
+            if item_ids is None:
+                rows = conn.execute(query).all()
+            else:
+                rows = [
+                    row
+                    for part in chunks(list(dict.fromkeys(item_ids)), 900)
+                    for row in conn.execute(query.where(items.c.item_id.in_(part)))
+                ]
+        return pd.DataFrame([tuple(r) for r in rows], columns=ITEM_FRAME_COLUMNS)
 
     def content_stamp(self) -> str:
-        """Changes whenever an item is written or deleted (count and sum of ``updated_at``)."""
-        query = select(func.count(), func.coalesce(func.sum(items.c.updated_at), 0.0))
+        """The catalog's version (moved on by every write or delete), as text."""
         with self.engine.connect() as conn:
-            count, total = conn.execute(query).one()
-        return f"{int(count)}:{float(total)!r}"
+            return str(_version(conn))
+
+    def changes_since(self, stamp: str, limit: int = LOGGED_IDS) -> tuple[str, list[str]] | None:
+        """The ids of the items written or deleted since the catalog's state ``stamp``
+        (a :meth:`content_stamp`), with the stamp of the state they lead to; None when
+        they cannot be told: the log no longer reaches back, a write too large to list its
+        ids, more than ``limit`` ids, or an unknown stamp."""
+        try:
+            since = int(stamp)
+        except ValueError:
+            return None
+        with self.engine.connect() as conn:
+            version = _version(conn)
+            if version == since:
+                return stamp, []
+            if not since < version <= since + limit:
+                return None
+            query = (
+                select(catalog_changes.c.item_ids)
+                .where(catalog_changes.c.version > since, catalog_changes.c.version <= version)
+                .order_by(catalog_changes.c.version)
+            )
+            logged = conn.execute(query).scalars().all()
+        if len(logged) != version - since or any(ids is None for ids in logged):
+            return None
+        changed = list(dict.fromkeys(i for ids in logged for i in ids))
+        return (str(version), changed) if len(changed) <= limit else None
 
     def unavailable_item_ids(self) -> set[str]:
         with self.engine.connect() as conn:

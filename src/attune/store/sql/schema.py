@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     Float,
@@ -68,6 +69,26 @@ item_tombstones = Table(
     metadata,
     Column("item_id", String(ID), primary_key=True),
     Column("deleted_at", Float, nullable=False),
+)
+
+# the catalog's version: every write (upsert or delete) moves it on by one, in its own
+# transaction, and logs the ids it changed, so a serving process that read version v
+# can apply just what changed since (``SqlCatalogStore.changes_since``). The one row is
+# updated first thing in a write's transaction: catalog writers take turns, and the
+# versions commit in order, with no gaps
+catalog_state = Table(
+    "catalog_state",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("version", BigInteger, nullable=False),
+)
+
+catalog_changes = Table(
+    "catalog_changes",
+    metadata,
+    Column("version", BigInteger, primary_key=True, autoincrement=False),
+    Column("item_ids", JSON, nullable=True, doc="null: too many to list (re-read all)"),
+    Column("changed_at", Float, nullable=False),
 )
 
 users = Table(
