@@ -52,9 +52,10 @@ class CatalogView:
     """Catalog facts by item id or by a model's positions, cached per snapshot.
 
     When the filters read a changed catalog, the lookups, creation order and the item
-    spaces in use (patched from the parent snapshot's when only some items changed) (those asked for since the last change: a replaced model version's
+    spaces in use (those asked for since the last change: a replaced model version's
     are not) are built for the new snapshot on that background thread, before any
-    request sees it (:meth:`CatalogFilters.on_snapshot`)."""
+    request sees it (:meth:`CatalogFilters.on_snapshot`); for a snapshot patched with a
+    few written items, from the parent snapshot's, on the changed rows alone."""
 
     def __init__(self, filters: CatalogFilters) -> None:
         self.filters = filters
