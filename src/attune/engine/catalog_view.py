@@ -143,7 +143,7 @@ class CatalogView:
         found = self._views.get(view_key)
         if found is None:
             lookup = self._lookup_for(snapshot)
-            untried = [r for r in snapshot.records if str(r["item_id"]) not in tried]
+            untried = [r for r in snapshot.live_records() if str(r["item_id"]) not in tried]
             untried.sort(key=lambda r: -float(r.get("created_at") or float("-inf")))
             found = [
                 _new_item(lookup, str(r["item_id"]), float(r.get("created_at") or 0.0), r)
@@ -297,13 +297,19 @@ class CatalogLookup:
         changed rows are then read)."""
         self.token = snapshot.token
         self.records: dict[str, dict[str, Any]]
+        ids, records = snapshot.rows, snapshot.records
+        holes = set(snapshot.holes.tolist())
         if parent is None:
-            self.records = dict(zip(snapshot.rows.tolist(), snapshot.records, strict=True))
+            self.records = dict(zip(ids.tolist(), records, strict=True))
+            for row in holes:
+                del self.records[ids[row]]
             return
         self.records = dict(parent.records)
-        ids, records = snapshot.rows, snapshot.records
         for row in snapshot.changed.tolist():
-            self.records[ids[row]] = records[row]
+            if row in holes:
+                self.records.pop(ids[row], None)
+            else:
+                self.records[ids[row]] = records[row]
 
     def categories_of(self, item_id: str) -> frozenset[str]:
         # built per call, not kept: a kept set per item touched is a long-lived object the
@@ -337,12 +343,16 @@ def _patch(parent: SpaceView, snapshot: CatalogSnapshot, item_ids: np.ndarray) -
     """The view :func:`_build` would give for a patched snapshot, from its parent's:
     only the positions of changed rows are read again (rows never move in a patch)."""
     rows = patched_rows(parent.rows, snapshot, item_ids)
-    positions = np.flatnonzero(np.isin(rows, snapshot.changed))
+    # positions whose row changed, whether they hold it still, lost it (deleted) or
+    # gained it (new to the catalog, or written again)
+    changed = snapshot.changed
+    positions = np.flatnonzero(np.isin(rows, changed) | np.isin(parent.rows, changed))
     categories = list(parent.categories)
     restricted = dict(parent.restricted)
     touched: set[str] = set()
     for position in positions.tolist():
-        record = snapshot.records[rows[position]]
+        row = int(rows[position])
+        record = snapshot.records[row] if row >= 0 else {}
         cats = frozenset(str(c) for c in record.get("categories") or ())
         if cats != categories[position]:
             touched |= cats ^ categories[position]

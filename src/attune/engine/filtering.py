@@ -9,14 +9,15 @@ Three caches, from slowest to fastest to rebuild:
    if it moved, the items written since are re-read alone (the catalog's change log,
    ``changes_since``, names them: milliseconds) and patched into a new snapshot. A whole
    re-read (a second or more at 100,000 items, mostly JSON decoding) is left for what a
-   patch cannot follow: an item deleted (rows would move), more than
-   :data:`PATCH_MOST_ITEMS` items, a bulk write logged without ids, a log pruned past
-   the snapshot. Requests go on with the old snapshot meanwhile. Before a new snapshot
-   is published, the same thread builds what requests derive from it: the masks of the
-   filters in use (here) and the views of :class:`~attune.engine.catalog_view.CatalogView`
-   (listeners of :meth:`CatalogFilters.on_snapshot`), from the parent's, re-evaluated
-   on the changed rows alone, for a patched one; so a catalog change never stalls a
-   request.
+   patch cannot follow: more than :data:`PATCH_MOST_ITEMS` items, a bulk write logged
+   without ids, a log pruned past the snapshot, more deleted items than
+   :data:`HOLES_KEPT` (a deleted item leaves a hole in the rows, so that no other row
+   moves; a whole read compacts them). Requests go on with the old snapshot meanwhile.
+   Before a new snapshot is published, the same thread builds what requests derive from
+   it: the masks of the filters in use (here) and the views of
+   :class:`~attune.engine.catalog_view.CatalogView` (listeners of
+   :meth:`CatalogFilters.on_snapshot`), from the parent's, re-evaluated on the changed
+   rows alone, for a patched one; so a catalog change never stalls a request.
 2. A **catalog mask** per (filter text, snapshot token): one bool per catalog row, from
    evaluating the filter row by row (one to a few microseconds per item), with the GIL
    handed over often meanwhile (``giving_way``). Filters that read ``now`` are also
@@ -39,7 +40,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
@@ -64,6 +65,9 @@ PATCH_RECHECK_SECONDS = 0.05
 """The same after a patch (the written items alone re-read): milliseconds of work."""
 PATCH_MOST_ITEMS = 10_000
 """Items changed since the last read beyond which the catalog is re-read whole."""
+HOLES_KEPT = 1_000
+"""Deleted items patched out (their rows left as holes) beyond which, and beyond a tenth
+of the catalog, the catalog is re-read whole instead (its rows compacted)."""
 PARSED_CACHE_SIZE = 1_024
 MASK_CACHE_SIZE = 128
 
@@ -83,6 +87,9 @@ class CatalogSnapshot:
         changed: the rows of a patched snapshot whose record is new or changed,
             ascending; those from ``parent_size`` on are items the parent did not hold.
         parent_size: how many records the parent held.
+        holes: rows of items deleted since the last whole read, ascending: their
+            records are placeholders (``{"item_id": id}``) that no filter allows and no
+            view shows, so that no other row moves; a whole read has none.
     """
 
     token: int
@@ -93,6 +100,14 @@ class CatalogSnapshot:
     parent: int | None = None
     changed: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     parent_size: int = 0
+    holes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    def live_records(self) -> Iterator[dict[str, Any]]:
+        """The records of the items in the catalog (``records`` but its holes)."""
+        if not len(self.holes):
+            return iter(self.records)
+        holes = set(self.holes.tolist())
+        return (r for k, r in enumerate(self.records) if k not in holes)
 
 
 @dataclass(frozen=True)
@@ -280,23 +295,29 @@ class CatalogFilters:
         fresh = frame_records(self.catalog.item_frame(ids)) if ids else []
         written = {str(record["item_id"]): record for record in fresh}
         rows = current.rows.get_indexer(pd.Index(ids, dtype=object)).tolist() if ids else []
-        if any(row >= 0 and item_id not in written for item_id, row in zip(ids, rows, strict=True)):
-            return None  # deleted: the rows after it would move
         records = list(current.records)
+        holes = set(current.holes.tolist())
         changed, added = [], []
         for item_id, row in zip(ids, rows, strict=True):
             record = written.get(item_id)
-            if record is None:
-                continue  # never in the catalog (an events-only item deleted)
+            if record is None:  # deleted (or never in the catalog: an events-only item)
+                if row >= 0 and row not in holes:
+                    records[row] = {"item_id": item_id}
+                    holes.add(row)
+                    changed.append(row)
+                continue
             if row < 0:
                 row = len(records)
                 records.append(record)
                 added.append(item_id)
             else:
                 records[row] = record
+                holes.discard(row)
             changed.append(row)
         if not changed:
             return replace(current, stamp=stamp, checked_at=time.monotonic())
+        if len(holes) > max(HOLES_KEPT, len(records) // 10):
+            return None  # so many deleted: a whole read compacts the rows
         return CatalogSnapshot(
             self._next_token(),
             stamp,
@@ -306,6 +327,7 @@ class CatalogFilters:
             parent=current.token,
             changed=np.asarray(sorted(changed), dtype=np.int64),
             parent_size=len(current.records),
+            holes=np.asarray(sorted(holes), dtype=np.int64),
         )
 
     def ready(self, condition: Filter) -> bool:
@@ -348,6 +370,7 @@ class CatalogFilters:
         if mask is None:
             with giving_way():  # requests of the process keep moving meanwhile
                 mask = condition.mask_records(snapshot.records)
+            mask[snapshot.holes] = False  # deleted items match nothing
         self._masks.put(key, mask)
         return mask  # type: ignore[no-any-return]
 
@@ -363,6 +386,7 @@ class CatalogFilters:
         mask[: len(parent)] = parent
         changed = snapshot.changed
         mask[changed] = condition.mask_records([snapshot.records[row] for row in changed.tolist()])
+        mask[snapshot.holes] = False
         return mask
 
     def allowed(self, condition: Filter, item_ids: np.ndarray, space: str) -> AllowedItems:
@@ -428,17 +452,25 @@ class CatalogFilters:
 
 def catalog_rows(snapshot: CatalogSnapshot, item_ids: np.ndarray) -> np.ndarray:
     """The catalog row of each of ``item_ids`` in ``snapshot`` (-1: not in the catalog)."""
-    return snapshot.rows.get_indexer(pd.Index(item_ids.astype(str), dtype=object))
+    rows = snapshot.rows.get_indexer(pd.Index(item_ids.astype(str), dtype=object))
+    if len(snapshot.holes):
+        rows[np.isin(rows, snapshot.holes)] = -1
+    return rows
 
 
 def patched_rows(parent: np.ndarray, snapshot: CatalogSnapshot, item_ids: np.ndarray) -> np.ndarray:
     """:func:`catalog_rows` for a patched snapshot, from its parent's: rows never move in
-    a patch, and only items the parent did not hold can have gained one."""
-    if not len(snapshot.changed) or snapshot.changed[-1] < snapshot.parent_size:
-        return parent
-    absent = np.flatnonzero(parent < 0)
-    if not len(absent):
-        return parent
-    rows = parent.copy()
-    rows[absent] = catalog_rows(snapshot, item_ids[absent])
+    a patch; an item deleted in it loses its row, one written may gain one (new to the
+    catalog, or written again after a delete)."""
+    changed = snapshot.changed
+    deleted = changed[np.isin(changed, snapshot.holes)] if len(snapshot.holes) else changed[:0]
+    rows = parent
+    if len(deleted):
+        rows = parent.copy()
+        rows[np.isin(rows, deleted)] = -1
+    if len(deleted) < len(changed):  # something written
+        absent = np.flatnonzero(parent < 0)
+        if len(absent):
+            rows = rows.copy() if rows is parent else rows
+            rows[absent] = catalog_rows(snapshot, item_ids[absent])
     return rows
