@@ -80,3 +80,33 @@ def test_a_list_cached_by_one_process_is_reused_by_the_other(shared: Settings) -
         items(first, "u2")
         items(second, "u2")
         assert decided == ["u2"]
+
+
+def test_processes_share_answers_whatever_their_own_catalog_reads(shared: Settings) -> None:
+    """Answers are keyed by the catalog's version and a digest of the unavailable items,
+    which every process holding the same catalog computes alike, not by what is
+    particular to one process (how many times it has read the catalog, ``hash()`` of
+    strings, which each interpreter salts)."""
+    with (
+        TestClient(create_app(shared), headers=AUTH) as first,
+        TestClient(create_app(shared), headers=AUTH) as second,
+    ):
+        for item_id in ("a0", "a1", "a2", "a3", "a4", "b0", "b1"):
+            body = {"categories": [item_id[0].upper()], "available": item_id != "b1"}
+            assert first.put(f"/v1/items/{item_id}", json=body).status_code == 200
+        for app in (first.app, second.app):
+            engine = app.state.services.recommendations.engine
+            engine.filters.invalidate()  # both read the catalog as it now is
+            engine._unavailable_at = float("-inf")
+        first_filters = first.app.state.services.recommendations.engine.filters
+        second_filters = second.app.state.services.recommendations.engine.filters
+        while first_filters.snapshot().token == second_filters.snapshot().token:
+            first_filters.invalidate()  # read once more: its own count of reads moves on
+        decided: list[str] = []
+        engine = second.app.state.services.recommendations.engine
+        decide = engine.for_user
+        engine.for_user = lambda request: decided.append(request.user_id) or decide(request)
+        listed = items(first, "u1")
+        assert items(second, "u1") == listed
+        assert decided == [], "the second process decided again instead of reusing"
+        assert first_filters.snapshot().token != second_filters.snapshot().token

@@ -11,6 +11,7 @@ from attune.engine.lookups import (
     dense_block,
     empty_history_ranking,
     first_allowed,
+    ids_digest,
     placement_digest,
 )
 from attune.engine.placements import DEFAULT_PLACEMENT, PlacementConfig
@@ -101,3 +102,30 @@ def test_placement_digest_is_the_configuration_digest_per_object() -> None:
     assert placement_digest(other) == other.digest() != DEFAULT_PLACEMENT.digest()
     # an equal configuration read again (a new object) gets the same digest
     assert placement_digest(PlacementConfig(n=5, diversity={"level": 0.3})) == other.digest()
+
+
+def test_an_id_set_digest_is_the_same_in_every_process() -> None:
+    """Answer-cache keys carry it and other server processes read them: unlike hash()
+    of a set of strings, it must not depend on the interpreter's string-hash salt."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "from attune.engine.lookups import ids_digest;"
+        "ids = frozenset(f'item-{k}' for k in range(50));"
+        "print(ids_digest(ids), hash(ids))"
+    )
+    outputs = [
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        for seed in ("1", "2")
+    ]
+    assert outputs[0][0] == outputs[1][0]
+    assert outputs[0][1] != outputs[1][1]  # what the key used before: per process
+    assert ids_digest(frozenset({"a", "b"})) != ids_digest(frozenset({"a", "c"}))

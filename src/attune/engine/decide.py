@@ -51,6 +51,7 @@ from attune.engine.lookups import (
     dense_block,
     empty_history_ranking,
     first_allowed,
+    ids_digest,
     placement_digest,
     tried_items,
 )
@@ -265,6 +266,7 @@ class DecisionEngine:
         self.segments = SegmentBook(stores.segments)
         self.placements = PlacementBook(stores.placements)
         self._unavailable: frozenset[str] = frozenset()
+        self._unavailable_digest: tuple[frozenset[str], str] | None = None
         self._deleted: frozenset[str] = frozenset()
         self._unavailable_at = float("-inf")
         self._next_unavailable_read = float("-inf")
@@ -315,6 +317,17 @@ class DecisionEngine:
             else:
                 self._unavailable_refresh.start()
         return self._unavailable
+
+    def unavailable_digest(self) -> str:
+        """A digest of :meth:`unavailable_items` that is the same in every process holding
+        the same set (``hash()`` of strings is not: each interpreter salts it), for keys
+        of answers processes share. Worked out once per set."""
+        current = self.unavailable_items()
+        found = self._unavailable_digest
+        if found is None or found[0] is not current:
+            found = (current, ids_digest(current))
+            self._unavailable_digest = found
+        return found[1]
 
     def deleted_items(self) -> frozenset[str]:
         """Items deleted from the catalog (a subset of :meth:`unavailable_items`)."""

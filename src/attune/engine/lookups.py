@@ -4,6 +4,8 @@
 * :func:`empty_history_ranking` and :func:`first_allowed`: a history-free model's (the
   popularity fallback's) best items among any allowed set, from one ranking kept per
   loaded model instead of scoring and partitioning the whole item space per request.
+* :func:`ids_digest`: a digest of a set of ids, alike in every process (answer-cache
+  keys other processes read).
 * :func:`dense_block`: a small dense block of a CSR matrix (the "because you viewed"
   similarities) without scipy's intermediate sparse matrices.
 
@@ -13,6 +15,7 @@ holds them to it.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import numpy as np
@@ -59,6 +62,12 @@ def dense_block(matrix: Any, rows: np.ndarray, columns: np.ndarray) -> np.ndarra
     hit = sorted_columns[at] == matrix.indices[entry]
     block[entry_row[hit], order[at[hit]]] = matrix.data[entry[hit]]
     return block
+
+
+def ids_digest(ids: frozenset[str]) -> str:
+    """A digest of a set of ids, the same in every process (``hash()`` of a set of
+    strings is not: each interpreter salts string hashes)."""
+    return hashlib.blake2b("\n".join(sorted(ids)).encode(), digest_size=12).hexdigest()
 
 
 def tried_items(model: LoadedModel) -> frozenset[str]:

@@ -391,9 +391,11 @@ class RecommendationService:
             # forgetting a person inside the same version changes the models: so does the
             # key (by who was forgotten, not by object, so processes share answers)
             (model.version.version_id, model.forgotten) if model else None,
-            # a catalog change (new snapshot) or availability change makes a new key
-            self.engine.filters.snapshot().token,
-            hash(self.engine.unavailable_items()),
+            # a catalog change (its version) or availability change makes a new key; both
+            # the same in every process that holds the same catalog, so processes share
+            # answers (a snapshot's token and hash() of strings are per process)
+            self.engine.filters.snapshot().stamp,
+            self.engine.unavailable_digest(),
             request.placement or "",
             placement_digest(config),
             request.n or config.n,
