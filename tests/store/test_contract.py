@@ -410,6 +410,30 @@ def test_model_versions_sequence_and_latest(stores: Stores):
     assert stores.model_versions.get("nope") is None
 
 
+def test_versions_registered_at_the_same_moment_all_get_a_place(stores: Stores):
+    """Regression: a training job and a forgotten copy being saved read the same highest
+    sequence number, and the second failed on the unique constraint."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    barrier = Barrier(4)
+
+    def register(k: int) -> int:
+        barrier.wait()
+        return stores.model_versions.register(version(f"race{k}", status="candidate")).seq
+
+    with ThreadPoolExecutor(4) as pool:
+        seqs = list(pool.map(register, range(4)))
+    assert len(set(seqs)) == 4
+    assert {v.version_id for v in stores.model_versions.list_versions()} == {
+        f"race{k}" for k in range(4)
+    }
+    from sqlalchemy.exc import IntegrityError
+
+    with pytest.raises(IntegrityError):  # the same id twice is a caller's error: not retried
+        stores.model_versions.register(version("race0", status="candidate"))
+
+
 # JSON fields --------------------------------------------------------------------------------
 
 

@@ -6,9 +6,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import IntegrityError
 
 from attune.store.protocols import ModelVersion
 from attune.store.sql.schema import model_versions
+
+REGISTER_ATTEMPTS = 5
 
 CHAMPION = "champion"
 RETIRED = "retired"
@@ -37,6 +40,19 @@ class SqlModelVersionStore:
         self.engine = engine
 
     def register(self, version: ModelVersion) -> ModelVersion:
+        """Store a new version as the newest (the next ``seq``); a champion retires the
+        others. Registrations at the same moment (a training job beside a forgotten
+        copy being saved) may both read the same highest ``seq``: the one that loses the
+        unique constraint tries again on top of the other."""
+        for attempt in range(REGISTER_ATTEMPTS):
+            try:
+                return self._register(version)
+            except IntegrityError:
+                if attempt == REGISTER_ATTEMPTS - 1 or self.get(version.version_id) is not None:
+                    raise  # not a race for the number: the id itself is taken
+        raise AssertionError("unreachable")
+
+    def _register(self, version: ModelVersion) -> ModelVersion:
         with self.engine.begin() as conn:
             top = conn.execute(select(func.max(model_versions.c.seq))).scalar_one()
             version.seq = int(top or 0) + 1
