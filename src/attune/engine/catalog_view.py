@@ -175,7 +175,13 @@ class CatalogView:
             self.space(item_ids, name)
 
     def _prepare(self, snapshot: CatalogSnapshot) -> None:
-        """Build a re-read snapshot's views (see the class docstring)."""
+        """Build a re-read snapshot's views (see the class docstring). Views of older
+        snapshots than the one requests use now go first: a feed of writes makes a new
+        snapshot every few hundred milliseconds, and each one's lookup alone is a dict of
+        every item."""
+        published = self.filters.published
+        live = {snapshot.token} | ({published.token} if published is not None else set())
+        self._views.retain(lambda key: key[0] in live)  # type: ignore[index]
         used, self._used = self._used, set()
         self._by_creation(snapshot)
         for name in used:

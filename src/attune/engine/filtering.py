@@ -155,6 +155,12 @@ class CatalogFilters:
         requests see it (to build what they would otherwise build inside themselves)."""
         self._on_snapshot.append(listener)
 
+    @property
+    def published(self) -> CatalogSnapshot | None:
+        """The snapshot requests use now, without checking the catalog (None: not read
+        yet, or invalidated)."""
+        return self._snapshot
+
     def parse(self, text: str) -> Filter:
         """The compiled filter for ``text`` (cached); raises ``ValidationError`` if malformed."""
         parsed = self._parsed.get(text)
