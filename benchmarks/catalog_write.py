@@ -17,9 +17,10 @@ does: the catalog's change log names the written ids, only they are re-read and 
 into a new snapshot, its views and masks patched from the old one's) and ``whole`` (the
 same process with patching turned off: the catalog re-read whole and every view rebuilt,
 as before the change log). First ``--writes`` single writes each; then a stream of
-writes at ``--stream-rate`` a second for ``--stream-seconds``, with the share of a core
-the process spent and the delay from each write to the snapshot holding it, and the
-same stream with the process not told (the floor: the writes and the watching alone).
+writes at ``--stream-rate`` a second for ``--stream-seconds`` (a feed's mix: 80% such
+changes, 10% deletes, 10% new items), with the share of a core the process spent and the
+delay from each write to the snapshot holding it, and the same stream with the process
+not told (the floor: the writes and the watching alone).
 """
 
 from __future__ import annotations
@@ -76,9 +77,19 @@ class Follower:
         return current is not None and int(current.stamp) >= int(stamp)
 
 
-def write_one(catalog: Any, rng: np.random.Generator, n_items: int) -> str:
-    """Change one random item's price and categories; the catalog's stamp after it."""
-    row = catalog.get_item(f"i{int(rng.integers(0, n_items))}")
+def write_one(catalog: Any, rng: np.random.Generator, n_items: int, mixed: bool = False) -> str:
+    """Change one random item's price and categories; the catalog's stamp after it.
+    ``mixed``: a feed's mix instead: 80% such changes, 10% items deleted, 10% new items
+    (some of them deleted ones written again)."""
+    kind = rng.choice(["change", "delete", "new"], p=[0.8, 0.1, 0.1]) if mixed else "change"
+    item_id = f"i{int(rng.integers(0, n_items))}"
+    row = catalog.get_item(item_id)
+    if kind == "delete" or (kind == "change" and row is None):
+        catalog.delete_items([item_id])
+        return str(catalog.content_stamp())
+    if kind == "new":
+        item_id = f"new{int(rng.integers(0, n_items))}"
+        row = {**catalog_rows(1, time.time(), rng)[0], "item_id": item_id}
     row["price"] = float(np.round(rng.lognormal(3.0, 0.8), 2))
     row["categories"] = [CATEGORIES[int(rng.integers(0, len(CATEGORIES)))]]
     row["updated_at"] = time.time()
@@ -96,6 +107,13 @@ def single_writes(
         for _ in range(writes):
             for mode in ("patch", "whole"):
                 follower.mode(mode == "patch")
+                # one untimed write first: the first after a switch frees what the other
+                # mode built (a whole read's records, or a chain of patches)
+                warm = write_one(follower.catalog, rng, n_items)
+                follower.told()
+                while not follower.holds(warm):
+                    time.sleep(0.005)
+                time.sleep(0.3)
                 stamp = write_one(follower.catalog, rng, n_items)
                 cpu, started = time.process_time(), time.monotonic()
                 follower.told()
@@ -130,6 +148,8 @@ def stream(
                     delays.append(now - pending.pop(0)[1])
             time.sleep(0.002)
 
+    while follower.filters._refresh.running:  # what the run before left to do
+        time.sleep(0.05)
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     cpu, started = time.process_time(), time.monotonic()
@@ -138,7 +158,7 @@ def stream(
         wait = started + k / rate - time.monotonic()
         if wait > 0:
             time.sleep(wait)
-        stamp = write_one(follower.catalog, rng, n_items)
+        stamp = write_one(follower.catalog, rng, n_items, mixed=True)
         with lock:
             pending.append((stamp, time.monotonic()))
         if follow:
@@ -165,14 +185,15 @@ def markdown(args: argparse.Namespace, singles: dict[str, Any], streams: dict[st
         f"Command: {command}; {datetime.now(UTC):%Y-%m-%d}, {platform.machine()} "
         f"{os.cpu_count()} cores ({platform.platform()}). SQLite catalog of {args.items:,} "
         "items held by one process's serving caches (the snapshot, three item spaces of "
-        "one model version, two filters in use, the new-items order); each write changes "
-        "one item's price and categories. `patch`: only the written items re-read (the "
+        "one model version, two filters in use, the new-items order); each single write "
+        "changes one item's price and categories; the stream mixes such changes (80%) with "
+        "deletes (10%) and new items (10%). `patch`: only the written items re-read (the "
         "catalog's change log names them) and patched in; `whole`: the same process with "
         "patching off (the catalog re-read whole and every view rebuilt, as before the "
         "change log). Modes interleaved in one run.",
         "",
         "| follow by | single write: until held, median s | slowest s "
-        f"| CPU s per write (median) | stream of {args.stream_rate:g}/s: share of a core "
+        f"| CPU s per write (median) | mixed stream of {args.stream_rate:g}/s: share of a core "
         "| write → held, median s | slowest s |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
@@ -222,7 +243,7 @@ def main() -> None:
         follower = Follower(catalog)
         singles = single_writes(follower, rng, args.items, args.writes)
         streams = {}
-        for mode in ("patch", "whole", "floor"):
+        for mode in ("floor", "patch", "whole"):
             console.print(f"a stream of writes, {mode}")
             follower.mode(mode == "patch")
             streams[mode] = stream(
