@@ -140,6 +140,7 @@ def test_writes_are_patched_in_and_match_a_whole_read(catalog):
         filters.allowed(filters.parse(text), np.asarray(space, dtype=object), "v1/main")
     view.space(np.asarray(space, dtype=object), "v1/main")
     view.new_items(time.time() - 30 * 86_400)
+    list(view.untried_items(frozenset(space[::3]), "v1"))  # a placement exploring them
     whole_reads = catalog.whole_reads
     for step in range(40):
         ids = rng.sample([f"i{k}" for k in range(52)], rng.randint(1, 4))
@@ -149,6 +150,9 @@ def test_writes_are_patched_in_and_match_a_whole_read(catalog):
             catalog.upsert_items([random_item(rng, item_id) for item_id in ids])
         snapshot = caught_up(filters, catalog)
         assert snapshot.parent is not None, f"step {step} was re-read whole"
+        # what requests walk was prepared beside them, not left to the first one
+        assert (snapshot.token, "untried", "v1") in view._views._data
+        assert (snapshot.token, "by-creation") in view._views._data
         assert_same_as_a_whole_read(view, catalog, space)
     assert catalog.whole_reads == whole_reads  # every write was applied alone
     # items added keep the id index of object dtype (pandas' string dtype, which
