@@ -40,7 +40,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
@@ -84,9 +84,8 @@ class CatalogSnapshot:
         checked_at: ``time.monotonic()`` when the stamp was last found unchanged.
         parent: for a snapshot patched from another (only the items a write changed
             re-read), that one's token: what requests derive from it is patched too.
-        changed: the rows of a patched snapshot whose record is new or changed,
-            ascending; those from ``parent_size`` on are items the parent did not hold.
-        parent_size: how many records the parent held.
+        changed: the rows of a patched snapshot whose record is new, changed or deleted
+            (a hole now), ascending.
         holes: rows of items deleted since the last whole read, ascending: their
             records are placeholders (``{"item_id": id}``) that no filter allows and no
             view shows, so that no other row moves; a whole read has none.
@@ -99,15 +98,7 @@ class CatalogSnapshot:
     checked_at: float
     parent: int | None = None
     changed: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    parent_size: int = 0
     holes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-
-    def live_records(self) -> Iterator[dict[str, Any]]:
-        """The records of the items in the catalog (``records`` but its holes)."""
-        if not len(self.holes):
-            return iter(self.records)
-        holes = set(self.holes.tolist())
-        return (r for k, r in enumerate(self.records) if k not in holes)
 
 
 @dataclass(frozen=True)
@@ -289,11 +280,11 @@ class CatalogFilters:
             return self._token
 
     def _patched(self, current: CatalogSnapshot) -> CatalogSnapshot | None:
-        """``current`` with the items written since it was read re-read alone (the
-        catalog's change log names them), or None when a whole re-read is needed: the
-        log does not say, too many changed, or an item left the catalog (rows would
-        move). Reading 100,000 items takes a second or more; a write's few, milliseconds.
-        """
+        """``current`` with the items written or deleted since it was read re-read alone
+        (the catalog's change log names them; a deleted item's row becomes a hole), or
+        None when a whole re-read is needed: the log does not say, too many changed, or
+        too many holes. Reading 100,000 items takes a second or more; a write's few,
+        milliseconds."""
         changes = self.catalog.changes_since(current.stamp, PATCH_MOST_ITEMS)
         if changes is None:
             return None
@@ -332,7 +323,6 @@ class CatalogFilters:
             time.monotonic(),
             parent=current.token,
             changed=np.asarray(sorted(changed), dtype=np.int64),
-            parent_size=len(current.records),
             holes=np.asarray(sorted(holes), dtype=np.int64),
         )
 
@@ -373,11 +363,11 @@ class CatalogFilters:
         mask = self._masks.get(key)
         if mask is None:
             mask = self._patched_mask(condition, snapshot)
-        if mask is None:
-            with giving_way():  # requests of the process keep moving meanwhile
-                mask = condition.mask_records(snapshot.records)
-            mask[snapshot.holes] = False  # deleted items match nothing
-        self._masks.put(key, mask)
+            if mask is None:
+                with giving_way():  # requests of the process keep moving meanwhile
+                    mask = condition.mask_records(snapshot.records)
+                mask[snapshot.holes] = False  # deleted items match nothing
+            self._masks.put(key, mask)
         return mask  # type: ignore[no-any-return]
 
     def _patched_mask(self, condition: Filter, snapshot: CatalogSnapshot) -> np.ndarray | None:
