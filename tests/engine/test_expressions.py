@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from attune.engine.expression_eval import clean_row
+from attune.engine.expression_parser import comparison_problem
 from attune.engine.expression_tree import (
     FIELDS,
     ITEM_VOCABULARY,
@@ -177,14 +178,49 @@ def test_null_and_mismatched_types_are_false_never_errors():
         '"a" in title',
         "created_at > now - 7d",
         "properties.x == 1",
-        "price == [1, 2]",
-        "categories < 3",
-        "1 == true",
         "1 in [true]",
         "true in [1]",
     ):
         assert matches(text, odd) is False, text
     assert matches("not available", odd) is True  # a condition holds only for true
+
+
+@pytest.mark.parametrize(
+    ("text", "position", "words"),
+    [
+        ("price == [1, 2]", 7, "price is a number and [1, 2] is a list"),
+        ("categories < 3", 12, "'<' orders numbers or text, and categories is a list"),
+        ("1 == true", 3, "1 is a number and true is a true/false value"),
+        ('price > "abc"', 7, 'price is a number and "abc" is text'),
+        ('created_at > "2024-01-01"', 12, "times are Unix seconds"),
+        ("item_id == 1", 9, "write the number without quotes, or quote the other side"),
+        ('available == "yes"', 11, 'available is a true/false value and "yes" is text'),
+        ("title < now", 7, "title is text and now is a number"),
+    ],
+)
+def test_comparisons_that_can_never_hold_are_refused_where_they_are(text, position, words):
+    """Where both sides' types are known and differ, no item could ever match: an error
+    at the operator, not an empty list."""
+    with pytest.raises(ValidationError) as caught:
+        parse_filter(text)
+    assert f"position {position}:" in str(caught.value) and words in str(caught.value)
+
+
+def test_text_that_writes_a_number_compares_as_that_number():
+    """CSV imports make every property text, and request context values are text."""
+    item = {"properties": {"year": "1995", "code": "007", "name": "x"}}
+    assert matches("properties.year > 1990", item) is True
+    assert matches("properties.year < 1990", item) is False
+    assert matches("properties.year == 1995", item) is True
+    assert matches('properties.year == "1995"', item) is True
+    assert matches("properties.code == 7", item) is True  # what the filter wrote
+    assert matches('properties.code == "7"', item) is False  # text stays exact
+    assert matches("properties.name > 1", item) is False
+    assert matches("properties.year in [1994, 1995]", item) is True
+    hour = parse_filter("context.hour >= 18").bind({"context": {"hour": "20"}})
+    assert hour.condition()({}) is True
+    night = parse_filter("context.hour in [0, 1, 2]").bind({"context": {"hour": "1"}})
+    assert night.condition()({}) is True
 
 
 def test_nan_and_numpy_values_from_pandas_are_handled():
@@ -442,6 +478,8 @@ def trees(
         left, right = draw(operands), draw(operands)
         if op in ("in", "not in") and kind_of(right) in (Kind.NUMBER, Kind.BOOL, Kind.NULL):
             right = ListLiteral(("x", 1))
+        elif op not in ("in", "not in") and comparison_problem(op, left, right):
+            right = Literal(None)  # types that could never compare are refused
         return Compare(op, left, right)
 
     flags = [Field(n) for n in names if vocabulary.fields[n] is Kind.BOOL]

@@ -98,6 +98,21 @@ class CatalogView:
     def categories_of(self, item_id: str) -> frozenset[str]:
         return self.lookup().categories_of(item_id)
 
+    def spellings(self) -> dict[str, tuple[str, ...]]:
+        """Every category the catalog uses, by its case-folded form (built once per
+        snapshot, on first use: a pass over the catalog)."""
+        lookup = self.lookup()
+        key = (lookup.token, "spellings")
+        found = self._views.get(key)
+        if found is None:
+            spelled: dict[str, set[str]] = {}
+            for record in lookup.records.values():
+                for category in record.get("categories") or ():
+                    spelled.setdefault(str(category).casefold(), set()).add(str(category))
+            found = {folded: tuple(sorted(names)) for folded, names in spelled.items()}
+            self._views.put(key, found)
+        return found  # type: ignore[no-any-return]
+
     def space(self, item_ids: np.ndarray, space: str) -> SpaceView:
         self._used.add(space)
         self._space_ids[space] = item_ids

@@ -702,13 +702,25 @@ class DecisionEngine:
             cache[role] = found
         return found[1]  # type: ignore[no-any-return]
 
-    def _admissible(self, item_id: str, person: Person, condition: Filter | None) -> bool:
-        """Whether an item from outside the model spaces (trending, new, pinned) may show."""
+    def _admissible(
+        self,
+        item_id: str,
+        person: Person,
+        condition: Filter | None,
+        model: LoadedModel | None = None,
+    ) -> bool:
+        """Whether an item from outside the model spaces (trending, new, pinned) may show.
+
+        With ``model``, an id the catalog does not describe shows only if the model knows
+        it (an item known from events alone): a pin or a collection naming an id that
+        exists nowhere (a typo, an item not written yet) is left out."""
         if item_id in person.excluded or item_id in person.unavailable:
             return False
         facts = self.catalog.lookup()
         record = facts.records.get(item_id)
         if record is None:
+            if model is not None and not _known_to(model, item_id):
+                return False
             return condition is None or condition.matches_unknown_item()
         return self._record_admissible(record, facts.categories_of(item_id), person, condition)
 
@@ -779,8 +791,10 @@ class DecisionEngine:
                 if item_id not in only:
                     del pool.items[item_id]
             for item_id in only:  # candidates nobody scored still come back, last
+                # an id Attune does not know yet stays too (the caller's catalog may be
+                # ahead of Attune's): a re-ranked list loses only what rules refuse
                 if item_id not in pool.items and self._admissible(item_id, person, condition):
-                    pool.add(item_id, "popular", 1e-9, 1.0, _reason("candidate", "In your list"))
+                    pool.add(item_id, "candidate", 1e-9, 1.0, _reason("candidate", "In your list"))
         self._apply_factors(pool, person, config, segments, context)
         ranked = pool.ranked()
         ordered = self._rerank(ranked, n if not keep_all else len(ranked), level, config, person)
@@ -788,7 +802,9 @@ class DecisionEngine:
         ordered = self._explore(
             ordered, model, person, config, condition, n, anchor, look_alikes_only
         )
-        ordered = self._pin(ordered, person, config, condition)
+        ordered = self._pin(ordered, model, person, config, condition)
+        if only is None and not look_alikes_only and len(ordered) < n:
+            ordered += self._unscored(draft, n - len(ordered), {c.item_id for c in ordered})
         final = ordered[:n]
         if explain:
             self._name_seeds(model, person, final)
@@ -1014,13 +1030,13 @@ class DecisionEngine:
                     )
 
     def _add_collections(self, draft: Draft, segments: set[str]) -> None:
-        pool, _, person, config, condition, _, _ = draft
+        pool, model, person, config, condition, _, _ = draft
         for rule in config.rules:
             if rule.action != "show_collection" or rule.segment not in segments:
                 continue
             count = len(rule.items)
             for rank, item_id in enumerate(rule.items):
-                if self._admissible(item_id, person, condition):
+                if self._admissible(item_id, person, condition, model):
                     # collections lead: above any normalised personal score
                     score = 10.0 + (count - rank) / count
                     reason = _reason("segment", f"Picked for {rule.segment}", segment=rule.segment)
@@ -1051,6 +1067,50 @@ class DecisionEngine:
         top = values[0] if len(values) and values[0] > 0 else 1.0
         for i, s in zip(index.tolist(), values.tolist(), strict=True):
             pool.add(str(fallback.item_ids[i]), "popular", s / top, weight, reason)
+
+    def _unscored(self, draft: Draft, wanted: int, taken: set[str]) -> list[Candidate]:
+        """Catalog items no source could rank (added since the model was trained, or
+        never interacted with) for a list every other source left short (a filter only
+        such items match): up to ``wanted`` of them, newest first, after the rest. None
+        for a placement that keeps to established items (no exploration share)."""
+        _, model, person, config, condition, _, _ = draft
+        if config.weight("popular") <= 0 or config.exploration.share <= 0:
+            return []
+        snapshot = self.catalog.snapshot()
+        if condition is not None and condition.uses_fields:
+            mask = self.filters.catalog_mask(condition, snapshot).copy()
+        else:
+            matches = condition is None or condition.matches_unknown_item()
+            mask = np.full(len(snapshot.records), matches, dtype=bool)
+        space = f"{model.version.version_id}/fallback"
+        ranked = self.filters.rows_of(snapshot, model.fallback.item_ids, space)
+        mask[ranked[ranked >= 0]] = False
+        mask[snapshot.holes] = False
+        rows = np.flatnonzero(mask)
+        records = snapshot.records
+        created = np.fromiter(
+            (records[r].get("created_at") or -np.inf for r in rows.tolist()),
+            dtype=np.float64,
+            count=len(rows),
+        )
+        order = np.argsort(-created, kind="stable")  # undated last, in catalog order
+        rows, created = rows[order], created[order]
+        lookup = self.catalog.lookup()
+        recent = time.time() - config.exploration.new_item_days * 86_400.0
+        new, other = _reason("catalog", "New in the catalog"), _reason("catalog", "In the catalog")
+        found: list[Candidate] = []
+        for k, row in enumerate(rows.tolist()):
+            record = records[row]
+            item_id = str(record["item_id"])
+            if item_id in taken or item_id in person.excluded or item_id in person.unavailable:
+                continue
+            if not self._record_admissible(record, lookup.categories_of(item_id), person, None):
+                continue
+            reason = new if created[k] >= recent else other
+            found.append(Candidate(item_id, sources={"catalog": 0.0}, reasons=[reason]))
+            if len(found) == wanted:
+                break
+        return found
 
     def _add_trending(self, draft: Draft) -> None:
         pool, _, person, config, condition, _, depth = draft
@@ -1297,6 +1357,7 @@ class DecisionEngine:
     def _pin(
         self,
         ordered: list[Candidate],
+        model: LoadedModel,
         person: Person,
         config: PlacementConfig,
         condition: Filter | None,
@@ -1306,7 +1367,7 @@ class DecisionEngine:
         pins = [
             p
             for p in sorted(config.pins, key=lambda p: p.position)
-            if self._admissible(p.item_id, person, condition)
+            if self._admissible(p.item_id, person, condition, model)
         ]
         pinned_ids = {p.item_id for p in pins}
         rest = [c for c in ordered if c.item_id not in pinned_ids]
@@ -1370,7 +1431,7 @@ class PlacementBook:
         cached = self._cache.get(name)
         if cached is None or time.monotonic() - cached[0] > self.REFRESH_SECONDS:
             row = self.store.get(name)
-            config = PlacementConfig.model_validate(row["config"]) if row else None
+            config = PlacementConfig.stored(row["config"]) if row else None
             cached = (time.monotonic(), config)
             self._cache[name] = cached
         if cached[1] is None:
@@ -1442,6 +1503,11 @@ def _seen(history: list[HistoryEvent], placement: PlacementConfig) -> set[str]:
         ):
             seen.add(event.item_id)
     return seen
+
+
+def _known_to(model: LoadedModel, item_id: str) -> bool:
+    """Whether any of the model's roles has ``item_id`` in its item space."""
+    return any(item_id in _positions(model, role) for role in ("main", "fallback", "similar"))
 
 
 def _positions(model: LoadedModel, role: str) -> Mapping[str, int]:

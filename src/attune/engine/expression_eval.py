@@ -9,6 +9,8 @@ false, never an exception (see :mod:`attune.engine.expressions` for the rules).
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
@@ -78,14 +80,41 @@ def _is_number(value: Any) -> bool:
     return kind is int or kind is float
 
 
+_NUMBER_TEXT = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*\Z")
+
+
+def _number_in(text: str) -> float | None:
+    """The number ``text`` writes ("1995", " 2.5 "), or None: a property imported from a
+    CSV or a ``context.hour`` is text, and compared with a number it is read as one."""
+    if len(text) > 64 or not _NUMBER_TEXT.match(text):
+        return None
+    value = float(text)
+    return value if math.isfinite(value) else None
+
+
+def _as_numbers(a: Any, b: Any) -> tuple[float, float] | None:
+    """``(a, b)`` as numbers where one is a number and the other text writing one."""
+    if type(a) is str and _is_number(b):
+        number = _number_in(a)
+        return None if number is None else (number, b)
+    if type(b) is str and _is_number(a):
+        number = _number_in(b)
+        return None if number is None else (a, number)
+    return None
+
+
 def _scalar_equal(a: Any, b: Any) -> bool | None:
-    """Equality of same-typed scalars; None when they cannot be compared."""
+    """Equality of same-typed scalars (text writing a number equals that number); None
+    when they cannot be compared."""
     kind = type(a)
-    if kind is str or kind is bool:
-        return a == b if type(b) is kind else None
+    if kind is str and type(b) is str:
+        return a == b
+    if kind is bool:
+        return a == b if type(b) is bool else None
     if _is_number(a) and _is_number(b):
         return bool(a == b)
-    return None
+    pair = _as_numbers(a, b)
+    return None if pair is None else pair[0] == pair[1]
 
 
 def _equal(a: Any, b: Any) -> bool | None:
@@ -108,19 +137,31 @@ def _orderable(a: Any, b: Any) -> bool:
 
 
 def _lt(a: Any, b: Any) -> bool:
-    return _orderable(a, b) and bool(a < b)
+    if _orderable(a, b):
+        return bool(a < b)
+    pair = _as_numbers(a, b)
+    return pair is not None and pair[0] < pair[1]
 
 
 def _le(a: Any, b: Any) -> bool:
-    return _orderable(a, b) and bool(a <= b)
+    if _orderable(a, b):
+        return bool(a <= b)
+    pair = _as_numbers(a, b)
+    return pair is not None and pair[0] <= pair[1]
 
 
 def _gt(a: Any, b: Any) -> bool:
-    return _orderable(a, b) and bool(a > b)
+    if _orderable(a, b):
+        return bool(a > b)
+    pair = _as_numbers(a, b)
+    return pair is not None and pair[0] > pair[1]
 
 
 def _ge(a: Any, b: Any) -> bool:
-    return _orderable(a, b) and bool(a >= b)
+    if _orderable(a, b):
+        return bool(a >= b)
+    pair = _as_numbers(a, b)
+    return pair is not None and pair[0] >= pair[1]
 
 
 def _contains(needle: Any, haystack: Any) -> bool | None:
@@ -131,11 +172,17 @@ def _contains(needle: Any, haystack: Any) -> bool | None:
     if hay_kind is not list:
         return None
     if kind is str:
-        return needle in haystack  # str == non-str is False, so this is exact per element
+        if needle in haystack:  # str == non-str is False, so this is exact per element
+            return True
+        number = _number_in(needle)  # "18" in [18, 19]: context values are text
+        return number is not None and any(_is_number(e) and e == number for e in haystack)
     if kind is bool:
         return any(e is needle for e in haystack)
     if kind is int or kind is float:
-        return any(_is_number(e) and e == needle for e in haystack)
+        return any(
+            (_is_number(e) and e == needle) or (type(e) is str and _number_in(e) == needle)
+            for e in haystack
+        )
     return None
 
 

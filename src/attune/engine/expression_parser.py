@@ -198,6 +198,10 @@ class Parser:
                 right.pos,
                 f"'{op}' needs a list or text on its right, found {kind_of(right).value}",
             )
+        if op not in ("in", "not in"):
+            problem = comparison_problem(op, left, right)
+            if problem is not None:
+                raise SyntaxProblem(token.pos, problem)
         return Compare(op, left, right, left.pos)
 
     def sum(self) -> Node:
@@ -369,3 +373,35 @@ def _hint(word: str, choices: list[str]) -> str:
 def _join(names: list[str]) -> str:
     """``a``, ``a and b``, ``a, b and c``."""
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+ORDERED_KINDS = (Kind.NUMBER, Kind.TEXT)
+
+
+def comparison_problem(op: str, left: Node, right: Node) -> str | None:
+    """Why ``left op right`` can never hold whatever the item, where the kinds of both
+    sides are known (a field against a literal, say); None when it may hold."""
+    a, b = kind_of(left), kind_of(right)
+    if Kind.ANY in (a, b) or Kind.NULL in (a, b):
+        return None  # only the item can tell (properties, context), or a test for absence
+    if op in ("<", "<=", ">", ">=") and (a not in ORDERED_KINDS or b not in ORDERED_KINDS):
+        odd = left if a not in ORDERED_KINDS else right
+        return f"'{op}' orders numbers or text, and {_brief(odd)} is {kind_of(odd).value}"
+    if a is b:
+        return None
+    hint = ""
+    if Kind.NUMBER in (a, b) and Kind.TEXT in (a, b):
+        number = left if a is Kind.NUMBER else right
+        if isinstance(number, Field | Now | Arith | Duration):
+            hint = " (times are Unix seconds: write e.g. now - 30d, or a number)"
+        else:
+            hint = " (write the number without quotes, or quote the other side)"
+    return (
+        f"{_brief(left)} is {a.value} and {_brief(right)} is {b.value}: "
+        f"'{op}' between them is never true{hint}"
+    )
+
+
+def _brief(node: Node) -> str:
+    text = to_text(node)
+    return text if len(text) <= 24 else text[:21] + "..."

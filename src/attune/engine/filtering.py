@@ -50,7 +50,7 @@ import pandas as pd
 
 from attune.engine.background import BackgroundRefresh, building_long_lived, giving_way
 from attune.engine.expression_eval import frame_records
-from attune.engine.expressions import Filter, parse_filter
+from attune.engine.expressions import Filter, Loc, parse_filter
 from attune.lru import Lru
 from attune.store.protocols import CatalogStore
 
@@ -152,11 +152,12 @@ class CatalogFilters:
         yet, or invalidated)."""
         return self._snapshot
 
-    def parse(self, text: str) -> Filter:
-        """The compiled filter for ``text`` (cached); raises ``ValidationError`` if malformed."""
+    def parse(self, text: str, loc: Loc = ("query", "filter")) -> Filter:
+        """The compiled filter for ``text`` (cached); raises ``ValidationError`` if
+        malformed, its details located at ``loc``."""
         parsed = self._parsed.get(text)
         if parsed is None:
-            parsed = parse_filter(text)
+            parsed = parse_filter(text, loc=loc)
             self._parsed.put(text, parsed)
         return parsed  # type: ignore[no-any-return]
 
@@ -426,6 +427,11 @@ class CatalogFilters:
         if not condition.uses_now:
             return 0
         return int(time.monotonic() // max(self.refresh_seconds, 1e-3))
+
+    def rows_of(self, snapshot: CatalogSnapshot, item_ids: np.ndarray, space: str) -> np.ndarray:
+        """The catalog row in ``snapshot`` of each of one item space's ``item_ids`` (-1:
+        not in the catalog), cached per snapshot and space."""
+        return self._rows(snapshot, item_ids, space)
 
     def _rows(self, snapshot: CatalogSnapshot, item_ids: np.ndarray, space: str) -> np.ndarray:
         """Catalog row of each model item (-1 where absent), cached per snapshot and space."""

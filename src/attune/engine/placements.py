@@ -11,9 +11,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Literal
+from collections.abc import Callable
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from attune.ingest.schemas import Id
 
@@ -22,6 +31,33 @@ NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,127}$"
 
 SOURCES = ("model", "session", "current_item", "preferences", "popular", "trending")
 """Candidate sources a placement can weight (see :mod:`attune.engine.candidates`)."""
+
+
+def _parsed_by(parser: str) -> Callable[[str], str]:
+    """A validator that parses its text with ``attune.engine.expressions.<parser>`` when
+    the placement is saved: a malformed one becomes a field error with its position."""
+
+    def check(text: str) -> str:
+        from attune.engine import expressions
+        from attune.errors import ValidationError
+
+        try:
+            getattr(expressions, parser)(text)
+        except ValidationError as exc:
+            raise ValueError(str(exc)) from None
+        return text
+
+    return check
+
+
+FilterText = Annotated[str, Field(max_length=2_000), AfterValidator(_parsed_by("parse_filter"))]
+"""A filter expression, parsed when the placement is saved."""
+BoostText = Annotated[
+    str,
+    Field(max_length=2_000, examples=["boost 1.5 if price < 20"]),
+    AfterValidator(_parsed_by("parse_boost")),
+]
+"""A boost expression; an error in one of a list points at its index."""
 
 
 class Pin(BaseModel):
@@ -80,40 +116,15 @@ class SegmentRule(BaseModel):
     segment: str = Field(pattern=NAME_PATTERN)
     action: Literal["show_collection", "filter", "boost"]
     items: list[Id] = Field(default_factory=list, max_length=500)
-    filter: str | None = Field(default=None, max_length=2_000)
-    boost: str | None = Field(default=None, max_length=2_000)
+    filter: FilterText | None = None
+    boost: BoostText | None = None
 
     @model_validator(mode="after")
     def _complete(self) -> SegmentRule:
         needed = {"show_collection": "items", "filter": "filter", "boost": "boost"}[self.action]
         if not getattr(self, needed):
             raise ValueError(f"action {self.action!r} needs {needed!r}")
-        if self.filter is not None:
-            _check_filter(self.filter)
-        if self.boost is not None:
-            _check_boost(self.boost)
         return self
-
-
-def _check_filter(text: str) -> None:
-    """Parse ``text`` now; a malformed filter becomes a field error with its position."""
-    from attune.engine.expressions import parse_filter
-    from attune.errors import ValidationError
-
-    try:
-        parse_filter(text)
-    except ValidationError as exc:
-        raise ValueError(str(exc)) from None
-
-
-def _check_boost(text: str) -> None:
-    from attune.engine.expressions import parse_boost
-    from attune.errors import ValidationError
-
-    try:
-        parse_boost(text)
-    except ValidationError as exc:
-        raise ValueError(str(exc)) from None
 
 
 class PlacementConfig(BaseModel):
@@ -134,11 +145,15 @@ class PlacementConfig(BaseModel):
         },
         description="Weight per candidate source; 0 turns a source off",
     )
-    filter: str | None = Field(default=None, max_length=2_000)
-    boosts: list[str] = Field(
+    filter: FilterText | None = None
+    boosts: list[BoostText] = Field(
         default_factory=list, max_length=50, description='e.g. "boost 1.5 if price < 20"'
     )
-    pins: list[Pin] = Field(default_factory=list, max_length=50)
+    pins: list[Pin] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Items shown at fixed positions (each item and position at most once)",
+    )
     diversity: Diversity = Field(default_factory=Diversity)
     exploration: Exploration = Field(default_factory=Exploration)
     exclude_seen: ExcludeSeen = Field(default_factory=ExcludeSeen)
@@ -154,19 +169,31 @@ class PlacementConfig(BaseModel):
                 raise ValueError(f"weight of {name!r} must be between 0 and 100")
         return value
 
-    @field_validator("filter")
+    @field_validator("pins")
     @classmethod
-    def _filter_parses(cls, value: str | None) -> str | None:
-        if value is not None:
-            _check_filter(value)
+    def _pins_distinct(cls, value: list[Pin], info: ValidationInfo) -> list[Pin]:
+        """An item pinned twice would show twice; two pins at one position would push
+        each other to places nobody asked for. A configuration saved before this check
+        (:meth:`stored`) keeps the first pin of each item instead."""
+        if info.context and info.context.get("stored"):
+            first = {pin.item_id: pin for pin in reversed(value)}
+            return [pin for pin in value if first[pin.item_id] is pin]
+        items: dict[str, int] = {}
+        positions: dict[int, int] = {}
+        for k, pin in enumerate(value):
+            if pin.item_id in items:
+                raise ValueError(f"pins {items[pin.item_id]} and {k} both pin {pin.item_id!r}")
+            if pin.position in positions:
+                raise ValueError(
+                    f"pins {positions[pin.position]} and {k} both take position {pin.position}"
+                )
+            items[pin.item_id], positions[pin.position] = k, k
         return value
 
-    @field_validator("boosts")
     @classmethod
-    def _boosts_parse(cls, value: list[str]) -> list[str]:
-        for text in value:
-            _check_boost(text)
-        return value
+    def stored(cls, data: dict[str, object]) -> PlacementConfig:
+        """A configuration as saved (by this or an earlier, more lenient, version)."""
+        return cls.model_validate(data, context={"stored": True})
 
     def digest(self) -> str:
         """A short hash of the configuration: stamps cached answers and logs."""

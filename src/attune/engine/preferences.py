@@ -7,6 +7,7 @@ returns non-personalised results without reading the person's history.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -47,6 +48,27 @@ class Preferences(BaseModel):
     @property
     def is_empty(self) -> bool:
         return self == Preferences()
+
+    def spelled_as(self, spellings: Mapping[str, Sequence[str]]) -> Preferences:
+        """These preferences with each category written as the catalog writes it
+        ("comedy" → "Comedy"; every spelling the catalog uses for it), without repeats.
+        A category the catalog does not use (yet) is kept as given."""
+
+        def respelled(names: list[str]) -> list[str]:
+            out: dict[str, None] = {}
+            for name in names:
+                for spelling in spellings.get(name.casefold()) or (name,):
+                    out[spelling] = None
+            return list(out)
+
+        return self.model_copy(
+            update={
+                "liked_categories": respelled(self.liked_categories),
+                "blocked_categories": respelled(self.blocked_categories),
+                "liked_items": list(dict.fromkeys(self.liked_items)),
+                "blocked_items": list(dict.fromkeys(self.blocked_items)),
+            }
+        )
 
 
 class PreferencesPatch(BaseModel):

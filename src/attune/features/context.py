@@ -74,6 +74,18 @@ def request_label(context: Mapping[str, Any] | None, key: str) -> str | None:
     return segment_label(context.get(key))
 
 
+def context_value_problem(key: str, value: str) -> str | None:
+    """Why a request's ``context.<key>`` value cannot mean anything (None: it can).
+    Only the time keys have a fixed vocabulary; any other key takes any label."""
+    if key == "hour" and _hour(value) is None:
+        return "an hour of the day, 0 to 23 (UTC)"
+    if key == "daypart" and (segment_label(value) or "").lower() not in DAYPARTS:
+        return f"one of {', '.join(DAYPARTS)}"
+    if key == "day_of_week" and (segment_label(value) or "").lower()[:3] not in WEEKDAYS:
+        return f"a day of the week: {', '.join(WEEKDAYS)} (or the full name)"
+    return None
+
+
 def _hour(value: Any) -> int | None:
     try:
         hour = int(str(value).strip())

@@ -7,11 +7,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel
 
-from attune.api.deps import RecommendationsDep, StoresDep
+from attune.api.deps import RecommendationsDep, SettingsDep, StoresDep
 from attune.api.routes._common import iso
+from attune.config import Settings
 from attune.engine.placements import NAME_PATTERN, PlacementConfig
 from attune.engine.segments import SegmentIn
-from attune.errors import NotFoundError
+from attune.errors import ConflictError, NotFoundError, ValidationError
 
 router = APIRouter(tags=["placements"])
 
@@ -48,7 +49,7 @@ def _audit(request: Request, stores: Any, action: str, target: str, details: Any
 def _placement_out(row: dict[str, Any]) -> PlacementOut:
     return PlacementOut(
         name=row["name"],
-        config=PlacementConfig.model_validate(row["config"]),
+        config=PlacementConfig.stored(row["config"]),
         digest=row["digest"],
         created_at=iso(row["created_at"]),
         updated_at=iso(row["updated_at"]),
@@ -87,13 +88,39 @@ def put_placement(
     request: Request,
     stores: StoresDep,
     service: RecommendationsDep,
+    settings: SettingsDep,
 ) -> PlacementOut:
     """Every filter and boost is parsed now: a malformed one is a 422 naming the field
-    and the position. Requests naming the placement use the new version within seconds."""
+    and the position, as is a rule naming a segment that does not exist or an event type
+    nobody sends. Requests naming the placement use the new version within seconds."""
+    _check_references(config, stores, settings)
     row = stores.placements.put(name, config=config.model_dump(mode="json"), digest=config.digest())
     service.engine.placements.forget(name)
     _audit(request, stores, "placement.put", name, {"digest": row["digest"]})
     return _placement_out(row)
+
+
+def _check_references(config: PlacementConfig, stores: Any, settings: Settings) -> None:
+    """What a placement names outside itself exists: its rules' segments and the event
+    types it counts as seen (a misspelt one would never match, silently)."""
+    problems: list[dict[str, Any]] = []
+    segments = {row["name"] for row in stores.segments.list()} if config.rules else set()
+    for k, rule in enumerate(config.rules):
+        if rule.segment not in segments:
+            problems.append(
+                _problem(("body", "rules", k, "segment"), f"no segment named {rule.segment!r}")
+            )
+    known = set(settings.event_type_weights)
+    for k, kind in enumerate(config.exclude_seen.types or []):
+        if kind not in known and not settings.allow_unknown_event_types:
+            message = f"unknown event type {kind!r}; known: {', '.join(sorted(known))}"
+            problems.append(_problem(("body", "exclude_seen", "types", k), message))
+    if problems:
+        raise ValidationError(problems[0]["msg"], details=problems)
+
+
+def _problem(loc: tuple[str | int, ...], message: str) -> dict[str, Any]:
+    return {"loc": list(loc), "msg": message, "type": "value_error"}
 
 
 @router.delete("/v1/placements/{name}", status_code=204, summary="Delete a placement")
@@ -140,6 +167,17 @@ def put_segment(
 def delete_segment(
     name: NamePath, request: Request, stores: StoresDep, service: RecommendationsDep
 ) -> Response:
+    """409 while a placement's rule names the segment (its rule would stop applying
+    without a word): change those placements first."""
+    using = [
+        row["name"]
+        for row in stores.placements.list()
+        if any(rule.get("segment") == name for rule in row["config"].get("rules") or [])
+    ]
+    if using and stores.segments.get(name) is not None:
+        raise ConflictError(
+            f"segment {name!r} is used by the rules of placement(s) {', '.join(sorted(using))}"
+        )
     if not stores.segments.delete(name):
         raise NotFoundError(f"segment {name!r} does not exist")
     service.engine.segments.invalidate()

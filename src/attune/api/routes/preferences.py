@@ -39,9 +39,11 @@ def put_preferences(
     service: RecommendationsDep,
 ) -> Preferences:
     """Replaces the whole set. Takes effect on the person's next request: blocked items
-    and categories never appear, liked categories and items lead a newcomer's list and
+    and categories never appear (a category is matched whatever its case: "comedy" is
+    stored as the catalog's "Comedy"), liked categories and items lead a newcomer's list and
     are favoured after, ``personalization: false`` stops the use of their history."""
     stored_id = services.user_key(user_id)
+    body = body.spelled_as(service.engine.catalog.spellings())
     stores.preferences.put(stored_id, body.model_dump(mode="json"))
     service.forget_cached(stored_id)
     return body
@@ -62,6 +64,7 @@ def patch_preferences(
     """Only the fields given change; the rest keep their values."""
     stored_id = services.user_key(user_id)
     updated = body.apply(_current(stores, stored_id))
+    updated = updated.spelled_as(service.engine.catalog.spellings())
     stores.preferences.put(stored_id, updated.model_dump(mode="json"))
     service.forget_cached(stored_id)
     return updated

@@ -14,13 +14,14 @@ import anyio.to_thread
 import orjson
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from attune.api.deps import RecommendationsDep, Services, ServicesDep, StoresDep
 from attune.api.routes._common import UserIdPath
 from attune.engine.expressions import MAX_LENGTH
 from attune.engine.recommend import Recommendation
 from attune.errors import ValidationError
+from attune.features.context import context_value_problem
 from attune.ingest.schemas import Id
 from attune.store.factory import Stores
 
@@ -55,7 +56,9 @@ class RecommendedItem(BaseModel):
     score: float
     source: str = Field(
         description="What put it in the list: model, session, current_item, preferences, "
-        "collection, popular, trending, exploration or pinned"
+        "collection, popular, trending, catalog (an item no model ranks yet, filling a "
+        "list nothing else could), exploration, pinned, or candidate (a re-ranked list's "
+        "item no source scored)"
     )
     reasons: list[dict[str, Any]] | None = Field(
         default=None, description="Why it is there (with explain=true): kind, text, item_id"
@@ -91,6 +94,11 @@ def context_params(request: Request) -> dict[str, str]:
             raise ValidationError(
                 "invalid context value",
                 details=[{"loc": loc, "msg": f"at most {MAX_CONTEXT_VALUE} characters, no NUL"}],
+            )
+        problem = context_value_problem(match.group(1), value)
+        if problem is not None:
+            raise ValidationError(
+                f"invalid {name}", details=[{"loc": loc, "msg": f"{value!r} is not {problem}"}]
             )
         found[match.group(1)] = value
     if len(found) > MAX_CONTEXT_KEYS:
@@ -299,6 +307,15 @@ class RankIn(BaseModel):
         default_factory=dict, max_length=MAX_CONTEXT_KEYS
     )
 
+    @field_validator("context")
+    @classmethod
+    def _context_values(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, text in value.items():
+            problem = context_value_problem(key, text)
+            if problem is not None:
+                raise ValueError(f"{key}: {text!r} is not {problem}")
+        return value
+
 
 @router.post(
     "/v1/rank",
@@ -314,7 +331,10 @@ async def rank(
 ) -> Response:
     """Orders the given items for the person: by the model where it knows them, then by
     popularity; candidates that are unavailable, blocked, already seen (per the
-    placement) or refused by the filter are left out; nothing else is added."""
+    placement) or refused by the filter are left out; ids Attune does not know yet come
+    last (``"source": "candidate"``); nothing else is added."""
+    if body.filter:  # refused here, so the error points into the body
+        services.recommendations.engine.filters.parse(body.filter, loc=("body", "filter"))
     ready = services.recommendations.decides_quickly
     quick = functools.partial(ready, body.filter, body.placement, body.context)
     return await decide(services, _ranked, services, body, explain, include_items, quick=quick)
