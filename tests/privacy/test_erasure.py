@@ -232,3 +232,44 @@ def test_the_models_are_told_the_contexts_of_the_erased_events(
     IngestService(any_settings, stores).ingest_events([{**event, "context": {"device": "tv"}}])
     erase_person(stores, "A", models=Recording())
     assert [e.context for e in told["A"]] == [{"device": "tv"}]
+
+
+def test_lists_answered_while_the_models_forget_are_swept_too(
+    any_settings: Settings, stores: Stores
+) -> None:
+    """Forgetting a person in the models takes seconds, during which requests (in this
+    process or another) still answer from what is being erased: the lists they log,
+    cache or hold as live state are gone when the erasure returns."""
+    from attune.privacy.erasure import erase_person
+
+    settled: list[str] = []
+
+    class AnsweringMeanwhile:
+        def forget_user(self, user_id: str, history: list[Any]) -> dict[str, str]:
+            stores.recommendation_logs.add(
+                [
+                    {
+                        "recommendation_id": f"meanwhile-{user_id}",
+                        "user_id": user_id,
+                        "placement": None,
+                        "model_version": "v",
+                        "items": [{"item_id": "a1", "score": 1.0, "position": 1}],
+                        "created_at": time.time(),
+                    }
+                ]
+            )
+            stores.cache.set(user_key(user_id) + "rec:x", {"items": ["a1"]}, 60)
+            stores.sessions.record(user_id, [SessionEvent("a1", "view", time.time())])
+            return {}
+
+    event = {"user_id": "A", "item_id": "x", "type": "view", "timestamp": 1_700_000_000}
+    IngestService(any_settings, stores).ingest_events([event])
+    report = erase_person(
+        stores, "A", models=AnsweringMeanwhile(), settle=lambda: settled.append("flushed")
+    )
+    assert settled == ["flushed"]
+    assert stores.recommendation_logs.for_user("A") == []
+    assert stores.recommendation_logs.get("meanwhile-A") is None
+    assert stores.cache.get(user_key("A") + "rec:x") is None
+    assert stores.sessions.recent("A") == []
+    assert report.erased["recommendation_logs"] == 1

@@ -39,13 +39,16 @@ from attune.api.security import SecurityHeaders, authorize
 from attune.api.workspaces import WorkspaceServices
 from attune.auth.authenticator import Authenticator
 from attune.config import DEFAULT_WORKSPACE, Settings
+from attune.engine.background import Ticker
 from attune.engine.broadcast import ServerBroadcast
+from attune.engine.erasure_watch import ErasureWatch
 from attune.engine.model_holder import ModelHolder
 from attune.engine.recommend import RecommendationService
 from attune.ingest.service import IngestService
-from attune.privacy.erasure import ForgettingModels
+from attune.privacy.erasure import ERASE_ACTION, ForgettingModels
 from attune.privacy.service import PrivacyService
 from attune.store.factory import Stores, open_stores
+from attune.store.sessions import MemorySessionStore
 from attune.training.jobs import TrainJobs
 
 log = logging.getLogger(__name__)
@@ -62,6 +65,9 @@ def build_services(
     forgetting: ForgettingModels = models
     ingest = IngestService(settings, stores)
     recommendations = RecommendationService(stores, models, settings)
+    if broadcast is None and isinstance(stores.sessions, MemorySessionStore):
+        # another process's erasure (`attune users erase`) reaches this one's memory
+        recommendations.erasures = ErasureWatch(stores, ERASE_ACTION, settings.workspace)
     if broadcast is not None:
         broadcast.attach(settings.workspace, models, recommendations.engine)
         forgetting = broadcast.forgetting(settings.workspace, models)
@@ -76,8 +82,20 @@ def build_services(
         ingest=ingest,
         models=models,
         recommendations=recommendations,
-        privacy=PrivacyService(settings, stores, forgetting),
+        privacy=PrivacyService(settings, stores, forgetting, settle=recommendations.log.flush),
     )
+
+
+IDLE_TICK_SECONDS = 1.0
+"""How often an idle server starts the checks requests would (at most)."""
+
+
+def _keep_fresh(workspaces: WorkspaceServices) -> None:
+    """Start each workspace's due checks, as a request would: a newer model version,
+    a changed catalog (both load in the background, while requests go on)."""
+    for services in workspaces.every():
+        services.models.current()
+        services.recommendations.engine.filters.snapshot()
 
 
 def _count_trending(services: Services) -> None:
@@ -116,9 +134,16 @@ def create_app(settings: Settings | None = None, stores: Stores | None = None) -
         app.state.train_jobs = TrainJobs()
         if broadcast is not None:
             broadcast.start()
+        ticker = Ticker(
+            functools.partial(_keep_fresh, app.state.workspaces),
+            max(settings.model_refresh_seconds, IDLE_TICK_SECONDS),
+            "idle-refresh",
+        )
+        ticker.start()
         try:
             yield
         finally:
+            ticker.stop()
             if broadcast is not None:
                 broadcast.stop()
             app.state.services.recommendations.log.flush()

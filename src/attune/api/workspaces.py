@@ -32,6 +32,10 @@ class WorkspaceServices:
         """The workspace's services if already open (no I/O), else None."""
         return self._services.get(workspace)
 
+    def every(self) -> list[Services]:
+        """The services of every workspace opened so far."""
+        return list(self._services.values())
+
     def get(self, workspace: str) -> Services:
         services = self._services.get(workspace)
         if services is not None:

@@ -143,3 +143,33 @@ class BackgroundRefresh:
                 return False
             time.sleep(0.01)
         return True
+
+
+class Ticker:
+    """Calls ``tick`` every ``period`` seconds on a daemon thread until :meth:`stop`.
+
+    The periodic checks (a newer model version, a changed catalog) are started by the
+    requests that find them due; on an idle server nothing would start them, and the
+    first requests after a quiet spell (a rollback at night) would still be answered
+    with what was held before. A failing tick is logged and the next one goes on."""
+
+    def __init__(self, tick: Callable[[], None], period: float, what: str) -> None:
+        self.tick, self.period, self.what = tick, period, what
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"attune-{self.what}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period):
+            try:
+                self.tick()
+            except Exception:
+                log.exception("periodic %s failed", self.what)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)

@@ -118,6 +118,11 @@ class ModelHolder:
             self.check_now()
         return self._loaded
 
+    @property
+    def held(self) -> LoadedModel | None:
+        """The version held now, without looking for a newer one."""
+        return self._loaded
+
     def check_now(self) -> None:
         """Look for a new champion now, not a period from now (e.g. after a rollback):
         inline while none is held or with ``swap_inline``, else in the background."""

@@ -30,6 +30,7 @@ from attune.engine.decide import (
     new_recommendation_id,
     with_clock,
 )
+from attune.engine.erasure_watch import ErasureWatch
 from attune.engine.lookups import placement_digest
 from attune.engine.model_holder import ModelHolder
 from attune.engine.trending import TrendingItem
@@ -162,6 +163,8 @@ class RecommendationService:
         self._digests = Lru(DIGESTS_KEPT)  # cache-key ingredients → their digest
         self.announce_catalog: CatalogAnnouncer | None = None
         """Tells the other server processes of a catalog write (set with Redis)."""
+        self.erasures: ErasureWatch | None = None
+        """Applies other processes' erasures to in-process state (set without Redis)."""
 
     # -- lists ---------------------------------------------------------------------------
 
@@ -181,6 +184,8 @@ class RecommendationService:
         request = DecisionRequest(
             user_id, n, placement, filter_text, dict(context or {}), explain=explain
         )
+        if self.erasures is not None:
+            self.erasures.apply(user_id)
         key = self._cache_key(request)
         cached = generation = None
         started = monotonic()
@@ -235,6 +240,8 @@ class RecommendationService:
         request = DecisionRequest(
             user_id, n, placement, filter_text, dict(context or {}), anchor=item_id, explain=explain
         )
+        if self.erasures is not None and user_id:
+            self.erasures.apply(user_id)
         return self._answered(self.engine.similar(request), user_id, request.context)
 
     def rank(
@@ -258,6 +265,8 @@ class RecommendationService:
             candidates=list(candidates),
             explain=explain,
         )
+        if self.erasures is not None and user_id:
+            self.erasures.apply(user_id)
         return self._answered(self.engine.rank(request), user_id, request.context)
 
     def trending(

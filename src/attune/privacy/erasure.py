@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -24,6 +24,8 @@ from attune.store.protocols import HistoryEvent
 log = logging.getLogger(__name__)
 
 ERASE_ACTION = "user.erase"
+ANSWER_TRACES = ("recommendation_logs", "cache", "sessions")
+"""Stores a request writes to: swept again at the end of an erasure."""
 REFIT = "refit scheduled"
 """What a model role reports when only a refit removes the person (see ModelHolder)."""
 
@@ -98,11 +100,16 @@ def erase_person(
     workspace: str = "default",
     actor: str | None = None,
     rejected: RejectedFiles | None = None,
+    settle: Callable[[], None] | None = None,
 ) -> ErasureReport:
     """Erase everything held about the person stored as ``stored_id``.
 
     ``rejected``: the files of rejected import rows to remove the person's rows from
-    (counted as ``rejected_files``).
+    (counted as ``rejected_files``). ``settle``: writes what this process still holds
+    back (its queue of logged lists), called before the stores are swept a second time
+    once the models have forgotten the person: lists answered meanwhile (here or in
+    another process) were made from what is being erased, and their logs and cached
+    answers go too.
     """
     ids = person_ids(stores, stored_id)
     histories = histories_by_id(person_events(stores, ids))  # read before deleting
@@ -116,6 +123,11 @@ def erase_person(
         for pid, history in histories.items():
             outcomes.append(models.forget_user(pid, history))
     forgotten = _merge(outcomes)
+    if settle is not None:
+        settle()
+    for pid in ids:  # what lists answered during the erasure wrote again
+        for kind in ANSWER_TRACES:
+            erased[kind] += getattr(stores, kind).erase_user(pid)
     report = ErasureReport(dict(erased), len(ids), forgotten)
     audit = getattr(stores, "audit", None)
     if audit is not None:

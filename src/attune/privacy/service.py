@@ -7,6 +7,7 @@ need the stored form.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from attune.config import Settings
@@ -30,11 +31,18 @@ class PrivacyService:
     """Consent, erasure, export and id mapping for one deployment."""
 
     def __init__(
-        self, settings: Settings, stores: Stores, models: ForgettingModels | None = None
+        self,
+        settings: Settings,
+        stores: Stores,
+        models: ForgettingModels | None = None,
+        settle: Callable[[], None] | None = None,
     ) -> None:
+        """``settle``: writes what the serving process holds back (its queue of logged
+        lists), so that an erasure's last sweep finds it."""
         self.settings = settings
         self.stores = stores
         self.models = models
+        self.settle = settle
         self.user_key = Pseudonymizer.from_settings(settings)
         """External user (or anonymous) id → the id stored for it."""
 
@@ -71,6 +79,7 @@ class PrivacyService:
             workspace=self.settings.workspace,
             actor=actor,
             rejected=RejectedFiles(self.settings.workspace_dir, self.user_key),
+            settle=self.settle,
         )
 
     def export(self, user_id: str) -> dict[str, Any]:

@@ -392,8 +392,10 @@ class AuditStore(Protocol):
         workspace: str | None = None,
         action: str | None = None,
         before_id: int | None = None,
+        after_id: int | None = None,
     ) -> list[AuditEntry]:
-        """Newest first; ``before_id`` pages on to older entries."""
+        """Newest first; ``before_id`` pages on to older entries; with ``after_id``, the
+        entries after it, oldest first."""
 
     def user_target(self, user_id: str) -> str:
         """A keyed hash that stands for ``user_id`` as an audit target."""

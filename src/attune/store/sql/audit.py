@@ -71,9 +71,14 @@ class SqlAuditStore:
         workspace: str | None = None,
         action: str | None = None,
         before_id: int | None = None,
+        after_id: int | None = None,
     ) -> list[AuditEntry]:
-        """The newest entries first; ``before_id`` pages on to older ones."""
-        query = select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)
+        """The newest entries first; ``before_id`` pages on to older ones. With
+        ``after_id``, the entries after that one, oldest first (to follow the log)."""
+        order = audit_log.c.id.desc() if after_id is None else audit_log.c.id.asc()
+        query = select(audit_log).order_by(order).limit(limit)
+        if after_id is not None:
+            query = query.where(audit_log.c.id > after_id)
         if workspace is not None:
             query = query.where(audit_log.c.workspace == workspace)
         if action is not None:
