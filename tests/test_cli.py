@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -167,3 +168,165 @@ def test_versions_list_and_rollback(run, events_csv):
     }
     assert statuses[newest["version_id"]] == "pruned"
     assert statuses[older["version_id"]] == "retired", "shared by the kept rollback"
+
+
+@pytest.mark.parametrize("budget", ["nan", "inf", "-inf", "1e999s", "0", "-5m"])
+def test_a_budget_must_be_finite_and_positive(run, events_csv, budget):
+    """Bug bash CLI #2: ``--budget nan`` tuned forever, spewing tracebacks."""
+    run("import", "events", str(events_csv))
+    for command in (["train", "--tune"], ["evaluate", "-a", "auto"]):
+        result = run(*command, "--budget", budget)
+        assert result.exit_code == 1, (command, result.output)
+        assert "--budget must be a finite positive duration" in result.output
+
+
+def test_evaluate_refuses_an_unwritable_output_before_evaluating(
+    run, events_csv, tmp_path, monkeypatch
+):
+    """Bug bash CLI #8: a bad ``--output`` failed with a traceback after the whole run."""
+    import attune.training.offline
+
+    run("import", "events", str(events_csv))
+
+    def no_evaluation(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the output path is checked first")
+
+    monkeypatch.setattr(attune.training.offline, "evaluate_models", no_evaluation)
+    for output, reason in ((tmp_path / "nodir" / "e.json", "no folder"), (tmp_path, "folder")):
+        result = run("evaluate", "-a", "popularity", "--output", str(output))
+        assert result.exit_code == 1
+        assert f"cannot write {output}" in result.output and reason in result.output
+
+
+def test_evaluate_wants_a_positive_cutoff(run, events_csv, tmp_path):
+    """Bug bash CLI #12: ``--k 0`` wrote NaN into the report; ``--k -5`` crashed."""
+    run("import", "events", str(events_csv))
+    output = tmp_path / "e.json"
+    for k in ("0", "-5"):
+        result = run("evaluate", "-a", "popularity", "--k", k, "--output", str(output))
+        assert result.exit_code == 2 and "--k" in result.output
+    assert not output.exists()
+
+
+@pytest.fixture
+def served(run, events_csv) -> None:
+    """Events imported and a popularity model serving."""
+    run("import", "events", str(events_csv))
+    assert run("train", "--algorithm", "popularity").exit_code == 0
+
+
+def test_batch_recommend_refuses_an_unwritable_output(run, served, tmp_path):
+    """Bug bash CLI #9: a missing folder or a folder as ``--output`` gave tracebacks."""
+    users = tmp_path / "users.txt"
+    users.write_text("u0\n")
+    for output, reason in ((tmp_path / "nodir" / "r.jsonl", "no folder"), (tmp_path, "folder")):
+        result = run("batch-recommend", "--users", str(users), "--output", str(output))
+        assert result.exit_code == 1
+        assert f"cannot write {output}" in result.output and reason in result.output
+
+
+def test_batch_recommend_refuses_a_read_only_place(run, served, tmp_path, monkeypatch):
+    """Bug bash CLI #9: an unwritable folder or file fails cleanly, before any list is made."""
+    users, locked, kept = tmp_path / "users.txt", tmp_path / "locked", tmp_path / "kept.jsonl"
+    users.write_text("u0\n")
+    locked.mkdir()
+    kept.write_text("")
+    real_access = os.access
+
+    def access(path: object, mode: int, **kwargs: object) -> bool:  # as if not root
+        writing = bool(mode & os.W_OK) and Path(str(path)) in (locked, kept)
+        return real_access(path, mode, **kwargs) and not writing
+
+    monkeypatch.setattr(os, "access", access)
+    for output, reason in ((locked / "r.jsonl", "not writable"), (kept, "read-only")):
+        result = run("batch-recommend", "--users", str(users), "--output", str(output))
+        assert result.exit_code == 1, result.output
+        assert f"cannot write {output}" in result.output and reason in result.output
+        assert "recommending" not in result.output
+
+
+def test_a_failed_batch_recommend_keeps_the_earlier_output(run, events_csv, tmp_path):
+    """Bug bash CLI #10: the output was truncated before the model was found missing."""
+    run("import", "events", str(events_csv))  # no model trained
+    folder = tmp_path / "out"
+    folder.mkdir()
+    users, output = tmp_path / "users.txt", folder / "keep.jsonl"
+    users.write_text("u0\n")
+    output.write_text('{"old": "campaign"}\n')
+    result = run("batch-recommend", "--users", str(users), "--output", str(output))
+    assert result.exit_code == 1 and "no trained model" in result.output
+    assert output.read_text() == '{"old": "campaign"}\n'
+    assert [p.name for p in folder.iterdir()] == ["keep.jsonl"], "no temporary file left"
+
+    assert run("train", "--algorithm", "popularity").exit_code == 0
+    assert run("batch-recommend", "--users", str(users), "--output", str(output)).exit_code == 0
+    assert [json.loads(line)["user_id"] for line in output.read_text().splitlines()] == ["u0"]
+    assert [p.name for p in folder.iterdir()] == ["keep.jsonl"]
+
+
+def test_batch_recommend_reads_past_a_bom_and_counts_unknown_users(run, served, tmp_path):
+    """Bug bash CLI #11: a byte-order mark made the first id unknown, silently."""
+    users, output = tmp_path / "users.txt", tmp_path / "r.jsonl"
+    users.write_bytes(b"\xef\xbb\xbfu0\r\nu1\r\nuser_id\r\nu1\r\n")
+    result = run("batch-recommend", "--users", str(users), "--output", str(output))
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in output.read_text().splitlines()]
+    assert [line["user_id"] for line in lines] == ["u0", "u1", "user_id"]
+    assert "unknown users: 1 of 3" in result.output
+
+    users.write_text("u0\nu1\n")
+    result = run("batch-recommend", "--users", str(users), "--output", str(output))
+    assert result.exit_code == 0 and "unknown users" not in result.output
+
+
+def test_import_fails_when_every_row_is_rejected(run, tmp_path):
+    """Bug bash CLI #13: ``import … --type weird`` rejected every row and exited 0."""
+    path = tmp_path / "t.csv"
+    path.write_text("user_id,item_id,timestamp\nu1,i1,1700000000\nu2,i1,1700000000\n")
+    result = run("import", "events", str(path), "--type", "weird")
+    assert result.exit_code == 1
+    assert "rejected" in result.output and "t.csv.rejected.csv" in result.output  # the summary
+    assert "no row was imported: all 2 were rejected" in result.output
+    assert "unknown event type 'weird'" in result.output
+    assert run("import", "events", str(path)).exit_code == 0
+    assert run("import", "events", str(path)).exit_code == 0, "duplicates are not rejections"
+    header_only = tmp_path / "empty.csv"
+    header_only.write_text("user_id,item_id,timestamp\n")
+    assert run("import", "events", str(header_only)).exit_code == 0
+
+
+def test_batch_recommend_finds_people_stored_under_pseudonyms(
+    run, events_csv, tmp_path, monkeypatch
+):
+    """With pseudonymised ids, events are stored under a keyed hash: the export must look
+    people up by it (it passed raw ids, and everyone got the popular list)."""
+    monkeypatch.setenv("ATTUNE_PSEUDONYMIZE_USER_IDS", "true")
+    monkeypatch.setenv("ATTUNE_PSEUDONYM_KEY", "pseudonym-key-for-tests-0123456789")
+    assert run("import", "events", str(events_csv)).exit_code == 0
+    assert run("train").exit_code == 0
+    users, output = tmp_path / "users.txt", tmp_path / "r.jsonl"
+    users.write_text("u0\nu1\n")
+    result = run("batch-recommend", "--users", str(users), "--output", str(output))
+    assert result.exit_code == 0, result.output
+    assert "unknown users" not in result.output
+    lines = [json.loads(line) for line in output.read_text().splitlines()]
+    assert [line["user_id"] for line in lines] == ["u0", "u1"]  # the ids as given
+    # u0 and u1 have different tastes (two_taste_events): their lists differ
+    assert lines[0]["items"] != lines[1]["items"]
+
+
+def test_train_and_evaluate_fall_back_when_nobody_can_be_validated(run, tmp_path):
+    """Everyone has a single event: nobody keeps history once their newest is held out,
+    so no candidate can be judged. Training falls back to the default model (it showed
+    a RuntimeError traceback), and so does evaluating what it would choose."""
+    path = tmp_path / "one_each.csv"
+    rows = [f"u{k},i{k % 30},{1_700_000_000 + k}" for k in range(100)]
+    path.write_text("user_id,item_id,timestamp\n" + "\n".join(rows) + "\n")
+    assert run("import", "events", str(path)).exit_code == 0
+    trained = run("train")
+    assert trained.exit_code == 0, trained.output
+    assert "item_knn" in trained.output
+    report = tmp_path / "evaluation.json"
+    evaluated = run("evaluate", "--split", "global-temporal", "--output", str(report))
+    assert evaluated.exit_code == 0, evaluated.output
+    assert json.loads(report.read_text())["models"]["auto"]["chosen"]["algorithm"] == "item_knn"

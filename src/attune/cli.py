@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from attune.auth.cli import WorkspaceOption, audit_cmd, keys_app
-from attune.cli_common import console, out
+from attune.cli_common import atomic_output, check_output, console, out, write_output
 from attune.cli_common import fail as _fail
 from attune.cli_common import session as _session
 from attune.config import Settings, get_settings
@@ -95,6 +96,19 @@ def _run_import(
         _summary(report)
         if kind == "items" and report.accepted:
             _tell_servers_catalog_changed(settings, stores)
+    _fail_if_all_rejected(report)
+
+
+def _fail_if_all_rejected(report: Any) -> None:
+    """Exit 1 when the file had rows and every one was rejected, so that a script
+    (``attune import … && attune train``) stops; the first reason says why."""
+    if not report.total or report.rejected < report.total:
+        return
+    first = report.rejected_rows[0]
+    _fail(
+        f"no row was imported: all {report.total:,} were rejected "
+        f"(row {first['row']}: {first['reason']})"
+    )
 
 
 @import_app.command("events")
@@ -281,8 +295,8 @@ def _parse_duration(text: str) -> float:
             seconds = float(value)
     except ValueError:
         _fail(f"--budget wants a duration like 90s, 10m or 1h, got {text!r}")
-    if seconds <= 0:
-        _fail("--budget must be positive")
+    if not math.isfinite(seconds) or seconds <= 0:  # "nan" and "inf" parse as floats
+        _fail(f"--budget must be a finite positive duration, got {text!r}")
     return seconds
 
 
@@ -307,7 +321,7 @@ def evaluate(
     split: Annotated[
         str, typer.Option(help="temporal-user, global-temporal or leave-last-one-out")
     ] = "temporal-user",
-    k: Annotated[list[int] | None, typer.Option("--k", help="Cut-off (repeatable)")] = None,
+    k: Annotated[list[int] | None, typer.Option("--k", min=1, help="Cut-off (repeatable)")] = None,
     output: Annotated[Path, typer.Option(help="Where to write the JSON report")] = Path(
         "evaluation.json"
     ),
@@ -321,6 +335,7 @@ def evaluate(
     names = algorithm or ["auto", "ease", "item_knn", "popularity"]
     cutoffs = sorted(set(k or [10, 20]))
     seconds = _parse_duration(budget) if budget else None
+    check_output(output)  # before the evaluation, which may take long
     with _session(workspace) as (settings, stores):
         frame = stores.events.interaction_frame()
         if frame.empty:
@@ -344,7 +359,7 @@ def evaluate(
                     task, completed=int(1000 * f), description=m[:60]
                 ),
             )
-    output.write_text(json.dumps(report, indent=2))
+    write_output(output, json.dumps(report, indent=2))
     first, last = cutoffs[0], cutoffs[-1]
     columns = {
         f"ndcg@{first}": f"NDCG@{first}",
@@ -458,25 +473,46 @@ def batch_recommend(
     """Write recommendations for many users (also the export for email campaigns)."""
     from attune.engine.model_holder import ModelHolder
     from attune.engine.recommend import RecommendationService
+    from attune.privacy.pseudonyms import Pseudonymizer
 
-    if not users.is_file():
-        _fail(f"{users}: no such file")
-    ids = list(
-        dict.fromkeys(line.strip() for line in users.read_text().splitlines() if line.strip())
-    )
+    ids = _read_user_ids(users)
+    check_output(output)
+    unknown = 0
     with _session(workspace) as (settings, stores):
         service = RecommendationService(stores, ModelHolder(stores, settings=settings), settings)
+        stored_id = Pseudonymizer.from_settings(settings)  # the ids events are stored under
         chunk = 256
-        with _progress() as progress, output.open("w", encoding="utf-8") as handle:
+        # written beside the output and renamed over it at the end: a failure keeps the old
+        with _progress() as progress, atomic_output(output) as handle:
             task = progress.add_task("recommending", total=len(ids))
             for start in range(0, len(ids), chunk):
                 part = ids[start : start + chunk]
-                for user_id, rec in zip(part, service.for_users(part, n), strict=True):
+                stored = [stored_id(user_id) for user_id in part]
+                for user_id, rec in zip(part, service.for_users(stored, n), strict=True):
                     line = {"user_id": user_id, "items": [it.item_id for it in rec.items]}
                     handle.write(json.dumps(line) + "\n")
+                unknown += len(part) - len(stores.events.user_histories(stored, limit=1))
                 progress.advance(task, len(part))
         service.log.flush()  # every list handed out is in the recommendation log
     console.print(f"wrote {len(ids):,} lists to [bold]{output}[/]")
+    if unknown:
+        console.print(
+            f"unknown users: {unknown:,} of {len(ids):,} have no stored events and got "
+            "non-personal lists (a header line or a mistyped id?)",
+            soft_wrap=True,
+        )
+
+
+def _read_user_ids(path: Path) -> list[str]:
+    """The distinct non-blank lines of ``path``, in order (a UTF-8 byte-order mark, as
+    spreadsheets and Notepad write, is not part of the first id)."""
+    if not path.is_file():
+        _fail(f"{path}: no such file")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail(f"cannot read {path}: {exc}")
+    return list(dict.fromkeys(line.strip() for line in text.splitlines() if line.strip()))
 
 
 @app.command()

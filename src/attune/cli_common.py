@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
 
 import typer
 from rich.console import Console
@@ -16,7 +20,7 @@ console = Console(stderr=True)
 out = Console()
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
     raise typer.Exit(code=1)
 
@@ -41,3 +45,41 @@ def session(workspace: str | None = None) -> Iterator[tuple[Settings, Any]]:
     finally:
         if stores is not None:
             stores.close()
+
+
+def check_output(path: Path) -> None:
+    """Fail now, before any work, if ``path`` cannot be written as a file: its folder is
+    missing or read-only, or the path is a folder."""
+    folder = path.parent
+    if path.is_dir():
+        fail(f"cannot write {path}: it is a folder; give a file name")
+    if not folder.is_dir():
+        fail(f"cannot write {path}: no folder {folder}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        fail(f"cannot write {path}: folder {folder} is not writable")
+    if path.exists() and not os.access(path, os.W_OK):
+        fail(f"cannot write {path}: the file is read-only")
+
+
+@contextmanager
+def atomic_output(path: Path) -> Iterator[TextIO]:
+    """A text file to write ``path`` through: a temporary file in the same folder, renamed
+    over ``path`` only when the block succeeds, so a failure leaves an earlier ``path``
+    as it was. An OSError while writing or renaming fails cleanly."""
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        with temporary.open("x", encoding="utf-8") as handle:
+            yield handle
+        if path.exists():
+            shutil.copymode(path, temporary)  # the output keeps its permissions
+        os.replace(temporary, path)
+    except OSError as exc:
+        fail(f"cannot write {path}: {exc.strerror or exc}")
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def write_output(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all (see :func:`atomic_output`)."""
+    with atomic_output(path) as handle:
+        handle.write(text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -11,7 +12,9 @@ from attune.config import Settings
 from attune.errors import ValidationError
 from attune.ingest.files import read_table
 from attune.ingest.importers import import_events, import_items, import_users, write_rejected
+from attune.ingest.schemas import EventIn
 from attune.ingest.service import IngestService
+from attune.ingest.validation import derived_event_id
 from attune.store.factory import Stores
 
 T0 = 1_700_000_000
@@ -299,3 +302,124 @@ def test_json_lines_times_are_not_reinterpreted(settings, sqlite_stores, tmp_pat
         ("8", float(T0)),
         ("9", float(T0)),
     ]
+
+
+def test_parquet_integer_ids_beside_a_null_keep_their_digits(
+    settings: Settings, sqlite_stores: Stores, tmp_path: Path
+):
+    """Bug bash CLI #3: an int64 id column with a null was read as floats ("10.0")."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "spark.parquet"
+    table = {
+        "user_id": pa.array([1, 2, 3], pa.int64()),
+        "item_id": pa.array([10, None, 30], pa.int64()),
+        "anonymous_id": pa.array(["007", None, "7"]),  # text ids stay text
+        "timestamp": pa.array([T0, T0 + 1, T0 + 2], pa.int64()),
+    }
+    pq.write_table(pa.table(table), path)
+    import_events(IngestService(settings, sqlite_stores), read_table(path))
+    rows = {
+        (e["user_id"], e["item_id"], e["anonymous_id"])
+        for e in _events_of(sqlite_stores, "1", "2", "3")
+    }
+    assert rows == {("1", "10", "007"), ("2", None, None), ("3", "30", "7")}
+
+
+def test_parquet_id_column_of_whole_floats_reads_as_integers(
+    settings: Settings, sqlite_stores: Stores, tmp_path: Path
+):
+    """Bug bash CLI #3: pandas writes an int column with a null as double; ids stay "10"."""
+    frame = pd.DataFrame(
+        {"user_id": [1.0, 2.0], "item_id": [10.0, None], "value": [2.0, 1.5], "timestamp": T0}
+    )
+    path = write(frame, tmp_path / "floats.parquet")
+    import_events(IngestService(settings, sqlite_stores), read_table(path))
+    events = _events_of(sqlite_stores, "1", "2")
+    rows = {(e["user_id"], e["item_id"], e["value"]) for e in events}
+    assert rows == {("1", "10", 2.0), ("2", None, 1.5)}, "values stay floats"
+
+
+def test_nullable_int_cells_become_their_digits(
+    settings: Settings, sqlite_stores: Stores, tmp_path: Path
+):
+    """Bug bash CLI #5: pandas Int64 (numpy.int64) cells were refused as "not a string"."""
+    frame = pd.DataFrame(
+        {
+            "user_id": pd.array([1, None, 3], dtype="Int64"),
+            "item_id": pd.array([10, 20, None], dtype="Int64"),
+            "timestamp": [T0, T0 + 1, T0 + 2],
+        }
+    )
+    service = IngestService(settings, sqlite_stores)
+    report = import_events(service, read_table(write(frame, tmp_path / "e5.parquet")))
+    assert (report.accepted, report.rejected) == (2, 1)
+    assert "user_id or anonymous_id" in report.rejected_rows[0]["reason"], "the null user"
+    in_memory = frame.assign(user_id=pd.array([4, 5, 6], dtype="Int64"))  # not from a file
+    assert import_events(service, in_memory).accepted == 3
+    events = _events_of(sqlite_stores, "1", "3", "4", "5", "6")
+    users = {(e["user_id"], e["item_id"]) for e in events}
+    assert {("1", "10"), ("3", None), ("4", "10"), ("5", "20"), ("6", None)} == users
+
+
+@pytest.mark.parametrize("missing", [pd.NaT, pd.NA], ids=["NaT", "NA"])
+def test_a_missing_parquet_timestamp_is_a_blank_one(
+    settings: Settings, sqlite_stores: Stores, tmp_path: Path, missing: object
+):
+    """Bug bash CLI #4: a NaT timestamp crashed the import (and lost the good rows)."""
+    frame = pd.DataFrame(
+        {
+            "user_id": ["u1", "u2"],
+            "item_id": ["a", "b"],
+            "timestamp": pd.array([pd.Timestamp("2023-11-14 22:13:20"), missing], dtype=object),
+        }
+    )
+    if missing is pd.NaT:  # a datetime column, as pandas writes it
+        frame["timestamp"] = pd.to_datetime(frame["timestamp"])
+    service = IngestService(settings, sqlite_stores)
+    for source in (frame, read_table(write(frame, tmp_path / "e6.parquet"))):
+        report = import_events(service, source)
+        assert report.rejected == 0 and report.accepted + report.duplicates == 2
+    (timed,) = sqlite_stores.events.user_history("u1")
+    (untimed,) = sqlite_stores.events.user_history("u2")
+    assert timed.timestamp == float(T0)
+    assert untimed.timestamp > T0, "stamped with the import time, as a blank CSV cell is"
+
+
+def test_reimporting_rows_without_timestamps_adds_nothing(
+    settings: Settings, sqlite_stores: Stores, tmp_path: Path
+):
+    """Bug bash CLI #6: each import stamped blank timestamps anew, so re-imports duplicated."""
+    path = tmp_path / "nots.csv"
+    path.write_text("user_id,item_id,timestamp,value\nu1,i1,,1\nu2,i2,,1\nu3,i3,1700000000,1\n")
+    service = IngestService(settings, sqlite_stores)
+    first = import_events(service, read_table(path))
+    stamped = {e["event_id"]: e["timestamp"] for e in _events_of(sqlite_stores, "u1", "u2", "u3")}
+    second = import_events(service, read_table(path))
+    assert (first.accepted, first.duplicates) == (3, 0)
+    assert (second.accepted, second.duplicates) == (0, 3)
+    assert {
+        e["event_id"]: e["timestamp"] for e in _events_of(sqlite_stores, "u1", "u2", "u3")
+    } == stamped
+
+
+def test_untimed_ids_leave_time_out_only_for_untimed_events(settings: Settings, sqlite_stores):
+    """Bug bash CLI #6: timed events keep their ids; live API events keep the arrival time."""
+    timed = {"user_id": "u", "item_id": "i", "type": "view", "timestamp": T0}
+    untimed = {"user_id": "u", "item_id": "j", "type": "view"}
+    validator = IngestService(settings, sqlite_stores).validator
+    timed_id = validator.parse(timed)[0].row["event_id"]
+    assert validator.parse(timed, untimed_ids=True)[0].row["event_id"] == timed_id
+    assert timed_id == derived_event_id(EventIn.model_validate(timed), float(T0))
+    api = {validator.parse(untimed, received_at=t)[0].row["event_id"] for t in (T0, T0 + 1)}
+    files = {
+        validator.parse(untimed, received_at=t, untimed_ids=True)[0].row["event_id"]
+        for t in (T0, T0 + 1)
+    }
+    assert (len(api), len(files)) == (2, 1)
+
+
+def _events_of(stores: Stores, *user_ids: str) -> list[dict[str, Any]]:
+    """The stored event rows of ``user_ids`` (with or without an item)."""
+    return [e for user in user_ids for e in stores.events.user_events(user)]

@@ -22,6 +22,8 @@ FORMATS = {
     ".pq": "parquet",
 }
 DELIMITERS = ",\t;|"
+ID_COLUMNS = frozenset({"event_id", "user_id", "anonymous_id", "item_id", "recommendation_id"})
+"""Columns that hold identifiers: their values are text, and a number in one is its digits."""
 
 
 def file_format(path: Path) -> str:
@@ -49,11 +51,33 @@ def read_table(path: Path) -> pd.DataFrame:
         elif fmt == "jsonl":
             frame = read_json_lines(path)
         else:
-            frame = pd.read_parquet(path)
+            frame = read_parquet(path)
     except (ValueError, UnicodeDecodeError, OSError, pd.errors.ParserError) as exc:
         raise ValidationError(f"{path.name}: cannot read as {fmt}: {exc}") from exc
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame
+
+
+def read_parquet(path: Path) -> pd.DataFrame:
+    """Columns typed as Arrow typed them; cells come out as Python values, nulls as ``pd.NA``.
+
+    Read with Arrow-backed dtypes: numpy-backed pandas would turn an integer column with
+    a null into floats (id 10 into "10.0"). An id column of whole floats (an integer
+    column pandas wrote as double because of a null) is read back as integers too.
+    """
+    frame = pd.read_parquet(path, dtype_backend="pyarrow")
+    for column in frame.columns:
+        if str(column).strip() in ID_COLUMNS and _whole_floats(frame[column]):
+            frame[column] = frame[column].astype("int64[pyarrow]")
+    return frame
+
+
+def _whole_floats(column: pd.Series) -> bool:
+    """Whether ``column`` holds floats that are all whole numbers within int64 (nulls aside)."""
+    if not pd.api.types.is_float_dtype(column.dtype):
+        return False
+    values = column.dropna().astype(float)
+    return bool(((values % 1 == 0) & (values.abs() < 2.0**63)).all())
 
 
 def csv_delimiter(sample: str, suffix: str) -> str:

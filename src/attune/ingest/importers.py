@@ -6,12 +6,12 @@ if that folder is read-only, into the data folder instead.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pydantic
 
@@ -76,13 +76,17 @@ class ImportReport:
 
 
 def _cell(value: Any) -> Any:
-    """Empty text and NaN mean "not given"."""
-    if value is None:
+    """A cell as a plain Python value; empty text, NaN, ``NaT`` and ``pd.NA`` mean "not given".
+
+    numpy numbers become Python ones: pydantic turns an ``int`` id into its digits but
+    refuses a ``numpy.int64`` (a pandas ``Int64`` cell).
+    """
+    if isinstance(value, str):
+        return None if value.strip() == "" else value
+    if pd.api.types.is_scalar(value) and pd.isna(value):
         return None
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, str) and value.strip() == "":
-        return None
+    if isinstance(value, np.integer | np.floating | np.bool_):
+        return value.item()
     return value
 
 
@@ -131,7 +135,9 @@ def import_events(
     originals: list[tuple[int, dict[str, Any]]] = []
 
     def flush() -> None:
-        outcome = service.ingest_events(batch, loc_prefix="rows")
+        # a row without a timestamp is the same event on every import (stamped with the
+        # time of the first): re-importing a file adds nothing
+        outcome = service.ingest_events(batch, loc_prefix="rows", untimed_ids=True)
         for (number, original), result in zip(originals, outcome.outcomes, strict=True):
             if result.status == "rejected":
                 report.rejected_rows.append(

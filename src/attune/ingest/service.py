@@ -61,19 +61,25 @@ class IngestService:
         self.validator = EventValidator(settings)
         self.consent = ConsentGate(settings, stores.consent)
 
-    def ingest_events(self, raw_events: Sequence[Any], loc_prefix: str = "events") -> BatchOutcome:
+    def ingest_events(
+        self, raw_events: Sequence[Any], loc_prefix: str = "events", *, untimed_ids: bool = False
+    ) -> BatchOutcome:
         """Validate each event, store the new ones, and say what became of each.
 
         Accepted events are committed before this returns. An ``event_id`` already stored,
         or repeated earlier in the same batch, is a duplicate and changes nothing. Consent
         an event carries (``context.consent``) is recorded first; an event of someone
         without tracking consent is then ``dropped`` or, as configured, stored anonymised.
+        ``untimed_ids`` (file imports): an event without a timestamp gets an id derived
+        from its content without the time it is stamped with.
         """
         received_at = time.time()
         outcome = BatchOutcome()
         valid: list[tuple[EventOutcome, ParsedEvent]] = []
         for index, raw in enumerate(raw_events):
-            event, errors = self.validator.parse(raw, (loc_prefix, index), received_at)
+            event, errors = self.validator.parse(
+                raw, (loc_prefix, index), received_at, untimed_ids=untimed_ids
+            )
             if event is None:
                 outcome.outcomes.append(EventOutcome(index, _raw_id(raw), "rejected", errors))
                 continue

@@ -32,15 +32,23 @@ def error_list(exc: pydantic.ValidationError, prefix: tuple[Any, ...] = ()) -> E
     ]
 
 
-def derived_event_id(event: EventIn, timestamp: float) -> str:
-    """A content hash: the same event sent twice without an id gets the same id."""
+UNTIMED = "untimed"
+"""What stands for the time in the derived id of a file row without a timestamp."""
+
+
+def derived_event_id(event: EventIn, timestamp: float | None) -> str:
+    """A content hash: the same event sent twice without an id gets the same id.
+
+    ``timestamp`` None: the id leaves time out (a file row without one, stamped with the
+    import time, is then the same event on every import).
+    """
     parts = [
         event.user_id or "",
         event.anonymous_id or "",
         event.item_id or "",
         event.type,
         repr(event.value),
-        repr(round(timestamp, 6)),
+        UNTIMED if timestamp is None else repr(round(timestamp, 6)),
     ]
     digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
     return "h-" + digest[:40]
@@ -77,9 +85,18 @@ class EventValidator:
         return (parsed.row if parsed else None), errors
 
     def parse(
-        self, raw: Any, prefix: tuple[Any, ...] = (), received_at: float | None = None
+        self,
+        raw: Any,
+        prefix: tuple[Any, ...] = (),
+        received_at: float | None = None,
+        *,
+        untimed_ids: bool = False,
     ) -> tuple[ParsedEvent | None, Errors]:
-        """Return ``(parsed, [])`` for a valid event or ``(None, errors)``."""
+        """Return ``(parsed, [])`` for a valid event or ``(None, errors)``.
+
+        An event without a timestamp is stamped ``received_at``; with ``untimed_ids`` (file
+        imports) its derived id leaves that time out, so re-importing it adds nothing.
+        """
         if not isinstance(raw, Mapping):
             return None, [
                 {"loc": list(prefix), "msg": "an event must be a JSON object", "type": "type_error"}
@@ -102,6 +119,7 @@ class EventValidator:
             ]
         now = received_at if received_at is not None else time.time()
         timestamp = event.timestamp.timestamp() if event.timestamp else now
+        identity_time = None if untimed_ids and event.timestamp is None else timestamp
         if self.user_key.enabled:
             event = event.model_copy(
                 update={
@@ -110,7 +128,7 @@ class EventValidator:
                 }
             )
         row = {
-            "event_id": event.event_id or derived_event_id(event, timestamp),
+            "event_id": event.event_id or derived_event_id(event, identity_time),
             "user_id": event.user_id,
             "anonymous_id": event.anonymous_id,
             "item_id": event.item_id,

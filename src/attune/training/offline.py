@@ -45,7 +45,7 @@ def evaluate_models(
         algorithms: model names, or ``auto``.
         split: one of :data:`SPLITS`.
     """
-    from attune.training.tuning import select_model
+    from attune.training.tuning import NothingToValidateError, select_model
 
     if split not in SPLITS:
         raise ValidationError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
@@ -63,9 +63,12 @@ def evaluate_models(
         candidate = Candidate(name)
         chosen = None
         if name == "auto":
-            choice = select_model(train, policy, tune_budget_seconds, items=items)
-            candidate = Candidate(choice.algorithm, choice.params)
-            chosen = {"algorithm": choice.algorithm, "params": choice.params}
+            try:
+                choice = select_model(train, policy, tune_budget_seconds, items=items)
+                candidate = Candidate(choice.algorithm, choice.params)
+            except NothingToValidateError:  # as `attune train` does
+                candidate = Candidate("item_knn")
+            chosen = {"algorithm": candidate.algorithm, "params": candidate.params}
         model, dataset = fit_candidate(candidate, train, policy, items)
         tell(f"{name}: recommending for {len(users):,} people", (position + 0.5) * share)
         lists = recommend_lists(model, dataset.item_position, train, users, policy, max(ks))

@@ -119,7 +119,7 @@ def _choose(
     started: float,
 ) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """(algorithm, params, selection metrics) for a run without an explicit algorithm."""
-    from attune.training.tuning import select_model, serving_configs
+    from attune.training.tuning import NothingToValidateError, select_model, serving_configs
 
     if not tune_budget_seconds:
         tuned = last_tuned(stores)
@@ -155,16 +155,20 @@ def _choose(
         tell(message, 0.05 + scale * fraction)
 
     serving = stores.model_versions.latest("champion") if budget else None
-    choice = select_model(
-        frame,
-        weight_policy(settings),
-        budget,
-        progress=progress,
-        items=items,
-        start_from=serving_configs(serving.algorithm, serving.params) if serving else None,
-        # every version also holds a popularity fallback and an item-kNN "similar items"
-        fitted_after=("popularity", "item_knn"),
-    )
+    try:
+        choice = select_model(
+            frame,
+            weight_policy(settings),
+            budget,
+            progress=progress,
+            items=items,
+            start_from=serving_configs(serving.algorithm, serving.params) if serving else None,
+            # every version also holds a popularity fallback and an item-kNN "similar items"
+            fitted_after=("popularity", "item_knn"),
+        )
+    except NothingToValidateError as exc:
+        tell(f"{exc}: using item_knn", 0.3)
+        return "item_knn", {}, {"selection": "default", "why": str(exc)}
     return (
         choice.algorithm,
         choice.params,

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from attune.errors import ValidationError
 from attune.features.interactions import WeightPolicy
 from attune.models.base import Recommender
 from attune.models.deadline import fit_deadline
@@ -43,6 +44,12 @@ from attune.training.validation_set import (
 from attune.training.value_modes import choose_value_modes
 
 log = logging.getLogger(__name__)
+
+
+class NothingToValidateError(ValidationError):
+    """No candidate can be judged: nobody in the validation window has anything new to
+    find (each person has too few events to hold some back)."""
+
 
 Progress = Callable[[str, float], None]
 """Told a message and the fraction of the budget used so far."""
@@ -304,6 +311,11 @@ def select_model(
     vset, policy, value_evidence = choose_value_modes(
         frame, policy, seed, items, lambda message: tell(message, 0.0)
     )
+    if not vset.keep.any():
+        raise NothingToValidateError(
+            "nobody in the validation window has anything new to find "
+            "(too few events per person to hold some back)"
+        )
     search = _Search(vset, started, budget_seconds, tell, start_from)
     names = _candidates(vset, algorithms, items, budget_seconds)
     if not budget_seconds:
@@ -314,7 +326,7 @@ def select_model(
     trials, best, best_scores = search.trials, search.best, search.best_scores
     ranked = sorted(best.values(), key=lambda t: t.ndcg, reverse=True)
     if not ranked:
-        raise RuntimeError("no candidate model could be evaluated")
+        raise NothingToValidateError("no candidate model could be fitted on the validation split")
     # the winner is refitted on all data (about 1/0.64 of the validation fit's rows):
     # with a budget, prefer the best option whose refit still fits in what is left
     if budget_seconds:
