@@ -330,3 +330,35 @@ def test_train_and_evaluate_fall_back_when_nobody_can_be_validated(run, tmp_path
     evaluated = run("evaluate", "--split", "global-temporal", "--output", str(report))
     assert evaluated.exit_code == 0, evaluated.output
     assert json.loads(report.read_text())["models"]["auto"]["chosen"]["algorithm"] == "item_knn"
+
+
+def test_a_partial_items_import_changes_only_the_columns_given(run, tmp_path):
+    """A stock or price feed (``item_id,available,price``) must not clear titles and
+    categories, as a whole-item import does; rows of items not imported yet, or that
+    would make an invalid item, are rejected with the reason."""
+    from attune.config import Settings
+    from attune.store.factory import open_stores
+
+    full = tmp_path / "items.csv"
+    full.write_text(
+        "item_id,title,genres,price,color\n"
+        "1,Heat (1995),Action|Crime,10,red\n2,Up (2009),Animation,8,blue\n"
+    )
+    assert run("import", "items", str(full)).exit_code == 0
+    feed = tmp_path / "stock.csv"
+    feed.write_text("item_id,available,price,stock\n1,false,,0\n2,true,7.5,\n9,true,1,\n2,,-3,\n")
+    result = run("import", "items", str(feed), "--partial")
+    assert result.exit_code == 0, result.output
+    stores = open_stores(Settings())
+    try:
+        heat, up = stores.catalog.get_item("1"), stores.catalog.get_item("2")
+        assert stores.catalog.get_item("9") is None
+    finally:
+        stores.close()
+    assert heat["title"] == "Heat (1995)" and heat["categories"] == ["Action", "Crime"]
+    assert heat["available"] is False and heat["price"] == 10  # a blank cell keeps it
+    assert heat["properties"] == {"color": "red", "stock": "0"}  # CSV cells are text
+    # its second row (a negative price) is refused on its own; the first one applies
+    assert up["price"] == 7.5 and up["title"] == "Up (2009)"
+    rejected = (tmp_path / "stock.csv.rejected.csv").read_text()
+    assert "not in the catalog" in rejected and "greater than or equal to 0" in rejected

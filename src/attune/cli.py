@@ -136,12 +136,21 @@ def import_items_cmd(
     file: Annotated[
         Path, typer.Argument(help="item_id[,title,text,categories,tags,available,price]")
     ],
+    partial: Annotated[
+        bool,
+        typer.Option(
+            "--partial",
+            help="Change only the columns the file gives, on items already imported "
+            "(blank cells keep the stored value): a stock or price feed",
+        ),
+    ] = False,
     workspace: WorkspaceOption = None,
 ) -> None:
-    """Import catalog items (lists '|'-separated; 'genres' is read as categories)."""
+    """Import catalog items (lists '|'-separated; 'genres' is read as categories). A row
+    replaces the whole item unless --partial."""
     from attune.ingest.importers import import_items
 
-    _run_import("items", file, import_items, workspace)
+    _run_import("items", file, import_items, workspace, partial=partial)
 
 
 @import_app.command("users")

@@ -58,6 +58,59 @@ def test_put_item_creates_then_replaces_the_whole_item(client):
     assert again["properties"] in (None, {})
 
 
+def test_patch_changes_the_fields_given_and_keeps_the_rest(client):
+    full = {
+        "title": "Boots",
+        "categories": ["Shoes"],
+        "price": 80,
+        "created_at": 1_700_000_000,
+        "properties": {"color": "red", "size": 42},
+        "translations": {"fr": {"title": "Bottes"}},
+    }
+    assert client.put("/v1/items/boots", json=full).status_code == 200
+    patch = {"available": False, "properties": {"color": None, "stock": 0}}
+    response = client.patch(
+        "/v1/items/boots", json=patch, headers={"content-type": "application/merge-patch+json"}
+    )
+    assert response.status_code == 200, response.text
+    item = client.get("/v1/items/boots").json()
+    assert item["available"] is False and item["title"] == "Boots" and item["price"] == 80
+    assert item["properties"] == {"size": 42, "stock": 0}
+    assert item["translations"] == {"fr": {"title": "Bottes"}}
+    assert item["created_at"] == "2023-11-14T22:13:20Z"
+    reset = client.patch("/v1/items/boots", json={"price": None, "available": None}).json()
+    assert reset["price"] is None and reset["available"] is True and reset["title"] == "Boots"
+
+
+def test_patch_refuses_what_would_make_a_bad_item_and_unknown_items(client):
+    assert client.put("/v1/items/boots", json={"title": "Boots", "price": 80}).status_code == 200
+    bad = client.patch("/v1/items/boots", json={"price": -1})
+    assert bad.status_code == 422
+    assert bad.json()["error"]["details"][0]["loc"] == ["body", "price"]
+    assert client.patch("/v1/items/boots", json={"item_id": "other"}).status_code == 422
+    assert client.patch("/v1/items/boots", json=[1, 2]).status_code == 422
+    assert client.get("/v1/items/boots").json()["price"] == 80  # nothing was written
+    missing = client.patch("/v1/items/nowhere", json={"price": 1})
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+
+
+def test_concurrent_patches_of_one_item_all_land(client):
+    """Each patch reads and writes the item inside the catalog's write lock: twenty
+    threads setting twenty different properties leave all twenty."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    assert client.put("/v1/items/shared", json={"title": "Shared"}).status_code == 200
+
+    def set_one(k: int) -> int:
+        body = {"properties": {f"p{k}": k}}
+        return client.patch("/v1/items/shared", json=body).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        assert set(pool.map(set_one, range(20))) == {200}
+    properties = client.get("/v1/items/shared").json()["properties"]
+    assert properties == {f"p{k}": k for k in range(20)}
+
+
 def test_categories_and_tags_accept_pipe_separated_text(client):
     item = put_item(client, "p1", {"categories": "Comedy| Drama |", "tags": "a|b|a"})
     assert item["categories"] == ["Comedy", "Drama"]

@@ -53,6 +53,7 @@ POLICY: dict[tuple[str, str], Rule] = {
     # ingest: events, catalog and profile writes, a person's own settings
     ("POST", "/v1/events"): Rule("ingest", "own_events"),
     ("PUT", "/v1/items/{item_id}"): Rule("ingest"),
+    ("PATCH", "/v1/items/{item_id}"): Rule("ingest"),
     ("POST", "/v1/items:batch"): Rule("ingest"),
     ("DELETE", "/v1/items/{item_id}"): Rule("ingest"),
     ("POST", "/v1/items:delete"): Rule("ingest"),

@@ -6,6 +6,7 @@ if that folder is read-only, into the data folder instead.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ import pydantic
 from attune.errors import ValidationError
 from attune.ingest.schemas import Id, ItemBatchEntry, UserIn
 from attune.ingest.service import IngestService
-from attune.ingest.validation import error_list, item_row
+from attune.ingest.validation import error_list, item_row, merge_patch, patched_row
 from attune.privacy.rejected import remember
 
 Advance = Callable[[int], None]
@@ -174,12 +175,19 @@ def import_items(
     *,
     source: str = "items",
     advance: Advance | None = None,
+    partial: bool = False,
 ) -> ImportReport:
-    """Upsert every valid row as a catalog item; unknown columns become properties."""
+    """Upsert every valid row as a catalog item; unknown columns become properties.
+
+    ``partial``: each row changes only the fields its cells give (a stock or price feed
+    of ``item_id,available``), on items the catalog already holds; blank cells keep the
+    stored value, properties merge key by key (see :meth:`IngestService.patch_item`).
+    """
     frame = _aliased(frame, ITEM_ALIASES)
     _require(frame, ("item_id",), source)
     report = ImportReport("items", total=len(frame))
     rows: list[dict[str, Any]] = []
+    patches: dict[str, tuple[int, dict[str, Any], dict[str, Any]]] = {}
     for number, record in _records(frame):
         fields = {
             k: record[k] for k in ITEM_COLUMNS if k != "item_id" and record.get(k) is not None
@@ -193,7 +201,12 @@ def import_items(
                 raise ValueError("item_id is empty")
             # the id is held to the API's rules too (length, no NUL), not only the fields
             item = ItemBatchEntry.model_validate({**fields, "item_id": item_id})
-            rows.append(item_row(item.item_id, item))
+            if partial:
+                report.duplicates += item.item_id in patches
+                earlier = patches.get(item.item_id, (number, {}, record))[1]
+                patches[item.item_id] = (number, merge_patch(earlier, fields), record)
+            else:
+                rows.append(item_row(item.item_id, item))
         except pydantic.ValidationError as exc:
             report.rejected_rows.append(
                 {"row": number + 1, "reason": _reason(error_list(exc, ("rows", number))), **record}
@@ -202,8 +215,38 @@ def import_items(
             report.rejected_rows.append({"row": number + 1, "reason": str(exc), **record})
         if advance:
             advance(1)
-    _store_unique(rows, "item_id", service.stores.catalog.upsert_items, report)
+    if partial:
+        _patch_stored(service, patches, report)
+    else:
+        _store_unique(rows, "item_id", service.stores.catalog.upsert_items, report)
     return report
+
+
+def _patch_stored(
+    service: IngestService,
+    patches: dict[str, tuple[int, dict[str, Any], dict[str, Any]]],
+    report: ImportReport,
+) -> None:
+    """Apply each row's fields to the stored item; rows of items the catalog does not
+    hold, or whose change makes an invalid item, are rejected with the reason."""
+    now = time.time()
+    refused: dict[str, str] = {}
+
+    def change(row: dict[str, Any]) -> dict[str, Any] | None:
+        number, fields, _ = patches[row["item_id"]]
+        try:
+            return patched_row(row, fields, now)
+        except pydantic.ValidationError as exc:
+            refused[row["item_id"]] = _reason(error_list(exc, ("rows", number)))
+            return None
+
+    written = {row["item_id"] for row in service.stores.catalog.patch_items(list(patches), change)}
+    for item_id, (number, _, record) in patches.items():
+        if item_id not in written:
+            reason = refused.get(item_id, "not in the catalog: import it whole (without --partial)")
+            report.rejected_rows.append({"row": number + 1, "reason": reason, **record})
+    report.accepted = len(written)
+    report.rejected = len(report.rejected_rows)
 
 
 class _UserEntry(UserIn):

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pydantic
 
 from attune.config import Settings
+from attune.errors import NotFoundError, ValidationError
 from attune.ingest.bus import EventBus
 from attune.ingest.schemas import ItemBatchEntry, ItemIn, UserIn
 from attune.ingest.validation import (
@@ -18,6 +19,7 @@ from attune.ingest.validation import (
     ParsedEvent,
     error_list,
     item_row,
+    patched_row,
     user_row,
 )
 from attune.privacy.consent import (
@@ -134,6 +136,31 @@ class IngestService:
         row = item_row(item_id, item)
         self.stores.catalog.upsert_items([row])
         return row
+
+    def patch_item(self, item_id: str, patch: Mapping[str, Any]) -> ItemRow:
+        """Change some of a stored item's fields (JSON Merge Patch, RFC 7396: a field given
+        replaces the stored one, ``null`` resets it, ``properties`` and ``translations``
+        merge key by key); the rest keep their values.
+
+        Raises:
+            NotFoundError: the catalog does not hold the item.
+            ValidationError: the patched item is not a valid item (details under ``body``).
+        """
+        problems: list[dict[str, Any]] = []
+
+        def change(row: ItemRow) -> ItemRow | None:
+            try:
+                return patched_row(row, patch, time.time())
+            except pydantic.ValidationError as exc:
+                problems.extend(error_list(exc, ("body",)))
+                return None
+
+        written = self.stores.catalog.patch_items([item_id], change)
+        if problems:
+            raise ValidationError("the patched item is not valid", details=problems)
+        if not written:
+            raise NotFoundError(f"item {item_id!r} is not in the catalog: PUT it first")
+        return written[0]
 
     def put_items(self, raw_items: Sequence[Any]) -> tuple[list[ItemRow], list[dict[str, Any]]]:
         """Validate and upsert a batch of items; returns (rows stored, per-item results)."""

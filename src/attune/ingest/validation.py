@@ -177,6 +177,39 @@ def item_row(item_id: str, item: ItemIn, now: float | None = None) -> ItemRow:
     }
 
 
+MERGED_FIELDS = ("properties", "translations")
+"""Item fields a merge patch changes key by key (the others it replaces whole)."""
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """``target`` with the JSON Merge Patch ``patch`` applied (RFC 7396)."""
+    if not isinstance(patch, Mapping):
+        return patch
+    merged = dict(target) if isinstance(target, Mapping) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = merge_patch(merged.get(key), value)
+    return merged
+
+
+def patched_row(row: ItemRow, patch: Mapping[str, Any], now: float) -> ItemRow:
+    """The stored item ``row`` with ``patch`` applied, validated as a whole item.
+
+    Raises:
+        pydantic.ValidationError: the result is not a valid item.
+    """
+    fields = {k: v for k, v in row.items() if k not in ("item_id", "updated_at") and v is not None}
+    merged = {k: v for k, v in fields.items() if k not in patch or k in MERGED_FIELDS}
+    for key, value in patch.items():
+        if value is not None:
+            merged[key] = merge_patch(merged.get(key), value) if key in MERGED_FIELDS else value
+        else:
+            merged.pop(key, None)
+    return item_row(str(row["item_id"]), ItemIn.model_validate(merged), now)
+
+
 def user_row(user_id: str, user: UserIn, now: float | None = None) -> UserRow:
     stamp = now if now is not None else time.time()
     return {"user_id": user_id, "traits": user.traits, "created_at": stamp, "updated_at": stamp}

@@ -7,7 +7,7 @@ Ids are external ids (strings) throughout; times are UTC Unix seconds.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -152,6 +152,12 @@ class EventStore(Protocol):
 @runtime_checkable
 class CatalogStore(Protocol):
     def upsert_items(self, rows: Sequence[ItemRow]) -> int: ...
+
+    def patch_items(
+        self, item_ids: Sequence[str], change: Callable[[ItemRow], ItemRow | None]
+    ) -> list[ItemRow]:
+        """Replace each stored item of ``item_ids`` by ``change(row)`` (None: keep it), in
+        one transaction that other catalog writes wait for; the rows written."""
 
     def get_item(self, item_id: str) -> ItemRow | None: ...
 

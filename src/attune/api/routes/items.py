@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 
 from attune.api.deps import IngestDep, RecommendationsDep, ServicesDep, StoresDep
 from attune.api.routes._common import NO_NUL, ItemIdPath, item_out
@@ -38,6 +38,35 @@ def put_item(
     item_id: ItemIdPath, item: ItemIn, ingest: IngestDep, recommendations: RecommendationsDep
 ) -> dict[str, Any]:
     stored = ingest.put_item(item_id, item)
+    recommendations.catalog_written({item_id: stored["available"]})  # the next lists follow
+    return item_out(stored)
+
+
+@router.patch(
+    "/v1/items/{item_id}",
+    response_model=ItemOut,
+    summary="Change some of an item's fields",
+    responses={404: {"description": "The catalog does not hold the item"}},
+)
+def patch_item(
+    item_id: ItemIdPath,
+    patch: Annotated[
+        dict[str, Any],
+        Body(
+            description="The fields to change (ItemIn's fields; null resets one)",
+            examples=[{"available": False}, {"price": 9.5, "properties": {"color": None}}],
+        ),
+    ],
+    ingest: IngestDep,
+    recommendations: RecommendationsDep,
+) -> dict[str, Any]:
+    """JSON Merge Patch (RFC 7396; ``application/merge-patch+json`` or
+    ``application/json``): the fields given replace the stored ones, ``null`` resets one
+    to its default, ``properties`` and ``translations`` merge key by key; the rest keep
+    their values (a stock or price feed sends ``{"available": false}`` or
+    ``{"price": 9.5}`` alone). The patched item is validated whole; concurrent patches
+    of one item all land. 404 for an item the catalog does not hold."""
+    stored = ingest.patch_item(item_id, patch)
     recommendations.catalog_written({item_id: stored["available"]})  # the next lists follow
     return item_out(stored)
 

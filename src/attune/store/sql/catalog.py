@@ -136,6 +136,35 @@ class SqlCatalogStore:
             last=lambda conn: _next_version(self.engine, conn, [r["item_id"] for r in rows]),
         )
 
+    def patch_items(
+        self, item_ids: Sequence[str], change: Callable[[ItemRow], ItemRow | None]
+    ) -> list[ItemRow]:
+        """Rewrite stored items in one transaction: each of ``item_ids`` the catalog holds
+        is read and replaced by ``change(row)`` (None: left as it is). The catalog's
+        version is moved on first, which locks it until the commit, so concurrent
+        writers take turns and no change is lost between a read and its write (two
+        partial updates of one item both land). Returns the rows written."""
+        ids = list(dict.fromkeys(item_ids))
+        if not ids:
+            return []
+        statement = dialect_insert(self.engine, items)
+        columns = [c.name for c in items.columns if c.name != "item_id"]
+        statement = statement.on_conflict_do_update(
+            index_elements=["item_id"], set_={name: statement.excluded[name] for name in columns}
+        )
+        written: list[ItemRow] = []
+        with self.engine.begin() as conn:
+            _next_version(self.engine, conn, ids)
+            for part in chunks(ids, 900):
+                stored = conn.execute(select(items).where(items.c.item_id.in_(part)))
+                for row in stored:
+                    changed = change(dict(row._mapping))
+                    if changed is not None:
+                        written.append(changed)
+            for part in chunks(written):
+                conn.execute(statement, list(part))
+        return written
+
     def get_item(self, item_id: str) -> ItemRow | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(items).where(items.c.item_id == item_id)).first()
