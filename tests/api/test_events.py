@@ -406,6 +406,21 @@ def test_over_long_ids_are_rejected(client):
         assert [e["loc"] for e in errors] == [["events", 2 * k, field]]
 
 
+def test_a_blank_recommendation_id_means_none_and_a_long_one_says_characters(client):
+    base = {"user_id": "r", "item_id": "i", "type": "click", "timestamp": T0}
+    body = post(
+        client,
+        [
+            {**base, "event_id": "blank", "recommendation_id": "  "},
+            {**base, "event_id": "long", "recommendation_id": "x" * 65},
+        ],
+    )
+    assert statuses(body) == ["accepted", "rejected"]
+    assert "at most 64 characters" in body["results"][1]["errors"][0]["msg"]
+    stored = history(client, "r")
+    assert [e["recommendation_id"] for e in stored] == [None]
+
+
 def test_nul_characters_are_rejected_not_a_500(client):
     base = {"user_id": "n", "item_id": "i", "type": "view", "timestamp": T0}
     fields = [*ID_FIELDS, "recommendation_id"]

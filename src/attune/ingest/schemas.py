@@ -54,6 +54,12 @@ Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, ma
 Scalar = str | int | float | bool | None
 Text = Annotated[str, AfterValidator(_no_nul)]
 
+
+def _blank_is_none(value: Any) -> Any:
+    """Blank text means "not given" (clients often send ``""`` for an absent value)."""
+    return None if isinstance(value, str) and not value.strip() else value
+
+
 MAX_UNIX_SECONDS = 1e11  # year 5138; larger numbers are taken for milliseconds and refused
 
 
@@ -142,7 +148,11 @@ class EventIn(_Schema):
     )
     context: dict[Label, Scalar] = Field(default_factory=dict)
     properties: dict[Label, Any] = Field(default_factory=dict)
-    recommendation_id: Annotated[Text, StringConstraints(max_length=64)] | None = None
+    recommendation_id: Annotated[
+        Annotated[str, StringConstraints(max_length=64), AfterValidator(_no_nul)] | None,
+        BeforeValidator(_blank_is_none),
+        Field(description="The list the event follows from (attribution); blank means none."),
+    ] = None
 
     _finite_json = field_validator("context", "properties")(_json_safe)
 
@@ -201,13 +211,17 @@ class Translation(_Schema):
 class ItemIn(_Schema):
     """A catalog entry. ``PUT`` replaces the whole item."""
 
-    title: Annotated[Text, StringConstraints(max_length=2_000)] | None = None
+    title: Annotated[str, StringConstraints(max_length=2_000), AfterValidator(_no_nul)] | None = (
+        None
+    )
     text: Text | None = None
     categories: list[Label] = Field(
         default_factory=list, description="Hierarchical levels joined by '/', e.g. 'Shoes/Running'."
     )
     tags: list[Label] = Field(default_factory=list)
-    language: Annotated[Text, StringConstraints(max_length=35)] | None = None
+    language: Annotated[str, StringConstraints(max_length=35), AfterValidator(_no_nul)] | None = (
+        None
+    )
     translations: dict[Annotated[str, StringConstraints(max_length=35)], Translation] = Field(
         default_factory=dict
     )
