@@ -362,3 +362,20 @@ def test_a_partial_items_import_changes_only_the_columns_given(run, tmp_path):
     assert up["price"] == 7.5 and up["title"] == "Up (2009)"
     rejected = (tmp_path / "stock.csv.rejected.csv").read_text()
     assert "not in the catalog" in rejected and "greater than or equal to 0" in rejected
+
+    # an availability feed by region; an unknown item's every row is refused, and a
+    # file of nothing else fails
+    regional = tmp_path / "regions.csv"
+    regional.write_text("item_id,regions\n1,EU|US\n")
+    assert run("import", "items", str(regional), "--partial").exit_code == 0
+    stores = open_stores(Settings())
+    try:
+        heat = stores.catalog.get_item("1")
+    finally:
+        stores.close()
+    assert heat["regions"] == ["EU", "US"] and "regions" not in (heat["properties"] or {})
+    unknown = tmp_path / "unknown.csv"
+    unknown.write_text("item_id,price\nnoA,1\nnoA,2\n")
+    failed = run("import", "items", str(unknown), "--partial")
+    assert failed.exit_code == 1 and "all 2 were rejected" in failed.output
+    assert (tmp_path / "unknown.csv.rejected.csv").read_text().count("noA") == 2

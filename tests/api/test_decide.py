@@ -10,6 +10,16 @@ import pytest
 from tests.api.test_filters import ids, put_catalog, recs
 
 
+def eventually(read, holds, seconds: float = 5.0):
+    """``read()`` once ``holds`` it: written items reach the lists within milliseconds,
+    read in the background after the write."""
+    deadline = time.monotonic() + seconds
+    while not holds(found := read()):
+        assert time.monotonic() < deadline, f"still {found!r}"
+        time.sleep(0.02)
+    return found
+
+
 def categories(items: list[dict]) -> list[str]:
     return [it["item_id"][0].upper() for it in items]
 
@@ -42,6 +52,16 @@ def test_a_category_is_blocked_whatever_its_case(client, trained):
     assert not [i for i in ids(recs(client, "u0", n=8)) if i.startswith("a")]
     patched = client.patch("/v1/users/u1/preferences", json={"liked_categories": ["b"]})
     assert patched.json()["liked_categories"] == ["B"]
+    # a category the catalog does not use yet is kept once, and matches once it does
+    later = {"blocked_categories": ["latercat", "LaterCat"]}
+    assert client.put("/v1/users/u2/preferences", json=later).json()["blocked_categories"] == [
+        "latercat"
+    ]
+    client.put("/v1/items/late", json={"categories": ["LaterCat"], "created_at": time.time()})
+    client.put("/v1/placements/explore", json={"exploration": {"share": 0.5}})
+    query = {"n": 10, "placement": "explore", "filter": '"LaterCat" in categories'}
+    eventually(lambda: ids(recs(client, "u3", **query)), lambda found: "late" in found)
+    assert "late" not in ids(recs(client, "u2", **query))
 
 
 def test_newcomer_likes_lead_their_list_with_a_reason(client, trained):
@@ -237,7 +257,7 @@ def test_pins_and_collections_of_unknown_items_are_not_served(client, trained):
     shown = ids(recs(client, "u0", n=5, placement="home"))
     assert "not-yet" not in shown and "typo-1" not in shown and len(shown) == 5
     client.put("/v1/items/not-yet", json={"title": "Arrived", "categories": ["A"]})
-    assert ids(recs(client, "u0", n=5, placement="home"))[0] == "not-yet"
+    eventually(lambda: ids(recs(client, "u0", n=5, placement="home")), lambda f: f[0] == "not-yet")
 
 
 def test_impossible_context_values_are_refused(client, trained):
@@ -248,6 +268,8 @@ def test_impossible_context_values_are_refused(client, trained):
     assert client.get("/v1/users/u0/recommendations", params=fine).status_code == 200
     body = {"user_id": "u0", "items": ["a1"], "context": {"hour": "-1"}}
     assert detail_of(client.post("/v1/rank", json=body))["loc"] == ["body", "context"]
+    numbers = {"user_id": "u0", "items": ["a1"], "context": {"hour": 20, "mobile": True}}
+    assert client.post("/v1/rank", json=numbers).status_code == 200  # as a query would say
 
 
 def test_a_filter_that_matches_only_unranked_items_still_fills_the_list(client, trained):
@@ -258,13 +280,21 @@ def test_a_filter_that_matches_only_unranked_items_still_fills_the_list(client, 
     for k in range(4):
         body = {"categories": ["C"], "title": f"New {k}", "created_at": now - 60 * k}
         client.put(f"/v1/items/c{k}", json=body)
-    items = recs(client, "u0", n=3, filter='"C" in categories', explain="true")
+    items = eventually(
+        lambda: recs(client, "u0", n=3, filter='"C" in categories', explain="true"),
+        lambda found: len(found) == 3,
+    )
     assert ids(items) == ["c0", "c1", "c2"]
     assert {it["source"] for it in items} == {"catalog"}
     assert items[0]["reasons"][0]["text"] == "New in the catalog"
     # a placement that keeps to established items gets none of them
     client.put("/v1/placements/steady", json={"exploration": {"share": 0}})
     assert recs(client, "u0", n=3, filter='"C" in categories', placement="steady") == []
+    # popularity off is not "established items only"; pins keep their positions
+    config = {"sources": {"model": 1, "popular": 0}, "pins": [{"item_id": "c3", "position": 2}]}
+    client.put("/v1/placements/pinned", json=config)
+    pinned = recs(client, "u0", n=4, filter='"C" in categories', placement="pinned")
+    assert ids(pinned) == ["c0", "c3", "c1", "c2"]
 
 
 def test_boost_moves_an_item_up(client, trained):

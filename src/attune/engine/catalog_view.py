@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -98,20 +98,9 @@ class CatalogView:
     def categories_of(self, item_id: str) -> frozenset[str]:
         return self.lookup().categories_of(item_id)
 
-    def spellings(self) -> dict[str, tuple[str, ...]]:
-        """Every category the catalog uses, by its case-folded form (built once per
-        snapshot, on first use: a pass over the catalog)."""
-        lookup = self.lookup()
-        key = (lookup.token, "spellings")
-        found = self._views.get(key)
-        if found is None:
-            spelled: dict[str, set[str]] = {}
-            for record in lookup.records.values():
-                for category in record.get("categories") or ():
-                    spelled.setdefault(str(category).casefold(), set()).add(str(category))
-            found = {folded: tuple(sorted(names)) for folded, names in spelled.items()}
-            self._views.put(key, found)
-        return found  # type: ignore[no-any-return]
+    def spellings(self) -> Mapping[str, tuple[str, ...]]:
+        """Every category the catalog uses, by its case-folded form."""
+        return self.lookup().spellings
 
     def space(self, item_ids: np.ndarray, space: str) -> SpaceView:
         self._used.add(space)
@@ -355,25 +344,52 @@ class CatalogLookup:
         changed rows are then read)."""
         self.token = snapshot.token
         self.records: dict[str, dict[str, Any]]
+        self.spellings: dict[str, tuple[str, ...]]
+        """Case-folded category → every spelling of it the catalog uses (a spelling
+        whose items are all gone may stay: it matches nothing)."""
         ids, records = snapshot.rows, snapshot.records
         holes = set(snapshot.holes.tolist())
         if parent is None:
             self.records = dict(zip(ids.tolist(), records, strict=True))
             for row in holes:
                 del self.records[ids[row]]
+            self.spellings = _spelled({}, self.records.values())
             return
         self.records = dict(parent.records)
+        written = []
         for row in snapshot.changed.tolist():
             if row in holes:
                 self.records.pop(ids[row], None)
             else:
                 self.records[ids[row]] = records[row]
+                written.append(records[row])
+        self.spellings = _spelled(parent.spellings, written)
 
     def categories_of(self, item_id: str) -> frozenset[str]:
         # built per call, not kept: a kept set per item touched is a long-lived object the
         # garbage collector's full passes then walk (they grew by ~10 per request)
         record = self.records.get(item_id)
         return frozenset(record.get("categories") or ()) if record else NO_CATEGORIES
+
+
+def _spelled(
+    known: dict[str, tuple[str, ...]], records: Iterable[dict[str, Any]]
+) -> dict[str, tuple[str, ...]]:
+    """``known`` with the category spellings of ``records`` added (``known`` itself when
+    they bring none)."""
+    added: dict[str, set[str]] = {}
+    for record in records:
+        for category in record.get("categories") or ():
+            name = str(category)
+            folded = name.casefold()
+            if name not in known.get(folded, ()):
+                added.setdefault(folded, set()).add(name)
+    if not added:
+        return known
+    spellings = dict(known)
+    for folded, names in added.items():
+        spellings[folded] = tuple(sorted({*spellings.get(folded, ()), *names}))
+    return spellings
 
 
 def _build(snapshot: CatalogSnapshot, item_ids: np.ndarray) -> SpaceView:

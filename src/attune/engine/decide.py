@@ -444,6 +444,9 @@ class DecisionEngine:
         is as long as a read gives)."""
         stored = self.stores.preferences.get(user_id) if user_id else None
         preferences = Preferences.model_validate(stored) if stored else Preferences()
+        if preferences.blocked_categories or preferences.liked_categories:
+            # as the catalog spells them now ("comedy" saved before "Comedy" existed)
+            preferences = preferences.spelled_as(self.catalog.lookup().spellings)
         personalized = bool(user_id) and preferences.personalization and self.consents(user_id)
         profile = self.stores.users.get_user(user_id) if user_id and personalized else None
         traits = dict(profile.get("traits") or {}) if profile else {}
@@ -802,9 +805,10 @@ class DecisionEngine:
         ordered = self._explore(
             ordered, model, person, config, condition, n, anchor, look_alikes_only
         )
-        ordered = self._pin(ordered, model, person, config, condition)
         if only is None and not look_alikes_only and len(ordered) < n:
-            ordered += self._unscored(draft, n - len(ordered), {c.item_id for c in ordered})
+            taken = {c.item_id for c in ordered} | {p.item_id for p in config.pins}
+            ordered += self._unscored(draft, n - len(ordered), taken)
+        ordered = self._pin(ordered, model, person, config, condition)
         final = ordered[:n]
         if explain:
             self._name_seeds(model, person, final)
@@ -1071,10 +1075,11 @@ class DecisionEngine:
     def _unscored(self, draft: Draft, wanted: int, taken: set[str]) -> list[Candidate]:
         """Catalog items no source could rank (added since the model was trained, or
         never interacted with) for a list every other source left short (a filter only
-        such items match): up to ``wanted`` of them, newest first, after the rest. None
-        for a placement that keeps to established items (no exploration share)."""
+        such items match): up to ``wanted`` of them, newest first, after the rest (pins
+        then take their places). None for a placement that keeps to established items
+        (no exploration share)."""
         _, model, person, config, condition, _, _ = draft
-        if config.weight("popular") <= 0 or config.exploration.share <= 0:
+        if config.exploration.share <= 0:
             return []
         snapshot = self.catalog.snapshot()
         if condition is not None and condition.uses_fields:

@@ -9,8 +9,6 @@ false, never an exception (see :mod:`attune.engine.expressions` for the rules).
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
@@ -33,6 +31,7 @@ from attune.engine.expression_tree import (
     Or,
     Property,
     Scalar,
+    number_in_text,
 )
 
 Row = Mapping[str, Any]
@@ -80,25 +79,13 @@ def _is_number(value: Any) -> bool:
     return kind is int or kind is float
 
 
-_NUMBER_TEXT = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*\Z")
-
-
-def _number_in(text: str) -> float | None:
-    """The number ``text`` writes ("1995", " 2.5 "), or None: a property imported from a
-    CSV or a ``context.hour`` is text, and compared with a number it is read as one."""
-    if len(text) > 64 or not _NUMBER_TEXT.match(text):
-        return None
-    value = float(text)
-    return value if math.isfinite(value) else None
-
-
 def _as_numbers(a: Any, b: Any) -> tuple[float, float] | None:
     """``(a, b)`` as numbers where one is a number and the other text writing one."""
     if type(a) is str and _is_number(b):
-        number = _number_in(a)
+        number = number_in_text(a)
         return None if number is None else (number, b)
     if type(b) is str and _is_number(a):
-        number = _number_in(b)
+        number = number_in_text(b)
         return None if number is None else (a, number)
     return None
 
@@ -174,13 +161,13 @@ def _contains(needle: Any, haystack: Any) -> bool | None:
     if kind is str:
         if needle in haystack:  # str == non-str is False, so this is exact per element
             return True
-        number = _number_in(needle)  # "18" in [18, 19]: context values are text
+        number = number_in_text(needle)  # "18" in [18, 19]: context values are text
         return number is not None and any(_is_number(e) and e == number for e in haystack)
     if kind is bool:
         return any(e is needle for e in haystack)
     if kind is int or kind is float:
         return any(
-            (_is_number(e) and e == needle) or (type(e) is str and _number_in(e) == needle)
+            (_is_number(e) and e == needle) or (type(e) is str and number_in_text(e) == needle)
             for e in haystack
         )
     return None

@@ -31,6 +31,7 @@ from attune.engine.expression_tree import (
     Scalar,
     Vocabulary,
     kind_of,
+    number_in_text,
     to_text,
 )
 
@@ -391,11 +392,16 @@ def comparison_problem(op: str, left: Node, right: Node) -> str | None:
         return None
     hint = ""
     if Kind.NUMBER in (a, b) and Kind.TEXT in (a, b):
-        number = left if a is Kind.NUMBER else right
-        if isinstance(number, Field | Now | Arith | Duration):
+        # text that writes a number compares as that number: only a literal that does
+        # not (a date, a word) can never match; a text field may hold digits (ids)
+        text, number = (left, right) if a is Kind.TEXT else (right, left)
+        if not isinstance(text, Literal) or number_in_text(str(text.value)) is not None:
+            return None
+        timely = isinstance(number, Field) and number.name.endswith("_at")
+        if timely or isinstance(number, Now | Arith | Duration):
             hint = " (times are Unix seconds: write e.g. now - 30d, or a number)"
         else:
-            hint = " (write the number without quotes, or quote the other side)"
+            hint = " (write a number)"
     return (
         f"{_brief(left)} is {a.value} and {_brief(right)} is {b.value}: "
         f"'{op}' between them is never true{hint}"

@@ -7,6 +7,7 @@ See :mod:`attune.engine.expressions` for the grammar.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,6 +25,17 @@ KEYWORDS = frozenset({"and", "or", "not", "in", "true", "false", "null", "now"})
 COMPARISONS = ("==", "!=", "<=", ">=", "<", ">", "in", "not in")
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_NUMBER_TEXT = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*\Z")
+
+
+def number_in_text(text: str) -> float | None:
+    """The number ``text`` writes ("1995", " 2.5 "), or None: text that writes a number
+    compares with a number as that number (a property imported from a CSV, a
+    ``context.hour``)."""
+    if len(text) > 64 or not _NUMBER_TEXT.match(text):
+        return None
+    value = float(text)
+    return value if math.isfinite(value) else None
 
 
 class Kind(Enum):

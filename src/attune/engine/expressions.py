@@ -48,12 +48,14 @@ Meaning:
 - ``x in list`` is true when an element equals ``x`` exactly (``"Comedy" in categories``,
   ``language in ["en", "fr"]``); ``x in text`` is a substring test; ``not in`` negates.
 - Where the parser knows both sides' types (a field against a literal: ``price >
-  "abc"``, ``item_id == 1``) and they can never compare, the text is refused with the
-  operator's position. Otherwise a comparison involving null or values of different
-  types is **false** (never an error): ``price < 10`` is false for an item without a
-  price, and so is ``price != 10``; use ``price == null`` / ``price != null`` to test for
-  absence (a comparison with the literal ``null`` is the one exception). ``regions`` is
-  null for "available everywhere", so write ``regions == null or "FR" in regions``.
+  "abc"``, ``available == 1``) and they can never compare, the text is refused with the
+  operator's position (text and a number compare when the text writes a number, so
+  only a text literal that does not is refused). Otherwise a comparison involving null
+  or values of different types is **false** (never an error): ``price < 10`` is false
+  for an item without a price, and so is ``price != 10``; use ``price == null`` /
+  ``price != null`` to test for absence (a comparison with the literal ``null`` is the
+  one exception). ``regions`` is null for "available everywhere", so write
+  ``regions == null or "FR" in regions``.
 - Text that writes a number (``"1995"``, ``" 2.5"``) compared with a number, or looked
   for in a list of numbers, is read as that number: CSV imports make properties text,
   and request context values are text (``context.hour >= 18``).

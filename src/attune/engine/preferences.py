@@ -52,13 +52,19 @@ class Preferences(BaseModel):
     def spelled_as(self, spellings: Mapping[str, Sequence[str]]) -> Preferences:
         """These preferences with each category written as the catalog writes it
         ("comedy" → "Comedy"; every spelling the catalog uses for it), without repeats.
-        A category the catalog does not use (yet) is kept as given."""
+        A category the catalog does not use (yet) is kept as first given; requests spell
+        the stored preferences again, so one written later still matches."""
 
         def respelled(names: list[str]) -> list[str]:
             out: dict[str, None] = {}
+            unknown: set[str] = set()  # case-folded names the catalog does not use
             for name in names:
-                for spelling in spellings.get(name.casefold()) or (name,):
-                    out[spelling] = None
+                folded = name.casefold()
+                if folded in spellings:
+                    out.update(dict.fromkeys(spellings[folded]))
+                elif folded not in unknown:
+                    unknown.add(folded)
+                    out[name] = None
             return list(out)
 
         return self.model_copy(

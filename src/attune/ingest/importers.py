@@ -45,6 +45,8 @@ ITEM_COLUMNS = (
     "price",
     "language",
     "created_at",
+    "regions",
+    "translations",
 )
 ITEM_ALIASES = {"genres": "categories", "genre": "categories", "category": "categories"}
 EVENT_ALIASES = {"rating": "value"}
@@ -187,7 +189,7 @@ def import_items(
     _require(frame, ("item_id",), source)
     report = ImportReport("items", total=len(frame))
     rows: list[dict[str, Any]] = []
-    patches: dict[str, tuple[int, dict[str, Any], dict[str, Any]]] = {}
+    patches: dict[str, _Patch] = {}
     for number, record in _records(frame):
         fields = {
             k: record[k] for k in ITEM_COLUMNS if k != "item_id" and record.get(k) is not None
@@ -202,9 +204,8 @@ def import_items(
             # the id is held to the API's rules too (length, no NUL), not only the fields
             item = ItemBatchEntry.model_validate({**fields, "item_id": item_id})
             if partial:
-                report.duplicates += item.item_id in patches
-                earlier = patches.get(item.item_id, (number, {}, record))[1]
-                patches[item.item_id] = (number, merge_patch(earlier, fields), record)
+                patch = patches.setdefault(item.item_id, _Patch())
+                patch.add(number, fields, record)
             else:
                 rows.append(item_row(item.item_id, item))
         except pydantic.ValidationError as exc:
@@ -222,29 +223,41 @@ def import_items(
     return report
 
 
-def _patch_stored(
-    service: IngestService,
-    patches: dict[str, tuple[int, dict[str, Any], dict[str, Any]]],
-    report: ImportReport,
-) -> None:
-    """Apply each row's fields to the stored item; rows of items the catalog does not
-    hold, or whose change makes an invalid item, are rejected with the reason."""
+@dataclass
+class _Patch:
+    """The rows of a partial import that change one item, merged in file order."""
+
+    fields: dict[str, Any] = field(default_factory=dict)
+    rows: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+
+    def add(self, number: int, fields: dict[str, Any], record: dict[str, Any]) -> None:
+        self.fields = merge_patch(self.fields, fields)
+        self.rows.append((number, record))
+
+
+def _patch_stored(service: IngestService, patches: dict[str, _Patch], report: ImportReport) -> None:
+    """Apply each item's rows to the stored item; the rows of items the catalog does not
+    hold, or whose change makes an invalid item, are all rejected with the reason."""
     now = time.time()
     refused: dict[str, str] = {}
 
     def change(row: dict[str, Any]) -> dict[str, Any] | None:
-        number, fields, _ = patches[row["item_id"]]
+        patch = patches[row["item_id"]]
         try:
-            return patched_row(row, fields, now)
+            return patched_row(row, patch.fields, now)
         except pydantic.ValidationError as exc:
-            refused[row["item_id"]] = _reason(error_list(exc, ("rows", number)))
+            refused[row["item_id"]] = _reason(error_list(exc, ("rows", patch.rows[-1][0])))
             return None
 
     written = {row["item_id"] for row in service.stores.catalog.patch_items(list(patches), change)}
-    for item_id, (number, _, record) in patches.items():
-        if item_id not in written:
-            reason = refused.get(item_id, "not in the catalog: import it whole (without --partial)")
+    for item_id, patch in patches.items():
+        if item_id in written:
+            report.duplicates += len(patch.rows) - 1
+            continue
+        reason = refused.get(item_id, "not in the catalog: import it whole (without --partial)")
+        for number, record in patch.rows:
             report.rejected_rows.append({"row": number + 1, "reason": reason, **record})
+    report.rejected_rows.sort(key=lambda rejected: rejected["row"])
     report.accepted = len(written)
     report.rejected = len(report.rejected_rows)
 

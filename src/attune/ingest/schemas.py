@@ -233,7 +233,7 @@ class ItemIn(_Schema):
 
     _finite_json = field_validator("properties")(_json_safe)
 
-    @field_validator("categories", "tags", mode="before")
+    @field_validator("categories", "tags", "regions", mode="before")
     @classmethod
     def _split_text(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -47,6 +47,15 @@ def put_item(
     response_model=ItemOut,
     summary="Change some of an item's fields",
     responses={404: {"description": "The catalog does not hold the item"}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                media: {"schema": {"type": "object", "additionalProperties": True}}
+                for media in ("application/json", "application/merge-patch+json")
+            },
+        }
+    },
 )
 def patch_item(
     item_id: ItemIdPath,
@@ -54,7 +63,7 @@ def patch_item(
         dict[str, Any],
         Body(
             description="The fields to change (ItemIn's fields; null resets one)",
-            examples=[{"available": False}, {"price": 9.5, "properties": {"color": None}}],
+            examples=[{"available": False}, {"price": 9.5}],
         ),
     ],
     ingest: IngestDep,

@@ -14,7 +14,7 @@ import anyio.to_thread
 import orjson
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from attune.api.deps import RecommendationsDep, Services, ServicesDep, StoresDep
 from attune.api.routes._common import UserIdPath
@@ -293,6 +293,16 @@ async def user_recommendations(
     )
 
 
+def _scalar_text(value: Any) -> Any:
+    """A context value given as a number or a boolean, as the query string would carry it
+    (``20`` → ``"20"``, ``true`` → ``"true"``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
 class RankIn(BaseModel):
     """A candidate list to re-rank for one person."""
 
@@ -303,9 +313,9 @@ class RankIn(BaseModel):
     n: int | None = Field(default=None, ge=1, le=1_000, description="Keep the best n")
     placement: str | None = Field(default=None, max_length=128)
     filter: str | None = Field(default=None, max_length=MAX_LENGTH)
-    context: dict[str, Annotated[str, Field(max_length=MAX_CONTEXT_VALUE)]] = Field(
-        default_factory=dict, max_length=MAX_CONTEXT_KEYS
-    )
+    context: dict[
+        str, Annotated[str, BeforeValidator(_scalar_text), Field(max_length=MAX_CONTEXT_VALUE)]
+    ] = Field(default_factory=dict, max_length=MAX_CONTEXT_KEYS)
 
     @field_validator("context")
     @classmethod
