@@ -379,3 +379,21 @@ def test_a_partial_items_import_changes_only_the_columns_given(run, tmp_path):
     failed = run("import", "items", str(unknown), "--partial")
     assert failed.exit_code == 1 and "all 2 were rejected" in failed.output
     assert (tmp_path / "unknown.csv.rejected.csv").read_text().count("noA") == 2
+
+
+@pytest.mark.parametrize("value", ["x", '{"*": 0}'])
+def test_a_bad_setting_is_a_clean_error_naming_the_variable(run, monkeypatch, value):
+    monkeypatch.setenv("ATTUNE_RETENTION_DAYS", value)
+    result = run("stats")
+    assert result.exit_code == 1
+    assert "bad setting: ATTUNE_RETENTION_DAYS" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_reading_a_mistyped_workspace_fails_and_creates_nothing(run, tmp_path):
+    for command in (["stats"], ["audit"], ["versions", "list"], ["users", "export", "u1"]):
+        result = run(*command, "--workspace", "nope")
+        assert result.exit_code == 1, command
+        assert "no workspace named 'nope'" in result.output, command
+    assert not (tmp_path / "data" / "workspaces" / "nope").exists()
+    assert run("stats").exit_code == 0  # the default workspace is made on first use

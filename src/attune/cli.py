@@ -14,10 +14,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from attune.auth.cli import WorkspaceOption, audit_cmd, keys_app
-from attune.cli_common import atomic_output, check_output, console, out, write_output
+from attune.cli_common import (
+    atomic_output,
+    check_output,
+    console,
+    out,
+    settings_or_fail,
+    write_output,
+)
 from attune.cli_common import fail as _fail
 from attune.cli_common import session as _session
-from attune.config import Settings, get_settings
+from attune.config import Settings
 from attune.errors import AttuneError
 from attune.training.promotion import version_summary
 from attune.training.versions_cli import versions_app
@@ -345,7 +352,7 @@ def evaluate(
     cutoffs = sorted(set(k or [10, 20]))
     seconds = _parse_duration(budget) if budget else None
     check_output(output)  # before the evaluation, which may take long
-    with _session(workspace) as (settings, stores):
+    with _session(workspace, existing=True) as (settings, stores):
         frame = stores.events.interaction_frame()
         if frame.empty:
             _fail("no events stored: import some first")
@@ -435,7 +442,7 @@ def stats(
     workspace: WorkspaceOption = None,
 ) -> None:
     """What is stored: events by type, users, items, model versions."""
-    with _session(workspace) as (_settings, stores):
+    with _session(workspace, existing=True) as (_settings, stores):
         by_type = stores.events.count_by_type()
         versions = stores.model_versions.list_versions(limit=20)
         champion = stores.model_versions.latest("champion")
@@ -487,7 +494,7 @@ def batch_recommend(
     ids = _read_user_ids(users)
     check_output(output)
     unknown = 0
-    with _session(workspace) as (settings, stores):
+    with _session(workspace, existing=True) as (settings, stores):
         service = RecommendationService(stores, ModelHolder(stores, settings=settings), settings)
         stored_id = Pseudonymizer.from_settings(settings)  # the ids events are stored under
         chunk = 256
@@ -543,7 +550,7 @@ def serve(
     from attune.api.app import create_app
     from attune.worker import BackgroundWorker
 
-    settings = get_settings()
+    settings = settings_or_fail()
     if workers > 1:
         _prepare_workers(settings)
     console.print(f"Attune on [bold]http://{host}:{port}[/]  (API docs: /docs)")
@@ -611,7 +618,7 @@ def worker(
 
     from attune.worker import run_worker, wanted_jobs
 
-    settings = get_settings()
+    settings = settings_or_fail()
     names = wanted_jobs(settings)
     console.print(f"worker jobs: {', '.join(names) or 'none configured'}")
     stop = threading.Event()
@@ -649,7 +656,7 @@ def users_erase(
     from attune.engine.model_holder import ModelHolder
     from attune.privacy.service import PrivacyService
 
-    with _session(workspace) as (settings, stores):
+    with _session(workspace, existing=True) as (settings, stores):
         holder = ModelHolder(stores, settings=settings)
         broadcast = ServerBroadcast.for_stores(stores)
         models = broadcast.forgetting(settings.workspace, holder) if broadcast else holder
@@ -690,7 +697,7 @@ def users_export(
     """Everything held about a person, as JSON."""
     from attune.privacy.service import PrivacyService
 
-    with _session(workspace) as (settings, stores):
+    with _session(workspace, existing=True) as (settings, stores):
         document = PrivacyService(settings, stores).export(user_id)
     text = json.dumps(document, indent=2, ensure_ascii=False)
     if output is None:
@@ -713,7 +720,7 @@ def retention_run(
 
     from attune.privacy.retention import retention_configured, run_retention
 
-    with _session(workspace) as (settings, stores):
+    with _session(workspace, existing=True) as (settings, stores):
         if not retention_configured(settings):
             console.print(
                 "no retention configured (ATTUNE_RETENTION_DAYS, "

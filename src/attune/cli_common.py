@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Iterator
@@ -10,7 +11,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
+import pydantic
 import typer
+from pydantic_settings import SettingsError
 from rich.console import Console
 
 from attune.config import Settings, get_settings
@@ -25,18 +28,43 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(code=1)
 
 
-@contextmanager
-def session(workspace: str | None = None) -> Iterator[tuple[Settings, Any]]:
-    """Settings and open stores for one command, on ``workspace`` (default: the
-    ATTUNE_WORKSPACE setting); AttuneErrors become a clean exit."""
-    from attune.store.factory import open_stores
+def settings_or_fail() -> Settings:
+    """The settings from the environment; a bad one is a clean error naming the
+    variable, not a traceback."""
+    try:
+        return get_settings()
+    except pydantic.ValidationError as exc:
+        problems = [
+            f"ATTUNE_{str(error['loc'][0]).upper() if error['loc'] else '?'}: {error['msg']}"
+            for error in exc.errors()
+        ]
+        fail("bad setting: " + "; ".join(problems))
+    except SettingsError as exc:  # a value that is not even JSON where JSON is expected
+        field = re.search(r'field "(\w+)"', str(exc))
+        name = f"ATTUNE_{field.group(1).upper()}" if field else "a setting"
+        fail(f"bad setting: {name}: cannot read it ({exc.__cause__ or exc})")
+    except AttuneError as exc:
+        fail(exc.message)
 
-    settings = get_settings()
+
+@contextmanager
+def session(
+    workspace: str | None = None, *, existing: bool = False
+) -> Iterator[tuple[Settings, Any]]:
+    """Settings and open stores for one command, on ``workspace`` (default: the
+    ATTUNE_WORKSPACE setting); AttuneErrors become a clean exit. ``existing``: the
+    command only reads or removes, so a workspace nothing was written to is an error
+    (a mistyped name), not a new empty workspace."""
+    from attune.store.factory import open_stores, workspace_exists
+
+    settings = settings_or_fail()
     stores = None
     try:
         settings = settings.for_workspace(workspace) if workspace else settings
     except ValueError as exc:
         fail(str(exc))
+    if existing and not workspace_exists(settings):
+        fail(f"no workspace named {settings.workspace!r}: nothing was ever written to it")
     try:
         stores = open_stores(settings)
         yield settings, stores

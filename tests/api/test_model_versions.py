@@ -129,8 +129,54 @@ def test_one_training_job_at_a_time_and_clear_refusals(client, stores, any_setti
     assert "tune_budget_seconds" in str(too_short.json()["error"]["details"])
     unknown_field = client.post("/v1/models/train", json={"budget": 60})
     assert unknown_field.status_code == 422
+    for odd in ({"gate": "yes"}, {"tune_budget_seconds": "NaN"}):  # once a job, and "≤ 86400"
+        refused = client.post("/v1/models/train", json=odd)
+        assert refused.status_code == 422, odd
+        assert "86400" not in refused.text
     assert client.get("/v1/models/train/train-0123456789ab").status_code == 404
     assert client.get("/v1/models/train/not-a-job").status_code == 422
+
+
+def _sleeping_fit(_settings, _budget, _gate):
+    """A fit in a child process, as the real trainer runs one, that takes a minute."""
+    import multiprocessing
+    import time as clock
+
+    from attune.training.schedule import CHILD_NAME
+
+    child = multiprocessing.get_context("spawn").Process(
+        target=clock.sleep, args=(60,), name=CHILD_NAME, daemon=True
+    )
+    child.start()
+    child.join()
+    raise RuntimeError(f"the fit ended with exit code {child.exitcode}")
+
+
+def test_a_server_that_stops_ends_its_fits_and_says_so(any_settings, stores):
+    """A fit left running after its server stopped registered and promoted a version
+    with no server running, and its job said 'running' for hours."""
+    import multiprocessing
+    import time as clock
+
+    from fastapi.testclient import TestClient
+
+    from attune.api.app import create_app
+    from attune.training.jobs import STOPPED, find_job
+    from attune.training.schedule import CHILD_NAME
+    from tests.conftest import AUTH
+
+    with TestClient(create_app(any_settings, stores), headers=AUTH) as api:
+        api.app.state.train_jobs.trainer = _sleeping_fit
+        job_id = api.post("/v1/models/train").json()["job_id"]
+        deadline = clock.monotonic() + 30
+        while not any(c.name == CHILD_NAME for c in multiprocessing.active_children()):
+            assert clock.monotonic() < deadline, "the fit never started"
+            clock.sleep(0.05)
+        started = clock.monotonic()
+    assert clock.monotonic() - started < 20  # the shutdown did not wait for the fit
+    assert not [c for c in multiprocessing.active_children() if c.name == CHILD_NAME]
+    job = find_job(stores, any_settings.workspace, job_id)
+    assert job.status == "failed" and job.error == STOPPED
 
 
 def test_a_job_whose_server_stopped_is_lost(stores):

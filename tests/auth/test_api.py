@@ -206,3 +206,9 @@ def test_a_body_that_is_not_utf8_is_a_422_like_any_malformed_json(client):
     assert response.status_code == 422
     error = response.json()["error"]
     assert error["code"] == "validation_error" and error["details"][0]["type"] == "json_invalid"
+
+
+def test_asking_for_no_scopes_is_refused_not_an_admin_key(client):
+    response = client.post("/v1/keys", json={"name": "x", "scopes": []})
+    assert response.status_code == 422
+    assert response.json()["error"]["details"][0]["loc"] == ["body", "scopes"]

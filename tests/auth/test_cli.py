@@ -33,6 +33,10 @@ def test_keys_create_list_revoke_and_audit(run, tmp_path):
     created = json.loads(result.stdout)
     assert created["key"].startswith("atk_sk_") and created["scopes"] == ["ingest", "read"]
 
+    for nothing in ("", ","):  # once an admin key
+        refused = run("keys", "create", "--name", "x", "--scopes", nothing)
+        assert refused.exit_code == 1 and "at least one scope" in refused.output
+
     panel = run("keys", "create", "--name", "web", "--kind", "public")
     assert panel.exit_code == 0 and "atk_pk_" in panel.stdout and "atk_us_" in panel.stdout
     assert "Shown only now" in panel.stdout

@@ -106,7 +106,10 @@ def test_create_key_stores_a_hash_shows_the_token_once_and_audits(stores: Stores
         ({"kind": "public", "scopes": ["admin"]}, "scopes"),
         ({"workspace": "Not Valid"}, "workspace"),
         ({"rate_per_second": 0}, "rate_per_second"),
+        ({"rate_per_second": float("inf")}, "rate_per_second"),
+        ({"rate_per_second": float("nan")}, "rate_per_second"),
         ({"burst": 0}, "burst"),
+        ({"scopes": []}, "scopes"),  # "no scopes" once made an admin key
     ],
 )
 def test_create_key_refuses_bad_input_naming_the_field(sqlite_stores: Stores, options, field):

@@ -138,7 +138,8 @@ def test_pruning_deletes_old_files_but_never_what_serves_or_is_shared(any_settin
         second.version_id: "pruned",
         first.version_id: "retired",
     }
-    with pytest.raises(NotFoundError):
+    with pytest.raises(NotFoundError) as gone:
         roll_back(stores, second.version_id)  # its files are gone
+    assert "pruned" in str(gone.value) and "file:" not in str(gone.value)  # no server path
     assert previous_version(stores).version_id == back.version_id
     assert prune(stores, keep=2).pruned == [], "nothing more to do"

@@ -144,6 +144,7 @@ def create_app(settings: Settings | None = None, stores: Stores | None = None) -
             yield
         finally:
             ticker.stop()
+            app.state.train_jobs.stop()  # a fit must not promote a version after we are gone
             if broadcast is not None:
                 broadcast.stop()
             app.state.services.recommendations.log.flush()

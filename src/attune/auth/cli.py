@@ -14,7 +14,8 @@ from rich.panel import Panel
 from rich.table import Table
 
 from attune.auth.audit import CLI_ACTOR
-from attune.config import DEFAULT_WORKSPACE, Settings, get_settings
+from attune.cli_common import settings_or_fail
+from attune.config import DEFAULT_WORKSPACE, Settings
 from attune.errors import AttuneError
 
 keys_app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
@@ -38,17 +39,28 @@ def _when(seconds: float | None) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M")
 
 
+def _iso(seconds: float) -> str:
+    """UTC Unix seconds as ISO 8601, as the API writes times."""
+    return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
+
+
 @contextmanager
-def _stores(workspace: str | None = None) -> Iterator[tuple[Settings, Any, Any]]:
+def _stores(
+    workspace: str | None = None, *, existing: bool = False
+) -> Iterator[tuple[Settings, Any, Any]]:
     """Settings of the workspace, the default workspace's stores (which hold every key)
-    and the workspace's own stores (its audit log); errors become a clean exit."""
-    from attune.store.factory import open_stores
+    and the workspace's own stores (its audit log); errors become a clean exit.
+    ``existing``: a workspace nothing was written to is an error (a mistyped name)."""
+    from attune.store.factory import open_stores, workspace_exists
 
     opened: list[Any] = []
     try:
-        settings = get_settings()
+        settings = settings_or_fail()
         if workspace:
             settings = settings.for_workspace(workspace)
+        if existing and not workspace_exists(settings):
+            name = settings.workspace
+            raise ValueError(f"no workspace named {name!r}: nothing was written to it")
         home = open_stores(settings.for_workspace(DEFAULT_WORKSPACE))
         opened.append(home)
         own = home
@@ -85,7 +97,7 @@ def keys_create(
     from attune.auth.manage import create_key
     from attune.auth.signing import master_secret
 
-    wanted = [s.strip() for s in scopes.split(",") if s.strip()] if scopes else None
+    wanted = [s.strip() for s in scopes.split(",") if s.strip()] if scopes is not None else None
     with _stores(workspace) as (settings, home, own):
         created = create_key(
             home.keys,
@@ -184,11 +196,11 @@ def audit_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines")] = False,
 ) -> None:
     """The audit log of administrative actions, newest first."""
-    with _stores(workspace) as (settings, _home, own):
+    with _stores(workspace, existing=True) as (settings, _home, own):
         entries = own.audit.list(limit, workspace=settings.workspace, action=action)
     if as_json:
         for e in entries:
-            line = {"id": e.id, "at": e.at, "actor": e.actor, "action": e.action}
+            line = {"id": e.id, "at": _iso(e.at), "actor": e.actor, "action": e.action}
             typer.echo(json.dumps({**line, "target": e.target, "details": e.details}))
         return
     table = Table(title=f"audit log of workspace {settings.workspace}")

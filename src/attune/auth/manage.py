@@ -13,6 +13,8 @@ from attune.errors import NotFoundError, ValidationError
 from attune.store.protocols import AuditStore, KeyStore
 
 MAX_NAME_LENGTH = 128
+MAX_RATE = 1e6
+"""Requests per second a key may be allowed, at most."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +61,9 @@ def create_key(
         check_workspace(workspace)
     except ValueError as exc:
         raise _invalid("workspace", str(exc)) from exc
+    if scopes is not None and not scopes:
+        # "no scopes" must never mean "every scope"
+        raise _invalid("scopes", f"name at least one scope ({', '.join(SCOPES)}), or leave it out")
     wanted = list(dict.fromkeys(scopes)) if scopes else None
     unknown = [s for s in wanted or [] if s not in SCOPES]
     if unknown:
@@ -69,8 +74,9 @@ def create_key(
         granted: tuple[str, ...] = PUBLIC_SCOPES
     else:
         granted = tuple(wanted) if wanted else SCOPES
-    if rate_per_second is not None and not rate_per_second > 0:
-        raise _invalid("rate_per_second", "the rate must be a positive number of requests/s")
+    if rate_per_second is not None and not 0 < rate_per_second <= MAX_RATE:
+        limit = f"the rate is a positive number of requests/s, at most {MAX_RATE:g}"
+        raise _invalid("rate_per_second", limit)
     if burst is not None and burst < 1:
         raise _invalid("burst", "the burst must be at least 1")
 

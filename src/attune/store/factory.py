@@ -109,6 +109,25 @@ class Stores:
         self.engine.dispose()
 
 
+def workspace_exists(settings: Settings) -> bool:
+    """Whether the settings' workspace holds a database already (the default one always
+    counts: it is made on first use, by any command)."""
+    if settings.is_default_workspace:
+        return True
+    schema = settings.sql_schema
+    if schema is None:
+        return (settings.workspace_dir / "attune.db").exists()
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(settings.sql_url)
+    try:
+        with engine.connect() as conn:
+            query = text("select 1 from information_schema.schemata where schema_name = :s")
+            return conn.execute(query, {"s": schema}).first() is not None
+    finally:
+        engine.dispose()
+
+
 def open_stores(settings: Settings, *, migrate: bool = True) -> Stores:
     """Connect to the configured database (migrating it to the newest schema) and stores."""
     from attune.auth.signing import master_secret

@@ -24,13 +24,14 @@ from attune.config import Settings
 from attune.errors import ConflictError, NotFoundError
 from attune.store.factory import Stores
 from attune.training.promotion import was_held
-from attune.training.schedule import Trainer, train_in_child
+from attune.training.schedule import Trainer, stop_training_children, train_in_child
 
 log = logging.getLogger(__name__)
 
 TRAIN_ACTION = "model.train"
 LOST_AFTER_SECONDS = 6 * 3600.0
 """A job with no outcome this long after its budget (or its start, untuned) is lost."""
+STOPPED = "the server stopped before the fit ended; no version was registered"
 SEARCH_ENTRIES = 5_000
 """How far back in the audit log a job is looked for."""
 
@@ -57,7 +58,17 @@ class TrainJobs:
     def __init__(self, trainer: Trainer = train_in_child) -> None:
         self.trainer = trainer
         self._running: dict[str, str] = {}
+        self._threads: list[threading.Thread] = []
+        self._stopping = False
         self._lock = threading.Lock()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """The server is stopping: end the fits still running (their versions are never
+        registered) and record those jobs as failed for that reason."""
+        self._stopping = True
+        stop_training_children(timeout)
+        for thread in list(self._threads):
+            thread.join(timeout)
 
     def start(
         self,
@@ -85,6 +96,7 @@ class TrainJobs:
             daemon=True,
         )
         thread.start()
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
         return TrainJob(job_id, "running", datetime.now(UTC), tune_budget_seconds, gate=gate)
 
     def _run(
@@ -106,7 +118,8 @@ class TrainJobs:
                 "held": held,
             }
         except Exception as exc:  # the job's outcome, for whoever asks
-            details = {"status": "failed", "error": str(exc)[:500]}
+            error = STOPPED if self._stopping else str(exc)[:500]
+            details = {"status": "failed", "error": error}
         try:
             if details["status"] == "succeeded" and not details["held"]:
                 try:

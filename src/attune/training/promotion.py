@@ -118,7 +118,12 @@ def roll_back(
             f"model version {to!r} was trained before a person was erased ({when}) and may "
             "still hold what it learned from them: train a new version instead"
         )
-    stores.artifacts.open(target.artifact_uri)  # NotFoundError when its files are gone
+    try:
+        stores.artifacts.open(target.artifact_uri)
+    except NotFoundError:  # the message would name a server path
+        raise NotFoundError(
+            f"version {target.version_id} has no files any more (pruned): it cannot serve"
+        ) from None
     stamp = datetime.now(UTC)
     version = replace(
         target,

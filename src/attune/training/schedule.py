@@ -33,6 +33,8 @@ from attune.store.factory import Stores
 log = logging.getLogger(__name__)
 
 Action = Literal["skipped", "trained", "tuned", "held"]
+CHILD_NAME = "attune-retrain"
+"""The name of the process a fit runs in."""
 Trainer = Callable[[Settings, float | None, bool], str]
 """Trains and registers a version (settings, tune budget or None, whether the
 champion/challenger check decides if it serves) and returns its id."""
@@ -63,7 +65,7 @@ def train_in_child(
     context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
     child = context.Process(
-        target=_train, args=(send, settings, tune_budget_seconds, gate), name="attune-retrain"
+        target=_train, args=(send, settings, tune_budget_seconds, gate), name=CHILD_NAME
     )
     child.daemon = True
     child.start()
@@ -81,6 +83,20 @@ def train_in_child(
     if kind == "error":
         raise AttuneError(f"training failed: {value}")
     return str(value)
+
+
+def stop_training_children(timeout: float = 10.0) -> int:
+    """End the fits :func:`train_in_child` started from this process that still run (a
+    server or worker shutting down: a fit left behind would register and promote a
+    version after its server is gone); how many were ended."""
+    children = [c for c in multiprocessing.active_children() if c.name == CHILD_NAME]
+    for child in children:
+        child.terminate()
+    for child in children:
+        child.join(timeout)
+        if child.is_alive():
+            child.kill()
+    return len(children)
 
 
 def _train(

@@ -37,7 +37,7 @@ def versions_list(
     workspace: WorkspaceOption = None,
 ) -> None:
     """The registered model versions, newest first; the serving one is marked."""
-    with session(workspace) as (_settings, stores):
+    with session(workspace, existing=True) as (_settings, stores):
         champion = stores.model_versions.latest("champion")
         serving = champion.version_id if champion else None
         rows = [version_summary(v, serving) for v in stores.model_versions.list_versions(limit)]
@@ -80,7 +80,7 @@ def versions_rollback(
     from attune.auth.audit import CLI_ACTOR
     from attune.training.promotion import previous_version, roll_back
 
-    with session(workspace) as (settings, stores):
+    with session(workspace, existing=True) as (settings, stores):
         target = to or previous_version(stores).version_id
         version = roll_back(stores, target, settings.workspace, actor=CLI_ACTOR)
     console.print(
@@ -102,7 +102,7 @@ def versions_prune(
     listed as `pruned` and can no longer be rolled back to."""
     from attune.training.promotion import prune
 
-    with session(workspace) as (_settings, stores):
+    with session(workspace, existing=True) as (_settings, stores):
         report = prune(stores, keep, dry_run=dry_run)
     verb = "would prune" if dry_run else "pruned"
     for version_id in report.pruned:

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from attune.api.deps import PrincipalDep, StoresDep
 from attune.api.routes._common import iso
 from attune.auth.keys import ApiKey
-from attune.auth.manage import MAX_NAME_LENGTH, create_key, revoke_key
+from attune.auth.manage import MAX_NAME_LENGTH, MAX_RATE, create_key, revoke_key
 from attune.auth.principal import Scope
 from attune.auth.signing import master_secret
 from attune.store.factory import Stores
@@ -29,10 +29,11 @@ class KeyIn(BaseModel):
     kind: Literal["secret", "public"] = "secret"
     scopes: list[Scope] | None = Field(
         default=None,
+        min_length=1,
         max_length=3,
         description="Secret keys: default all (ingest, read, admin). Public keys: fixed.",
     )
-    rate_per_second: float | None = Field(default=None, gt=0, le=1e6)
+    rate_per_second: float | None = Field(default=None, gt=0, le=MAX_RATE)
     burst: int | None = Field(default=None, ge=1, le=10_000_000)
 
 
@@ -97,7 +98,7 @@ def post_key(
         name=body.name,
         actor=principal.key_id,
         kind=body.kind,
-        scopes=list(body.scopes) if body.scopes else None,
+        scopes=list(body.scopes) if body.scopes is not None else None,
         workspace=principal.workspace,
         rate_per_second=body.rate_per_second,
         burst=body.burst,

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from attune.api.deps import PrincipalDep, ServicesDep
 from attune.errors import NotFoundError
@@ -72,11 +72,12 @@ class TrainIn(BaseModel):
         default=None,
         ge=10,
         le=86_400,
+        allow_inf_nan=False,
         description="Tune every candidate within this many seconds, then pick or blend (as "
         "`attune train --tune`); none: refit the last tuned configuration or validated "
         "defaults on every stored event (as `attune train`)",
     )
-    gate: bool = Field(
+    gate: StrictBool = Field(
         default=False,
         description="Serve the new version only if, on the newest events, it is not clearly "
         "worse than the serving one (the champion/challenger check of scheduled retrains); "
