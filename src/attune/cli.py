@@ -20,6 +20,7 @@ from attune.cli_common import (
     console,
     out,
     settings_or_fail,
+    show_logs,
     write_output,
 )
 from attune.cli_common import fail as _fail
@@ -551,6 +552,7 @@ def serve(
     from attune.worker import BackgroundWorker
 
     settings = settings_or_fail()
+    show_logs()
     if workers > 1:
         _prepare_workers(settings)
     console.print(f"Attune on [bold]http://{host}:{port}[/]  (API docs: /docs)")
@@ -616,19 +618,28 @@ def worker(
     import signal
     import threading
 
+    from attune.training.schedule import stop_training_children
     from attune.worker import run_worker, wanted_jobs
 
     settings = settings_or_fail()
+    show_logs()
     names = wanted_jobs(settings)
     console.print(f"worker jobs: {', '.join(names) or 'none configured'}")
     stop = threading.Event()
+    stopped_by: list[int] = []
+
+    def on_signal(number: int, _frame: object) -> None:
+        # a fit in progress ends now (its version is not registered): a service manager
+        # waits for a stop a minute or so, a re-tune takes up to its budget
+        stopped_by.append(number)
+        stop.set()
+        stop_training_children()
+
     if not once:
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
     try:
         jobs = run_worker(settings, stop, once=once)
-    except KeyboardInterrupt:
-        stop.set()
-        return
     except AttuneError as exc:
         _fail(exc.message)
     for job in jobs:
@@ -636,6 +647,9 @@ def worker(
         if job.name == "retrain" and isinstance(job.last_result, dict):
             for workspace, outcome in job.last_result.items():
                 console.print(f"  workspace {workspace}: {outcome}")
+    if stopped_by:
+        console.print(f"stopped ({signal.Signals(stopped_by[0]).name})")
+        raise typer.Exit(code=130 if stopped_by[0] == signal.SIGINT else 0)
     if any(job.failures for job in jobs):
         raise typer.Exit(code=1)
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import secrets
 import shutil
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +28,16 @@ out = Console()
 def fail(message: str) -> NoReturn:
     console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
     raise typer.Exit(code=1)
+
+
+def show_logs(level: int = logging.INFO) -> None:
+    """Log lines of long-running commands (worker, serve) on stderr, timestamped: what
+    each scheduled job did, why a retrain was skipped, a failure's traceback."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+        )
+    logging.getLogger("attune").setLevel(level)
 
 
 def settings_or_fail() -> Settings:

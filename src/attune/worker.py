@@ -63,9 +63,17 @@ class Scheduler:
         for job in self.jobs:
             if self.clock() < job.next_at:
                 continue
+            started = time.monotonic()
             try:
                 job.last_result = job.run()
                 job.runs += 1
+                log.info(
+                    "scheduled job %s done in %.1f s: %s; next in %.0f s",
+                    job.name,
+                    time.monotonic() - started,
+                    job.last_result,
+                    job.interval_seconds,
+                )
             except Exception:
                 job.failures += 1
                 log.exception(

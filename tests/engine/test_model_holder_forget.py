@@ -105,6 +105,8 @@ def test_a_model_that_cannot_forget_exactly_is_refitted(any_settings, stores):
     refitted = stores.model_versions.latest("champion")
     assert refitted.version_id != first.version_id
     assert refitted.algorithm == "als" and refitted.params == first.params
+    assert refitted.metrics["selection"] == "erasure"  # versions list says where it came from
+    assert refitted.metrics["refit_of"] == first.version_id
     assert refitted.data_window["users"] == first.data_window["users"] - 1
     loaded = holder.current()
     assert loaded.version.version_id == refitted.version_id

@@ -199,3 +199,50 @@ def test_retention_reaches_every_workspace_too(settings: Settings, sqlite_stores
         assert eu_stores.events.count() == 0
     finally:
         eu_stores.close()
+
+
+def test_each_scheduled_run_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    """Operators watch a worker's log: every run says what it did (a skipped retrain
+    included), not only a summary at exit."""
+    import logging
+
+    from attune.worker import Job, Scheduler
+
+    scheduler = Scheduler([Job("retrain", 60.0, lambda: {"default": "skipped: 0 new events"})])
+    with caplog.at_level(logging.INFO, logger="attune.worker"):
+        assert scheduler.run_due() == ["retrain"]
+    assert "scheduled job retrain done" in caplog.text
+    assert "skipped: 0 new events" in caplog.text
+
+
+def test_the_worker_stops_on_ctrl_c_with_its_summary(tmp_path: Path) -> None:
+    """Ctrl-C exited 0 without a word; a stop now says so and exits 130 (SIGINT)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {
+        **os.environ,
+        "ATTUNE_DATA_DIR": str(tmp_path / "data"),
+        "ATTUNE_RETRAIN_INTERVAL_SECONDS": "3600",
+    }
+    env.pop("ATTUNE_DATABASE_URL", None)
+    worker = subprocess.Popen(
+        [str(Path(sys.executable).parent / "attune"), "worker"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        time.sleep(8)  # started, its first retrain run (nothing to train on) logged
+        worker.send_signal(signal.SIGINT)
+        output, _ = worker.communicate(timeout=30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert worker.returncode == 130, output
+    assert "scheduled job retrain" in output and "stopped (SIGINT)" in output
+    assert "retrain: " in output  # the summary

@@ -283,7 +283,12 @@ class ModelHolder:
 
         settings = self.settings or get_settings()
         refitted = train(
-            settings, self.stores, algorithm=version.algorithm, params=version.params, like=version
+            settings,
+            self.stores,
+            algorithm=version.algorithm,
+            params=version.params,
+            like=version,
+            origin="erasure",
         )
         log.info("refitted %s as %s after an erasure", version.version_id, refitted.version_id)
         self.refresh()

@@ -212,6 +212,7 @@ def train(
     tune_budget_seconds: float | None = None,
     like: ModelVersion | None = None,
     gate: bool = False,
+    origin: str | None = None,
 ) -> ModelVersion:
     """Fit a model on every stored event and register it as the serving champion.
 
@@ -224,7 +225,9 @@ def train(
 
     ``like``: refit as that version was fitted: with an explicit ``algorithm`` and
     ``params``, also its validated data handling (how values count, whether the
-    fallback decays), e.g. to refit a served version after an erasure.
+    fallback decays), e.g. to refit a served version after an erasure. ``origin``: why
+    this version was made, recorded as its ``selection`` (e.g. ``"erasure"``: a refit of
+    ``like`` without an erased person, ``refit_of`` naming it), else ``"explicit"``.
 
     ``gate``: first judge the new configuration against the serving champion on the
     newest events (:mod:`attune.training.gate`); when the champion is clearly better the
@@ -250,11 +253,13 @@ def train(
         raise NotReadyError("every stored event has weight 0: nothing counts as positive feedback")
 
     if algorithm:
-        selection: dict[str, Any] = {"selection": "explicit"}
+        selection: dict[str, Any] = {"selection": origin or "explicit"}
         params = params or {}
         if like is not None:
             kept_choices = ("value_modes", "popularity_decays")
             selection.update({k: like.metrics[k] for k in kept_choices if k in like.metrics})
+            if origin is not None:
+                selection["refit_of"] = like.version_id
     else:
         algorithm, params, selection = _choose(
             settings,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -105,6 +106,9 @@ def _train(
     from attune.store.factory import open_stores
     from attune.training.pipeline import train
 
+    # Ctrl-C at a terminal reaches the whole process group: the parent decides whether
+    # this fit ends (stop_training_children), not the key press
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         stores = open_stores(settings)
         try:
