@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 import math
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from attune.auth.cli import WorkspaceOption, audit_cmd, keys_app
@@ -19,192 +17,30 @@ from attune.cli_common import (
     check_output,
     console,
     out,
+    progress_bar,
     settings_or_fail,
     show_logs,
     write_output,
 )
 from attune.cli_common import fail as _fail
 from attune.cli_common import session as _session
+from attune.cli_import import import_app, import_movielens_cmd
+from attune.cli_privacy import retention_app, users_app
 from attune.config import Settings
 from attune.errors import AttuneError
 from attune.training.promotion import version_summary
 from attune.training.versions_cli import versions_app
 
 if TYPE_CHECKING:
-    from attune.store.factory import Stores
+    pass
 
 app = typer.Typer(help="Attune: an open-source AI personalization engine.", no_args_is_help=True)
-import_app = typer.Typer(
-    help="Bulk-import events, items, users or a MovieLens folder.", no_args_is_help=True
-)
 app.add_typer(import_app, name="import")
-users_app = typer.Typer(help="One person's data: erase it, export it.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
-retention_app = typer.Typer(help="Delete events past their retention.", no_args_is_help=True)
 app.add_typer(retention_app, name="retention")
 app.add_typer(keys_app, name="keys")
 app.command("audit")(audit_cmd)
 app.add_typer(versions_app, name="versions")
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    )
-
-
-def _summary(report: Any) -> None:
-    table = Table(title=f"import {report.kind}", show_header=True)
-    columns = ["total", "accepted", "duplicates", "rejected"]
-    if getattr(report, "dropped", 0):  # events of people without tracking consent
-        columns.append("dropped")
-    for column in columns:
-        table.add_column(column, justify="right")
-    table.add_row(*(f"{getattr(report, c):,}" for c in columns))
-    console.print(table)
-    if report.rejected_file:
-        console.print(f"rejected rows and their reasons: [bold]{report.rejected_file}[/]")
-
-
-def _tell_servers_catalog_changed(settings: Settings, stores: Stores) -> None:
-    """With Redis, running server processes re-read the catalog now (which items exist,
-    which may be shown) rather than at their next check a few seconds later."""
-    from attune.engine.broadcast import ServerBroadcast
-
-    broadcast = ServerBroadcast.for_stores(stores)
-    if broadcast is not None and broadcast.publish_catalog(settings.workspace):
-        console.print("running servers told to re-read the catalog")
-
-
-def _run_import(
-    kind: str, path: Path, importer: Callable[..., Any], workspace: str | None, **options: Any
-) -> None:
-    from attune.ingest.files import read_table
-    from attune.ingest.importers import write_rejected
-    from attune.ingest.service import IngestService
-
-    with _session(workspace) as (settings, stores):
-        frame = read_table(path)
-        service = IngestService(settings, stores)
-        with _progress() as progress:
-            task = progress.add_task(f"{kind} from {path.name}", total=len(frame))
-            report = importer(
-                service,
-                frame,
-                source=path.name,
-                advance=lambda k: progress.advance(task, k),
-                **options,
-            )
-        write_rejected(report, path, settings.workspace_dir / "rejected")
-        _summary(report)
-        if kind == "items" and report.accepted:
-            _tell_servers_catalog_changed(settings, stores)
-    _fail_if_all_rejected(report)
-
-
-def _fail_if_all_rejected(report: Any) -> None:
-    """Exit 1 when the file had rows and every one was rejected, so that a script
-    (``attune import … && attune train``) stops; the first reason says why."""
-    if not report.total or report.rejected < report.total:
-        return
-    first = report.rejected_rows[0]
-    _fail(
-        f"no row was imported: all {report.total:,} were rejected "
-        f"(row {first['row']}: {first['reason']})"
-    )
-
-
-@import_app.command("events")
-def import_events_cmd(
-    file: Annotated[
-        Path,
-        typer.Argument(
-            help="CSV, JSON lines or Parquet: user_id,item_id,timestamp[,type,value,event_id] "
-            "('rating' is read as value)"
-        ),
-    ],
-    event_type: Annotated[
-        str, typer.Option("--type", help="Type of rows without a type column")
-    ] = "view",
-    workspace: WorkspaceOption = None,
-) -> None:
-    """Import events. Re-importing the same file adds nothing."""
-    from attune.ingest.importers import import_events
-
-    _run_import("events", file, import_events, workspace, default_type=event_type)
-
-
-@import_app.command("items")
-def import_items_cmd(
-    file: Annotated[
-        Path, typer.Argument(help="item_id[,title,text,categories,tags,available,price]")
-    ],
-    partial: Annotated[
-        bool,
-        typer.Option(
-            "--partial",
-            help="Change only the columns the file gives, on items already imported "
-            "(blank cells keep the stored value): a stock or price feed",
-        ),
-    ] = False,
-    workspace: WorkspaceOption = None,
-) -> None:
-    """Import catalog items (lists '|'-separated; 'genres' is read as categories). A row
-    replaces the whole item unless --partial."""
-    from attune.ingest.importers import import_items
-
-    _run_import("items", file, import_items, workspace, partial=partial)
-
-
-@import_app.command("users")
-def import_users_cmd(
-    file: Annotated[Path, typer.Argument(help="user_id and trait columns")],
-    workspace: WorkspaceOption = None,
-) -> None:
-    """Import user profiles; every column but user_id is a trait."""
-    from attune.ingest.importers import import_users
-
-    _run_import("users", file, import_users, workspace)
-
-
-@import_app.command("movielens")
-def import_movielens_cmd(
-    folder: Annotated[Path, typer.Argument(help="A MovieLens folder")],
-    workspace: WorkspaceOption = None,
-) -> None:
-    """Import a MovieLens data set: ratings, titles, genres, tags and user traits."""
-    from attune.ingest.importers import import_events, import_items, import_users
-    from attune.ingest.movielens import read_movielens
-    from attune.ingest.service import IngestService
-
-    with _session(workspace) as (settings, stores):
-        data = read_movielens(folder)
-        service = IngestService(settings, stores)
-        reports = []
-        with _progress() as progress:
-            for kind, frame, importer in (
-                ("items", data.items, import_items),
-                ("users", data.users, import_users),
-                ("events", data.events, import_events),
-            ):
-                task = progress.add_task(f"{kind} ({data.layout})", total=len(frame))
-                reports.append(
-                    importer(
-                        service,
-                        frame,
-                        source=f"{folder.name}/{kind}",
-                        advance=lambda k, t=task: progress.advance(t, k),
-                    )
-                )
-        for report in reports:
-            _summary(report)
-        if reports[0].accepted:
-            _tell_servers_catalog_changed(settings, stores)
 
 
 @app.command()
@@ -236,7 +72,7 @@ def train(
     params = dict(_parse_param(p) for p in param or [])
     seconds = _parse_duration(budget) if tune else None
     with _session(workspace) as (settings, stores):
-        with _progress() as progress:
+        with progress_bar() as progress:
             task = progress.add_task("training", total=1000)
 
             def tell(message: str, fraction: float) -> None:
@@ -361,7 +197,7 @@ def evaluate(
         categories = (
             dict(zip(items["item_id"], items["categories"], strict=True)) if len(items) else None
         )
-        with _progress() as progress:
+        with progress_bar() as progress:
             task = progress.add_task("evaluating", total=1000)
             report = evaluate_models(
                 frame,
@@ -500,7 +336,7 @@ def batch_recommend(
         stored_id = Pseudonymizer.from_settings(settings)  # the ids events are stored under
         chunk = 256
         # written beside the output and renamed over it at the end: a failure keeps the old
-        with _progress() as progress, atomic_output(output) as handle:
+        with progress_bar() as progress, atomic_output(output) as handle:
             task = progress.add_task("recommending", total=len(ids))
             for start in range(0, len(ids), chunk):
                 part = ids[start : start + chunk]
@@ -652,118 +488,6 @@ def worker(
         raise typer.Exit(code=130 if stopped_by[0] == signal.SIGINT else 0)
     if any(job.failures for job in jobs):
         raise typer.Exit(code=1)
-
-
-@users_app.command("erase")
-def users_erase(
-    user_id: Annotated[str, typer.Argument(help="The person's user id")],
-    workspace: WorkspaceOption = None,
-) -> None:
-    """Erase everything held about a person (events, profile, consent, logs, models).
-
-    The current model version forgets them here and a new version without them is
-    published (or retrained) before the command returns; running servers load it on
-    their next model check. With Redis, the erasure is also broadcast, so every server
-    process on that Redis forgets them at once."""
-    from attune.auth.audit import CLI_ACTOR
-    from attune.engine.broadcast import ServerBroadcast
-    from attune.engine.model_holder import ModelHolder
-    from attune.privacy.service import PrivacyService
-
-    with _session(workspace, existing=True) as (settings, stores):
-        holder = ModelHolder(stores, settings=settings)
-        broadcast = ServerBroadcast.for_stores(stores)
-        models = broadcast.forgetting(settings.workspace, holder) if broadcast else holder
-        report = PrivacyService(settings, stores, models).erase(user_id, actor=CLI_ACTOR)
-        with console.status("saving a model version without them"):
-            holder.wait_for_jobs()
-    table = Table(title=f"erased {user_id}")
-    table.add_column("store")
-    table.add_column("removed", justify="right")
-    for store, count in report.erased.items():
-        table.add_row(store, f"{count:,}")
-    out.print(table)
-    reach = "broadcast to running servers; " if broadcast else ""
-    console.print(
-        f"{report.total:,} entries over {report.identities} id(s). Models: "
-        f"{_model_outcome(report.models)} ({reach}servers load the new version on their "
-        "next model check)",
-        soft_wrap=True,
-    )
-
-
-def _model_outcome(models: dict[str, str]) -> str:
-    """What each role of the served version did ("exact": forgotten in place and saved;
-    "refit scheduled": retrained without them), in one line."""
-    if not models:
-        return "no trained model"
-    return ", ".join(f"{role} {outcome}" for role, outcome in sorted(models.items()))
-
-
-@users_app.command("export")
-def users_export(
-    user_id: Annotated[str, typer.Argument(help="The person's user id")],
-    output: Annotated[
-        Path | None, typer.Option(help="Write the JSON here (default: stdout)")
-    ] = None,
-    workspace: WorkspaceOption = None,
-) -> None:
-    """Everything held about a person, as JSON."""
-    from attune.privacy.service import PrivacyService
-
-    with _session(workspace, existing=True) as (settings, stores):
-        document = PrivacyService(settings, stores).export(user_id)
-    text = json.dumps(document, indent=2, ensure_ascii=False)
-    if output is None:
-        out.print_json(text)
-    else:
-        output.write_text(text + "\n", encoding="utf-8")
-        console.print(f"wrote {len(document['events']):,} events to [bold]{output}[/]")
-
-
-@retention_app.command("run")
-def retention_run(
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Only count what would be deleted")
-    ] = False,
-    workspace: WorkspaceOption = None,
-) -> None:
-    """Delete events older than ATTUNE_RETENTION_DAYS allows for their type, and logged
-    recommendation lists older than ATTUNE_RECOMMENDATION_LOG_DAYS."""
-    from datetime import UTC, datetime
-
-    from attune.privacy.retention import retention_configured, run_retention
-
-    with _session(workspace, existing=True) as (settings, stores):
-        if not retention_configured(settings):
-            console.print(
-                "no retention configured (ATTUNE_RETENTION_DAYS, "
-                "ATTUNE_RECOMMENDATION_LOG_DAYS): nothing to do"
-            )
-            return
-        report = run_retention(settings, stores, dry_run=dry_run)
-    verb = "would delete" if dry_run else "deleted"
-    table = Table(title=f"retention ({'dry run' if dry_run else 'applied'})")
-    table.add_column("event type")
-    table.add_column("kept for (days)", justify="right")
-    table.add_column("older than", justify="left")
-    table.add_column(verb, justify="right")
-    types = sorted(set(report.deleted) | set(settings.retention_days))
-    for event_type in types:
-        days = settings.retention_days.get(event_type, settings.retention_days.get("*"))
-        cutoff = report.cutoff_of(event_type)
-        when = datetime.fromtimestamp(cutoff, UTC).strftime("%Y-%m-%d %H:%M") if cutoff else "-"
-        label = "* (every other type)" if event_type == "*" else event_type
-        count = report.deleted.get(event_type, 0)
-        table.add_row(label, f"{days:g}", when, f"{count:,}")
-    table.add_row("[bold]total", "", "", f"[bold]{report.total:,}")
-    out.print(table)
-    if report.log_cutoff is not None:
-        when = datetime.fromtimestamp(report.log_cutoff, UTC).strftime("%Y-%m-%d %H:%M")
-        out.print(
-            f"recommendation log (kept {settings.recommendation_log_days:g} days): {verb} "
-            f"{report.logs_deleted:,} lists answered before {when}"
-        )
 
 
 @app.command()

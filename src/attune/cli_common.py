@@ -17,6 +17,7 @@ import pydantic
 import typer
 from pydantic_settings import SettingsError
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from attune.config import Settings, get_settings
 from attune.errors import AttuneError
@@ -123,3 +124,15 @@ def write_output(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` whole or not at all (see :func:`atomic_output`)."""
     with atomic_output(path) as handle:
         handle.write(text)
+
+
+def progress_bar() -> Progress:
+    """The progress bar of long-running commands (on stderr, kept when done)."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
