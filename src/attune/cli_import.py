@@ -120,8 +120,10 @@ def import_items_cmd(
     ] = False,
     workspace: WorkspaceOption = None,
 ) -> None:
-    """Import catalog items (lists '|'-separated; 'genres' is read as categories). A row
-    replaces the whole item unless --partial."""
+    """Import catalog items: each row replaces the whole item, unless --partial.
+
+    Lists are '|'-separated; 'genres' is read as categories.
+    """
     from attune.ingest.importers import import_items
 
     _run_import("items", file, import_items, workspace, partial=partial)
