@@ -128,7 +128,7 @@ def test_evaluate_prints_a_table_and_writes_json(run, events_csv, tmp_path):
     assert report["split"] == "temporal-user"
     knn, pop = report["models"]["item_knn"]["overall"], report["models"]["popularity"]["overall"]
     assert knn["ndcg@10"] > pop["ndcg@10"], "taste beats popularity on the two-taste world"
-    assert {"recall@20", "hit_rate@10", "map@10", "mrr", "coverage@10", "novelty@10"} <= set(knn)
+    assert {"recall@20", "hit_rate@10", "map@10", "mrr@10", "coverage@10", "novelty@10"} <= set(knn)
     result = run("evaluate", "--split", "sideways")
     assert result.exit_code == 1 and "unknown split" in result.output
 

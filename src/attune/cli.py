@@ -219,19 +219,21 @@ def evaluate(
         f"recall@{last}": f"Recall@{last}",
         f"hit_rate@{first}": f"HR@{first}",
         f"map@{first}": f"MAP@{first}",
-        "mrr": "MRR",
-        f"coverage@{first}": "Cover",
-        f"diversity@{first}": "Div",
-        f"novelty@{first}": "Novel",
-        f"popularity_percentile@{first}": "PopPct",
+        f"mrr@{first}": f"MRR@{first}",
+        f"coverage@{first}": f"Cov@{first}",
+        f"diversity@{first}": f"Div@{first}",
+        f"novelty@{first}": f"Nov@{first}",
+        f"popularity_percentile@{first}": f"Pop@{first}",
     }
+    if not any(f"diversity@{first}" in r["overall"] for r in report["models"].values()):
+        del columns[f"diversity@{first}"]  # no categories stored: nothing to measure
     title = (
         f"{split} split: {report['train_events']:,} past / {report['test_events']:,} future events"
     )
     table = Table(title=title)
     table.add_column("model")
     for header in columns.values():
-        table.add_column(header, justify="right")
+        table.add_column(header, justify="right", no_wrap=True, min_width=len(header))
     labels = {}
     for name, result in report["models"].items():
         labels[name] = f"auto ({result['chosen']['algorithm']})" if "chosen" in result else name

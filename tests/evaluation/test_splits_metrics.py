@@ -48,7 +48,7 @@ def test_metrics_known_values():
     assert m["ndcg@3"] == pytest.approx((dcg / ideal + 0) / 2)
     assert m["recall@3"] == pytest.approx(0.5)
     assert m["hit_rate@3"] == pytest.approx(0.5)
-    assert m["mrr"] == pytest.approx(0.5)
+    assert m["mrr@3"] == pytest.approx(0.5)
     assert m["map@3"] == pytest.approx(((1 + 2 / 3) / 2) / 2)
 
 
@@ -65,7 +65,7 @@ def test_beyond_accuracy_known_values():
     train = pd.DataFrame({"user_id": ["u1", "u2", "u2", "u3"], "item_id": ["a", "a", "b", "c"]})
     recs = {"u1": ["a", "b"], "u2": ["c", "d"]}
     cats = {"a": ["x"], "b": ["x"], "c": ["x", "y"], "d": []}
-    m = beyond_accuracy(recs, train, 2, catalog_size=4, item_categories=cats)
+    m = beyond_accuracy(recs, train, 2, catalog=4, item_categories=cats)
     assert m["coverage@2"] == 1.0
     # a: 2 of 3 users, b and c: 1 of 3, d: unseen (counts as maximally novel)
     expected = (-math.log2(2 / 3) - math.log2(1 / 3) - math.log2(1 / 3) + math.log2(3)) / 4
@@ -97,3 +97,59 @@ def test_keep_order_returns_the_same_split_in_arrival_order():
     assert list(test.item_id) == list(sorted_test.item_id) == ["e"]
     assert list(train.item_id) == ["c", "a", "d", "b"], "as they arrived"
     assert list(sorted_train.item_id) == ["a", "b", "c", "d"]
+
+
+def test_coverage_counts_catalog_items_of_scored_users_and_never_passes_one():
+    """The catalog is every item seen in train plus those known from metadata; lists of
+    users with nothing to find, and items outside the catalog, do not count."""
+    from attune.evaluation.report import evaluation_report
+
+    train = pd.DataFrame({"user_id": list("uuvvw"), "item_id": list("abaca")})
+    test = pd.DataFrame({"user_id": ["u", "v"], "item_id": ["c", "b"]})
+    lists = {"u": ["c", "zzz1"], "v": ["b", "zzz2"], "w": ["yyy"]}
+    report = evaluation_report(lists, train, test, ks=(2,))
+    assert report["overall"]["coverage@2"] == pytest.approx(2 / 3)
+    with_metadata = evaluation_report(lists, train, test, ks=(2,), catalog_items=["d", "e", "f"])
+    assert with_metadata["catalog_size"] == 6
+    assert with_metadata["overall"]["coverage@2"] == pytest.approx(2 / 6)
+
+
+def test_segments_count_training_interactions_not_distinct_items():
+    from attune.evaluation.report import evaluation_report
+
+    train = pd.DataFrame({"user_id": ["u"] * 10, "item_id": ["a", "b"] * 5})
+    test = pd.DataFrame({"user_id": ["u"], "item_id": ["c"]})
+    assert list(evaluation_report({"u": ["c"]}, train, test, ks=(10,))["segments"]) == ["light"]
+
+
+def test_mrr_is_reported_per_cutoff():
+    from attune.evaluation.report import evaluation_report
+
+    train = pd.DataFrame({"user_id": ["u"], "item_id": ["a"]})
+    test = pd.DataFrame({"user_id": ["u"], "item_id": ["c"]})
+    overall = evaluation_report({"u": ["x1", "x2", "c"]}, train, test, ks=(1, 3))["overall"]
+    assert overall["mrr@1"] == 0 and overall["mrr@3"] == pytest.approx(1 / 3)
+
+
+def test_integer_ids_score_as_their_text():
+    """Lists name people and items as text; an int-keyed test frame scored zero."""
+    from attune.evaluation.report import evaluation_report
+
+    train = pd.DataFrame({"user_id": [1, 1], "item_id": [10, 11]})
+    test = pd.DataFrame({"user_id": [1], "item_id": [12]})
+    report = evaluation_report({"1": ["12"]}, train, test, ks=(1,))
+    assert report["overall"]["ndcg@1"] == 1.0
+
+
+def test_items_had_in_train_are_not_relevant_in_any_scorer():
+    """PROTOCOL.md: relevant = held-out items the person did not have in train; tuning's
+    scorer counted them in the ideal DCG and in recall's denominator."""
+    metrics = ranking_metrics({"u": ["t", "a"]}, {"u": {"a", "t"}}, 5, {"u": {"t"}})
+    assert metrics["recall@5"] == 1.0
+    assert metrics["ndcg@5"] == pytest.approx(1 / math.log2(3))  # one relevant, at rank 2
+
+
+def test_leave_last_one_out_breaks_ties_by_item_id_as_text():
+    frame = pd.DataFrame({"user_id": [1, 1, 1], "item_id": [10, 9, 2], "timestamp": [7, 7, 7]})
+    _, test = leave_last_one_out(frame)
+    assert list(test.item_id) == [9]  # "9" > "2" > "10" as text

@@ -49,13 +49,16 @@ def ranking_metrics(
     k: int = 10,
     train_items: Mapping[str, set[str]] | None = None,
 ) -> dict[str, float]:
-    """NDCG@k, Recall@k (truncated), HitRate@k, MAP@k and MRR over users in ``relevant``."""
+    """NDCG@k, Recall@k (truncated), HitRate@k, MAP@k and MRR@k (reciprocal rank of the
+    first hit within k) over users in ``relevant``; items a user had in train (their
+    ``train_items``) are never relevant."""
     discount = 1.0 / np.log2(np.arange(2, k + 2))
     totals = {"ndcg": 0.0, "recall": 0.0, "hit_rate": 0.0, "map": 0.0, "mrr": 0.0}
-    users = [u for u, items in relevant.items() if items]
+    had = train_items or {}
+    users = [u for u, items in relevant.items() if items - had.get(u, set())]
     for user in users:
-        rel = relevant[user]
         seen = train_items.get(user, set()) if train_items else set()
+        rel = relevant[user] - seen
         hits = _hits(list(recommendations.get(user, ())), rel, k, seen)
         ideal = min(len(rel), k)
         totals["ndcg"] += _ndcg(hits, len(rel), discount)
@@ -66,4 +69,4 @@ def ranking_metrics(
             totals["map"] += float(precision_at_hits.sum() / ideal)
             totals["mrr"] += 1.0 / (np.flatnonzero(hits)[0] + 1)
     n = max(len(users), 1)
-    return {f"{name}@{k}" if name != "mrr" else "mrr": value / n for name, value in totals.items()}
+    return {f"{name}@{k}": value / n for name, value in totals.items()}

@@ -61,8 +61,16 @@ def global_temporal_split(
 
 def leave_last_one_out(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Each user's newest row is test (users with a single row keep it in train)."""
-    ordered = frame.sort_values(["user_id", "timestamp", "item_id"], kind="stable")
-    grouped = ordered.groupby("user_id", sort=False)
+    # ties between equal timestamps break by item id as text, as in temporal_user_split
+    order = np.lexsort(
+        (
+            frame["item_id"].astype(str).to_numpy(),
+            frame["timestamp"].to_numpy(dtype=np.float64),
+            frame["user_id"].astype(str).to_numpy(),
+        )
+    )
+    ordered = frame.iloc[order]
+    grouped = ordered.groupby(ordered["user_id"].astype(str), sort=False)
     is_last = grouped.cumcount(ascending=False).to_numpy() == 0
     has_more = grouped["user_id"].transform("size").to_numpy() > 1
     test_mask = is_last & has_more

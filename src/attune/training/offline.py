@@ -53,7 +53,10 @@ def evaluate_models(
     kept = policy.counted(frame)
     train, test = SPLITS[split](kept)
     if train.empty or test.empty:
-        raise ValidationError("too little data to split into a past and a future")
+        raise ValidationError(
+            f"the {split} split leaves {'no training' if train.empty else 'no test'} events "
+            f"({len(kept):,} events in all): too little data, or too few distinct times"
+        )
     users = sorted(set(test["user_id"].astype(str)))
     reports: dict[str, Any] = {}
     for position, name in enumerate(algorithms):
@@ -72,7 +75,8 @@ def evaluate_models(
         model, dataset = fit_candidate(candidate, train, policy, items)
         tell(f"{name}: recommending for {len(users):,} people", (position + 0.5) * share)
         lists = recommend_lists(model, dataset.item_position, train, users, policy, max(ks))
-        report = evaluation_report(lists, train, test, ks, item_categories)
+        catalog = items["item_id"].astype(str) if items is not None else ()
+        report = evaluation_report(lists, train, test, ks, item_categories, catalog)
         report["seconds"] = round(time.perf_counter() - started, 2)
         if chosen:
             report["chosen"] = chosen
