@@ -357,6 +357,44 @@ def test_region_availability_and_context_bound_filters(client, trained):
     assert set(ids(bound)) <= {"a3", "a4"}
 
 
+def test_a_category_cap_holds_over_exploration_slots_too(client, trained):
+    put_catalog(client)
+    now = time.time()
+    for k, category in enumerate(["A", "A", "N1", "N2"]):
+        body = {"categories": [category], "created_at": now - k}
+        client.put(f"/v1/items/x{k}", json=body)
+    eventually(lambda: ids(recs(client, "u0", n=10)), lambda found: "x0" in found)
+    config = {"diversity": {"max_per_category": 1}, "exploration": {"share": 0.5}}
+    client.put("/v1/placements/capped", json=config)
+    new_ones = {"x0": "A", "x1": "A", "x2": "N1", "x3": "N2"}
+    for user in ("u0", "u1", "u2"):
+        listed = ids(recs(client, user, n=4, placement="capped"))
+        shown = [new_ones.get(i, i[0].upper()) for i in listed]
+        assert len(shown) == 4 and len(set(shown)) == 4, (user, listed)
+
+
+def test_region_limits_hold_for_people_who_opted_out_and_follow_trait_changes(client, trained):
+    """Opting out of personalisation stops taste, not where items may be offered; and a
+    new region trait applies to the very next list (traits changes drop cached lists)."""
+    put_catalog(client, a3={"regions": ["US"]}, a4={"regions": ["US"]})
+    client.put("/v1/users/u0", json={"traits": {"region": "EU"}})
+    client.put("/v1/users/u0/preferences", json={"personalization": False})
+    assert not {"a3", "a4"} & set(ids(recs(client, "u0", n=10)))
+    client.put("/v1/users/u5", json={"traits": {"region": "EU"}})
+    assert not {"a3", "a4"} & set(ids(recs(client, "u5", n=10)))  # cached now
+    client.put("/v1/users/u5", json={"traits": {"region": "US"}})
+    assert {"a3", "a4"} - seen_by("u5") <= set(ids(recs(client, "u5", n=10)))
+
+
+def test_the_pages_own_item_is_not_recommended_on_it(client, trained):
+    put_catalog(client)
+    client.put("/v1/items/new0", json={"categories": ["A"], "created_at": time.time()})
+    eventually(lambda: ids(recs(client, "u0", n=10)), lambda found: "new0" in found)
+    on_its_page = recs(client, "u0", n=10, **{"context.item_id": "new0"})
+    assert "new0" not in ids(on_its_page)
+    assert "a1" not in ids(recs(client, "u0", n=10, **{"context.item_id": "a1"}))
+
+
 def test_bad_context_parameter_is_422(client, trained):
     response = client.get("/v1/users/u0/recommendations", params={"context.Bad-Key": "x"})
     assert response.status_code == 422

@@ -71,3 +71,18 @@ def test_a_malformed_filter_is_still_a_422_with_its_position(client, trained) ->
     response = client.get("/v1/users/u0/recommendations", params={"filter": "price <"})
     assert response.status_code == 422
     assert response.json()["error"]["details"]
+
+
+def test_locale_tags_match_whatever_their_case_or_separator():
+    from attune.api.routes.recommendations import _summary
+
+    entry = {
+        "title": "Boots",
+        "translations": {"fr-CA": {"title": "Bottes (CA)"}, "fr": {"title": "Bottes"}},
+    }
+    assert _summary(entry, "FR-ca")["title"] == "Bottes (CA)"
+    assert _summary(entry, "fr_CA")["title"] == "Bottes (CA)"
+    assert _summary(entry, "FR")["title"] == "Bottes"
+    assert (
+        _summary(entry, "fr-BE")["title"] == "Bottes" and _summary(entry, "de")["title"] == "Boots"
+    )

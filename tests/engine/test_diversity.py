@@ -52,3 +52,12 @@ def test_rerankers_return_distinct_valid_positions(relevance, level, n) -> None:
         assert len(picked) == min(n, len(relevance))
         assert len(set(picked)) == len(picked)
         assert all(0 <= i < len(relevance) for i in picked)
+
+
+def test_the_cap_reaches_past_a_head_of_one_category() -> None:
+    """Thirty items of one category lead the ranking: a cap of one must take the rest of
+    the first five from further down (held items once came first, breaking the cap)."""
+    cats = [frozenset({"A"})] * 30 + [frozenset({f"C{k}"}) for k in range(10)]
+    order = cap_per_category(range(40), cats, 40, 1, first=5)
+    assert order[:5] == [0, 30, 31, 32, 33]
+    assert sorted(order) == list(range(40)), "nothing is lost, only moved down"

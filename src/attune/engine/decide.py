@@ -448,8 +448,11 @@ class DecisionEngine:
             # as the catalog spells them now ("comedy" saved before "Comedy" existed)
             preferences = preferences.spelled_as(self.catalog.lookup().spellings)
         personalized = bool(user_id) and preferences.personalization and self.consents(user_id)
-        profile = self.stores.users.get_user(user_id) if user_id and personalized else None
-        traits = dict(profile.get("traits") or {}) if profile else {}
+        profile = self.stores.users.get_user(user_id) if user_id else None
+        stated = dict(profile.get("traits") or {}) if profile else {}
+        # opting out stops the profile's use for taste, not where items may be offered:
+        # the region trait still limits region-bound items
+        traits = stated if personalized else {}
         if not personalized:
             history = older = []
         if not (personalized and user_id):
@@ -463,7 +466,7 @@ class DecisionEngine:
         if older:  # what they had before still counts as seen (and a "no" as said)
             excluded |= _seen(older, placement)
         excluded |= {e.item_id for e in session if e.type in NEGATIVE}
-        region = context.get("region") or _text(traits.get("region"))
+        region = context.get("region") or _text(stated.get("region"))
         return Person(
             user_id,
             preferences,
@@ -508,7 +511,7 @@ class DecisionEngine:
         model = self.model()
         people = self.people(user_ids, config, context)
         size = n or config.n
-        model_lists = self._model_candidates(model, people, size, condition)
+        model_lists = self._model_candidates(model, people, size, condition, config=config)
         return [
             self._assemble(model, person, size, name, config, condition, context, model_list)
             for person, model_list in zip(people, model_lists, strict=True)
@@ -521,13 +524,15 @@ class DecisionEngine:
         context = with_clock(request.context)
         model = self.model()
         person = self.person(request.user_id, config, context, request.session)
+        if context.get("item_id"):  # the page's own item is not recommended on it
+            person.excluded.add(context["item_id"])
         condition = self.condition(
             [request.filter_text, config.filter, *self._rule_filters(config, person, context)],
             context,
             person,
         )
         size = request.n or config.n
-        model_list = self._model_candidates(model, [person], size, condition)[0]
+        model_list = self._model_candidates(model, [person], size, condition, config=config)[0]
         return self._assemble(
             model,
             person,
@@ -566,7 +571,7 @@ class DecisionEngine:
         similar_config = config.model_copy(update={"sources": weights, "rules": [], "pins": []})
         context = {**context, "item_id": anchor}
         model_list = (
-            self._model_candidates(model, [person], size, condition)[0]
+            self._model_candidates(model, [person], size, condition, config=config)[0]
             if "model" in weights
             else []
         )
@@ -629,8 +634,10 @@ class DecisionEngine:
         n: int,
         condition: Filter | None,
         restrict: np.ndarray | None = None,
+        config: PlacementConfig | None = None,
     ) -> list[list[tuple[str, float]]]:
-        """The main model's best items for everyone with usable history, in one call."""
+        """The main model's best items for everyone with usable history, in one call
+        (:func:`candidate_depth` of them)."""
         lists: list[list[tuple[str, float]]] = [[] for _ in people]
         rows = [i for i, p in enumerate(people) if p.personalized and p.history]
         if not rows:
@@ -653,7 +660,7 @@ class DecisionEngine:
             main.n_items,
             [self._unavailable_positions(model, "main", people[i].unavailable) for i in rows],
         )
-        depth = n + 2 * max(10, n)  # room for boosts, diversity and the exploration share
+        depth = candidate_depth(n, config)
         index, scores = main.recommend(
             query, depth, exclude=exclude, candidates=candidates, positive_only=True
         )
@@ -766,7 +773,7 @@ class DecisionEngine:
         exploration share goes only to new items that look like the page's item (a
         similar-items list), none where that cannot be judged."""
         pool = Pool()
-        depth = n + 2 * max(10, n)
+        depth = candidate_depth(n, config)
         draft = Draft(pool, model, person, config, condition, context, depth)
         self._add_model(draft, model_list)
         if person.personalized:
@@ -805,6 +812,8 @@ class DecisionEngine:
         ordered = self._explore(
             ordered, model, person, config, condition, n, anchor, look_alikes_only
         )
+        if config.diversity.max_per_category is not None and only is None:
+            ordered = self._capped(ordered, n, config.diversity.max_per_category)
         if only is None and not look_alikes_only and len(ordered) < n:
             taken = {c.item_id for c in ordered} | {p.item_id for p in config.pins}
             ordered += self._unscored(draft, n - len(ordered), taken)
@@ -1205,11 +1214,17 @@ class DecisionEngine:
             order = diversity.calibrate(relevance, categories, target, len(head), max(level, 0.5))
         else:
             order = diversity.mmr(relevance, categories, len(head), level)
+        ordered = [head[i] for i in order] + tail
         if settings.max_per_category is not None:
-            order = diversity.cap_per_category(
-                order, categories, len(head), settings.max_per_category
-            )
-        return [head[i] for i in order] + tail
+            ordered = self._capped(ordered, n, settings.max_per_category)
+        return ordered
+
+    def _capped(self, ordered: list[Candidate], n: int, cap: int) -> list[Candidate]:
+        """``ordered`` with no category more than ``cap`` times among the first ``n``,
+        as far as the candidates allow (the cap of :func:`diversity.cap_per_category`)."""
+        categories = [self.catalog.categories_of(c.item_id) for c in ordered]
+        order = diversity.cap_per_category(range(len(ordered)), categories, len(ordered), cap, n)
+        return [ordered[i] for i in order]
 
     def _history_categories(self, person: Person) -> dict[str, float]:
         weights: Counter[str] = Counter()
@@ -1280,9 +1295,20 @@ class DecisionEngine:
         n: int,
     ) -> Iterator[NewItem]:
         """The new items exploration may offer this person, newest first (then untried
-        ones): not in the list already, not excluded, unavailable or filtered out."""
+        ones): not in the list already, not excluded, unavailable or filtered out, and
+        not in a category the list's other items already fill to the placement's cap."""
         since = time.time() - config.exploration.new_item_days * 86_400
         shown = {c.item_id for c in ordered[:n]}
+        cap = config.diversity.max_per_category
+        full: set[str] = set()
+        if cap is not None:
+            slots = round(config.exploration.share * n)
+            counts = Counter(
+                c
+                for item in ordered[: max(n - slots, 0)]
+                for c in self.catalog.categories_of(item.item_id)
+            )
+            full = {category for category, count in counts.items() if count >= cap}
         # the catalog checks only matter for an item some of them could keep out
         checks = bool(person.blocked_categories) or condition is not None
         excluded, unavailable = person.excluded, person.unavailable
@@ -1293,6 +1319,8 @@ class DecisionEngine:
         for item in new:
             item_id = item.item_id
             if item_id in shown or item_id in excluded or item_id in unavailable:
+                continue
+            if full and not full.isdisjoint(item.categories):
                 continue
             shown.add(item_id)  # an item both recent and untried is offered once
             if (checks or not item.open_to_all) and not self._record_admissible(
@@ -1508,6 +1536,20 @@ def _seen(history: list[HistoryEvent], placement: PlacementConfig) -> set[str]:
         ):
             seen.add(event.item_id)
     return seen
+
+
+def candidate_depth(n: int, config: PlacementConfig | None = None) -> int:
+    """How many candidates each source proposes for a list of ``n``: room for boosts,
+    diversity and the exploration share; more where a boost or a cap per category can
+    bring up items ranked far below the first ``n``."""
+    depth = n + 2 * max(10, n)
+    if config is not None and (
+        config.boosts
+        or config.diversity.max_per_category is not None
+        or any(rule.action == "boost" for rule in config.rules)
+    ):
+        depth = max(depth, 5 * n + 50)
+    return depth
 
 
 def _known_to(model: LoadedModel, item_id: str) -> bool:

@@ -54,21 +54,25 @@ def mmr(
 
 
 def cap_per_category(
-    order: Sequence[int], categories: Sequence[frozenset[str]], n: int, cap: int
+    order: Sequence[int],
+    categories: Sequence[frozenset[str]],
+    n: int,
+    cap: int,
+    first: int | None = None,
 ) -> list[int]:
-    """Keep the order but let no category appear more than ``cap`` times among the
-    first ``n``; items held back fill any remaining slots afterwards (so the list stays
-    ``n`` long when the candidates are few)."""
+    """``order`` (the first ``n`` of it) with no category more than ``cap`` times among
+    its first ``first`` entries (default: all ``n``): items that would pass the cap wait
+    until those ``first`` places are taken by compliant items, from anywhere in
+    ``order``; only if too few comply do held items fill them, best first."""
+    limit = n if first is None else min(first, n)
     counts: Counter[str] = Counter()
     kept, held = [], []
     for i in order:
-        if all(counts[c] < cap for c in categories[i]):
+        if len(kept) < limit and all(counts[c] < cap for c in categories[i]):
             kept.append(i)
             counts.update(categories[i])
         else:
             held.append(i)
-        if len(kept) == n:
-            break
     return (kept + held)[:n]
 
 

@@ -115,13 +115,16 @@ def _summary(entry: dict[str, Any], locale: str | None) -> dict[str, Any]:
     summary = {k: entry.get(k) for k in ("title", "categories", "tags", "price", "available")}
     translations = entry.get("translations") or {}
     if locale and translations:
-        for candidate in (locale, locale.split("-")[0]):
-            found = translations.get(candidate)
+        # locale tags are case-insensitive, and "fr_CA" is often written for "fr-CA"
+        by_tag = {str(tag).replace("_", "-").lower(): tag for tag in translations}
+        wanted = locale.replace("_", "-").lower()
+        for candidate in (wanted, wanted.split("-")[0]):
+            found = translations.get(by_tag.get(candidate, candidate))
             if isinstance(found, dict):
                 summary["title"] = found.get("title") or summary["title"]
                 if found.get("text"):
                     summary["text"] = found["text"]
-                summary["locale"] = candidate
+                summary["locale"] = by_tag.get(candidate, candidate)
                 break
     return summary
 

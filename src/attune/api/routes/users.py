@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from attune.api.deps import IngestDep, ServicesDep, StoresDep
+from attune.api.deps import IngestDep, RecommendationsDep, ServicesDep, StoresDep
 from attune.api.routes._common import UserIdPath, event_out, user_out
 from attune.errors import NotFoundError
 from attune.ingest.schemas import UserIn, UserOut
@@ -15,8 +15,18 @@ router = APIRouter(tags=["users"])
 
 
 @router.put("/v1/users/{user_id}", response_model=UserOut, summary="Create or replace a profile")
-def put_user(user_id: UserIdPath, user: UserIn, ingest: IngestDep) -> dict[str, Any]:
-    return {**user_out(ingest.put_user(user_id, user)), "user_id": user_id}
+def put_user(
+    user_id: UserIdPath,
+    user: UserIn,
+    ingest: IngestDep,
+    services: ServicesDep,
+    recommendations: RecommendationsDep,
+) -> dict[str, Any]:
+    """Traits take effect on the person's next list (their region, their segments): the
+    person's cached answers are dropped."""
+    stored = ingest.put_user(user_id, user)
+    recommendations.forget_cached(services.user_key(user_id))
+    return {**user_out(stored), "user_id": user_id}
 
 
 @router.get("/v1/users/{user_id}", response_model=UserOut, summary="Read a profile")
