@@ -480,6 +480,19 @@ def test_trending_ranks_a_sudden_favourite(client, trained):
     body = client.get("/v1/trending", params={"n": 3, "window": "1h"}).json()
     assert body["items"][0]["item_id"] == "b2" and body["items"][0]["people"] == 6
     assert client.get("/v1/trending", params={"window": "2h"}).status_code == 422
+    # region-bound: not shown where it is not offered; titles in the request's locale
+    client.put(
+        "/v1/items/b2",
+        json={"regions": ["EU"], "title": "Boots", "translations": {"fr": {"title": "Bottes"}}},
+    )
+    elsewhere = {"n": 3, "window": "1h", "context.region": "US"}
+    eventually(
+        lambda: ids(client.get("/v1/trending", params=elsewhere).json()["items"]),
+        lambda found: "b2" not in found,
+    )
+    here = {"n": 3, "window": "1h", "context.region": "EU", "context.locale": "fr"}
+    top = client.get("/v1/trending", params={**here, "include_items": True}).json()["items"][0]
+    assert top["item_id"] == "b2" and top["item"]["title"] == "Bottes"
 
 
 # -- real time, exploration, logging, caching ---------------------------------------------------

@@ -270,14 +270,27 @@ class RecommendationService:
         return self._answered(self.engine.rank(request), user_id, request.context)
 
     def trending(
-        self, n: int, window: str = "24h", filter_text: str | None = None
+        self,
+        n: int,
+        window: str = "24h",
+        filter_text: str | None = None,
+        context: Mapping[str, str] | None = None,
     ) -> list[TrendingItem]:
-        condition = self.engine.condition([filter_text])
+        """The ``n`` most trending items that may be shown: available, matching the
+        filter (``context.*`` names bound), offered in ``context["region"]`` if given."""
+        context = dict(context or {})
+        condition = self.engine.condition([filter_text], context)
         unavailable = self.engine.unavailable_items()
+        region = context.get("region")
         found = []
         for item in self.engine.trending.top(max(4 * n, 100), window):
             if item.item_id in unavailable:
                 continue
+            if region:
+                record = self.engine.catalog.record(item.item_id) or {}
+                regions = record.get("regions")
+                if regions is not None and region not in regions:
+                    continue
             if condition is not None:
                 record = self.engine.catalog.record(item.item_id)
                 ok = (

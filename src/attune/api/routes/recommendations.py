@@ -388,6 +388,7 @@ class TrendingOut(BaseModel):
     summary="Items trending now",
 )
 async def trending(
+    request: Request,
     service: RecommendationsDep,
     stores: StoresDep,
     n: Annotated[int, Query(ge=1, le=500)] = 10,
@@ -397,9 +398,12 @@ async def trending(
     filter_text: FilterQuery = None,
 ) -> TrendingOut:
     """Items whose distinct-people count in the window is well above what their recent
-    baseline predicts (the window ends at the newest event); unavailable items and
-    items refused by ``filter`` are left out."""
-    found = await run_in_threadpool(service.trending, n, window, filter_text)
+    baseline predicts (the window ends at the newest event); unavailable items, items
+    refused by ``filter`` and, with ``context.region``, items not offered there are
+    left out. ``context.locale`` (or ``locale``) picks the titles' translation."""
+    context = context_params(request)
+    locale = locale or context.get("locale")
+    found = await run_in_threadpool(service.trending, n, window, filter_text, context)
     catalog = stores.catalog.get_items([t.item_id for t in found]) if include_items else {}
     return TrendingOut(
         window=window,
